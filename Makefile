@@ -1,0 +1,15 @@
+# The two commands a newcomer needs. See README.md.
+.PHONY: test deps check
+
+deps:
+	scripts/install-deps.sh
+
+# The whole test suite, exactly as CI runs it: formatting, lints, then every test against a private
+# Redis and local DynamoDB/STS server.
+test: deps
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	scripts/with-services.sh cargo test --all-targets
+
+check:
+	cargo run --quiet -- check

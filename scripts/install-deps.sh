@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what jitgate's tests and local stack need on a Debian/Ubuntu machine with Rust:
+# redis-server (Debian package) and, in a Python venv, the local DynamoDB/STS server (moto) and the IAM policy
+# linter (parliament). Idempotent: a second run only checks.
+set -euo pipefail
+
+TOOLS_DIR="${JITGATE_TOOLS_DIR:-$HOME/.cache/jitgate-tools}"
+MOTO_VERSION="5.2.5"
+PARLIAMENT_VERSION="1.6.4"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
+if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || ! "$TOOLS_DIR/venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+  echo "installing moto $MOTO_VERSION and parliament into $TOOLS_DIR/venv…"
+  mkdir -p "$TOOLS_DIR"
+  python3 -m venv "$TOOLS_DIR/venv"
+  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check \
+    "moto[dynamodb]==$MOTO_VERSION" flask flask-cors "parliament==$PARLIAMENT_VERSION"
+fi
+
+echo "redis: $(redis-server --version | awk '{print $3}')  moto: $("$TOOLS_DIR/venv/bin/pip" show moto | awk '/^Version/{print $2}')  parliament: $("$TOOLS_DIR/venv/bin/pip" show parliament | awk '/^Version/{print $2}')"

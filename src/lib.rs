@@ -1,0 +1,9 @@
+//! jitgate: just-in-time, on-call-approved, audited DynamoDB queries from Slack.
+//!
+//! Dependencies point inward: `store`, `aws` and `audit` know nothing of each other; `request`, `runbook` do no
+//! I/O beyond reading runbook files. See `docs/design.md` for the flow.
+
+pub mod clock;
+pub mod ids;
+pub mod request;
+pub mod runbook;

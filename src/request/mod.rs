@@ -1,0 +1,298 @@
+//! The access-request state machine and its approval rules. Pure: no I/O, time comes in as an argument.
+//!
+//! ```text
+//! Pending ──approve (enough approvers)──▶ Approved ──start──▶ Running ──▶ Succeeded | Failed
+//!    │ └─approve (more needed)─▶ Pending (one more approval recorded)
+//!    ├──deny──▶ Denied      ├──expire (ttl passed)──▶ Expired      ├──cancel (requester)──▶ Cancelled
+//!    └──fail (a step before execution broke)──▶ Failed
+//! ```
+//!
+//! Each function takes the current record and returns an outcome: either a refusal carrying the reason (shown to
+//! the user, audited) or the next record with its version bumped. The store then writes the next record with a
+//! compare-and-set on the old state and version, so of two racing transitions exactly one lands.
+//!
+//! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
+
+mod approve;
+mod roster;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{RequestId, SlackUserId};
+use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
+
+pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use roster::{OnCallEntry, Roster, RosterSource};
+
+/// The kind of state a request is in, without its details: what compare-and-set checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Running,
+    Succeeded,
+    Failed,
+    Denied,
+    Expired,
+    Cancelled,
+}
+
+impl RequestState {
+    /// A finished request never changes again.
+    pub fn is_final(self) -> bool {
+        match self {
+            RequestState::Pending | RequestState::Approved | RequestState::Running => false,
+            RequestState::Succeeded
+            | RequestState::Failed
+            | RequestState::Denied
+            | RequestState::Expired
+            | RequestState::Cancelled => true,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Running => "running",
+            RequestState::Succeeded => "succeeded",
+            RequestState::Failed => "failed",
+            RequestState::Denied => "denied",
+            RequestState::Expired => "expired",
+            RequestState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One recorded approval, with the roster evidence that made the approver eligible at click time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: SlackUserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub evidence: OnCallEntry,
+}
+
+/// What an execution delivered, as recorded on a succeeded request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionSummary {
+    pub row_count: u32,
+    pub truncated: bool,
+    pub consumed_capacity: f64,
+    /// SHA-256 (hex) of the rows as delivered (after masking).
+    pub result_sha256: String,
+}
+
+/// A request's state with the details that belong to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    Running {
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+    },
+    Succeeded {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        summary: ExecutionSummary,
+    },
+    Failed {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        reason: String,
+    },
+    Denied {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        by: SlackUserId,
+        reason: Option<String>,
+    },
+    Expired {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    Cancelled {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+impl Status {
+    pub fn state(&self) -> RequestState {
+        match self {
+            Status::Pending => RequestState::Pending,
+            Status::Approved { .. } => RequestState::Approved,
+            Status::Running { .. } => RequestState::Running,
+            Status::Succeeded { .. } => RequestState::Succeeded,
+            Status::Failed { .. } => RequestState::Failed,
+            Status::Denied { .. } => RequestState::Denied,
+            Status::Expired { .. } => RequestState::Expired,
+            Status::Cancelled { .. } => RequestState::Cancelled,
+        }
+    }
+}
+
+/// One access request, as stored in Redis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub id: RequestId,
+    pub requester: SlackUserId,
+    pub reason: Option<String>,
+    pub query: RenderedQuery,
+    /// The fingerprint shown on the approval card; approvals are bound to it.
+    pub fingerprint: Fingerprint,
+    /// The runbook's approval policy as it was when the request was made.
+    pub policy: ApprovalPolicy,
+    pub status: Status,
+    /// Bumped by every transition; the compare-and-set checks it.
+    pub version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub approvals: Vec<Approval>,
+}
+
+/// Why a transition was not made. Each is a normal outcome with a message for the user, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The runbook requires a reason and none (or only whitespace) was given.
+    ReasonRequired,
+    /// The requester clicked Approve or Deny on their own request.
+    SelfApproval,
+    /// The clicker is not on call in any source the runbook accepts, per the roster given.
+    NotOnCall,
+    /// The roster is older than allowed: approving on stale information is refused (fail closed).
+    RosterStale,
+    /// This approver already approved; a second click does not count twice.
+    AlreadyApprovedBy,
+    /// The approval window has passed.
+    Expired,
+    /// Only the requester may cancel.
+    NotRequester,
+    /// The request is no longer in a state that allows this action ("someone else already did it").
+    NotPending(RequestState),
+}
+
+/// What starting a request needs.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub id: RequestId,
+    pub requester: SlackUserId,
+    pub reason: Option<String>,
+    pub query: RenderedQuery,
+    pub policy: ApprovalPolicy,
+}
+
+impl AccessRequest {
+    /// Creates a pending request, or refuses it when the policy needs a reason that is missing.
+    pub fn create(new: NewRequest, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
+        let reason = new.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+        if new.policy.require_reason && reason.is_none() {
+            return Err(Refusal::ReasonRequired);
+        }
+        let ttl = time::Duration::try_from(new.policy.ttl).unwrap_or(time::Duration::ZERO);
+        Ok(AccessRequest {
+            fingerprint: new.query.fingerprint(),
+            id: new.id,
+            requester: new.requester,
+            reason,
+            query: new.query,
+            policy: new.policy,
+            status: Status::Pending,
+            version: 1,
+            created_at: now,
+            expires_at: now + ttl,
+            approvals: Vec::new(),
+        })
+    }
+
+    pub fn state(&self) -> RequestState {
+        self.status.state()
+    }
+
+    /// The next record: same request, new status, version bumped.
+    fn with_status(&self, status: Status) -> AccessRequest {
+        AccessRequest { status, version: self.version + 1, ..self.clone() }
+    }
+}
+
+/// Denies a pending request. Who may deny is who may approve: an eligible approver who is not the requester.
+pub fn deny(
+    request: &AccessRequest,
+    by: &SlackUserId,
+    reason: Option<String>,
+    roster: &Roster,
+    now: OffsetDateTime,
+) -> Result<AccessRequest, Refusal> {
+    approve::check_may_decide(request, by, roster, now)?;
+    let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    Ok(request.with_status(Status::Denied { at: now, by: by.clone(), reason }))
+}
+
+/// Cancels a pending request at its requester's wish.
+pub fn cancel(request: &AccessRequest, by: &SlackUserId, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
+    match request.state() {
+        RequestState::Pending => {}
+        other => return Err(Refusal::NotPending(other)),
+    }
+    if by != &request.requester {
+        return Err(Refusal::NotRequester);
+    }
+    Ok(request.with_status(Status::Cancelled { at: now }))
+}
+
+/// Expires a pending request whose approval window has passed; `None` when it is not (yet) expirable.
+pub fn expire(request: &AccessRequest, now: OffsetDateTime) -> Option<AccessRequest> {
+    match request.state() {
+        RequestState::Pending if now >= request.expires_at => Some(request.with_status(Status::Expired { at: now })),
+        _ => None,
+    }
+}
+
+/// Moves an approved request to Running. The store's compare-and-set on this transition is what makes the query
+/// run once: only the replica whose write lands executes it.
+pub fn start(request: &AccessRequest, approved: &ApprovedQuery, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
+    match request.state() {
+        RequestState::Approved if approved.request_id() == &request.id => {
+            Ok(request.with_status(Status::Running { since: now }))
+        }
+        other => Err(Refusal::NotPending(other)),
+    }
+}
+
+/// Records a successful execution.
+pub fn succeed(
+    request: &AccessRequest,
+    summary: ExecutionSummary,
+    now: OffsetDateTime,
+) -> Result<AccessRequest, Refusal> {
+    match request.state() {
+        RequestState::Running => Ok(request.with_status(Status::Succeeded { at: now, summary })),
+        other => Err(Refusal::NotPending(other)),
+    }
+}
+
+/// Ends a request that broke at any step before it finished.
+pub fn fail(request: &AccessRequest, reason: impl Into<String>, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
+    match request.state() {
+        RequestState::Pending | RequestState::Approved | RequestState::Running => {
+            Ok(request.with_status(Status::Failed { at: now, reason: reason.into() }))
+        }
+        other @ (RequestState::Succeeded
+        | RequestState::Failed
+        | RequestState::Denied
+        | RequestState::Expired
+        | RequestState::Cancelled) => Err(Refusal::NotPending(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,276 @@
+//! Unit tests of the state machine and approval rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::ids::RunbookId;
+use crate::runbook::{ApproverSources, BoundValue, KeyValue, Operation};
+
+const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+
+fn user(id: &str) -> SlackUserId {
+    SlackUserId::parse(id).unwrap()
+}
+
+fn query() -> RenderedQuery {
+    RenderedQuery {
+        runbook: RunbookId::parse("orders-by-customer").unwrap(),
+        role_arn: "arn:aws:iam::123456789012:role/jitgate-orders-read".into(),
+        table: "Orders".into(),
+        table_arn: "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders".into(),
+        index: None,
+        index_arn: None,
+        operation: Operation::Query,
+        key: vec![],
+        partition_key: Some(KeyValue { attribute: "customer_id".into(), value: BoundValue::S("C000042".into()) }),
+        key_condition_expression: Some("#pk = :pk".into()),
+        filter_expression: None,
+        projection_expression: None,
+        expression_attribute_names: BTreeMap::from([("#pk".into(), "customer_id".into())]),
+        expression_attribute_values: BTreeMap::from([(":pk".into(), BoundValue::S("C000042".into()))]),
+        projected_attributes: vec![],
+        accessed_attributes: vec!["customer_id".into()],
+        masked_attributes: vec![],
+        item_cap: 100,
+    }
+}
+
+fn policy(required: u8) -> ApprovalPolicy {
+    ApprovalPolicy {
+        approvers: ApproverSources {
+            pagerduty_schedules: BTreeSet::from(["PSCHED1".to_owned()]),
+            pagerduty_escalation_policies: BTreeSet::from(["PESC1".to_owned()]),
+            slack_users: BTreeSet::from([user("UOWNER")]),
+        },
+        required_approvals: required,
+        require_reason: true,
+        ttl: std::time::Duration::from_secs(30 * 60),
+    }
+}
+
+fn pending(required: u8) -> AccessRequest {
+    AccessRequest::create(
+        NewRequest {
+            id: RequestId::parse("JIT-7Q2M4X").unwrap(),
+            requester: user("UREQ"),
+            reason: Some("INC-812".into()),
+            query: query(),
+            policy: policy(required),
+        },
+        NOW,
+    )
+    .unwrap()
+}
+
+fn roster() -> Roster {
+    Roster::new(NOW)
+        .with(user("UBOB"), RosterSource::Schedule("PSCHED1".into()), "PagerDuty schedule PSCHED1")
+        .with(user("UCAROL"), RosterSource::EscalationPolicy("PESC1".into()), "PagerDuty escalation policy PESC1")
+        .with(user("UREQ"), RosterSource::Schedule("PSCHED1".into()), "PagerDuty schedule PSCHED1")
+        .with(user("UDAVE"), RosterSource::Schedule("POTHER".into()), "PagerDuty schedule POTHER")
+        .with(user("UOWNER"), RosterSource::NamedApprover, "named in the runbook")
+}
+
+fn refused(outcome: ApproveOutcome) -> Refusal {
+    match outcome {
+        ApproveOutcome::Refused(r) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn create_sets_pending_window_and_fingerprint() {
+    let req = pending(1);
+    assert_eq!(req.state(), RequestState::Pending);
+    assert_eq!(req.version, 1);
+    assert_eq!(req.expires_at, NOW + Duration::minutes(30));
+    assert_eq!(req.fingerprint, query().fingerprint());
+}
+
+#[test]
+fn create_refuses_missing_reason_when_required() {
+    for reason in [None, Some("   ".to_owned())] {
+        let new = NewRequest {
+            id: RequestId::generate(),
+            requester: user("UREQ"),
+            reason,
+            query: query(),
+            policy: policy(1),
+        };
+        assert_eq!(AccessRequest::create(new, NOW), Err(Refusal::ReasonRequired));
+    }
+    let mut optional = policy(1);
+    optional.require_reason = false;
+    let new = NewRequest {
+        id: RequestId::generate(),
+        requester: user("UREQ"),
+        reason: None,
+        query: query(),
+        policy: optional,
+    };
+    assert!(AccessRequest::create(new, NOW).is_ok());
+}
+
+#[test]
+fn on_call_approver_approves_and_gets_the_approved_query() {
+    let req = pending(1);
+    let ApproveOutcome::Approved { next, query } = approve(&req, &user("UBOB"), &roster(), NOW + Duration::minutes(1))
+    else {
+        panic!("expected approval");
+    };
+    assert_eq!(next.state(), RequestState::Approved);
+    assert_eq!(next.version, 2);
+    assert_eq!(next.approvals.len(), 1);
+    assert_eq!(next.approvals[0].evidence.source, RosterSource::Schedule("PSCHED1".into()));
+    assert_eq!(query.request_id(), &req.id);
+    assert_eq!(query.approvers(), &[user("UBOB")]);
+    assert!(query.is_intact());
+}
+
+#[test]
+fn escalation_policy_and_named_approvers_are_accepted() {
+    for approver in ["UCAROL", "UOWNER"] {
+        assert!(matches!(approve(&pending(1), &user(approver), &roster(), NOW), ApproveOutcome::Approved { .. }));
+    }
+}
+
+#[test]
+fn requester_can_never_approve_even_when_on_call() {
+    assert_eq!(refused(approve(&pending(1), &user("UREQ"), &roster(), NOW)), Refusal::SelfApproval);
+}
+
+#[test]
+fn off_roster_or_wrong_source_is_not_on_call() {
+    assert_eq!(refused(approve(&pending(1), &user("UNOBODY"), &roster(), NOW)), Refusal::NotOnCall);
+    // On call, but for a schedule this runbook does not accept.
+    assert_eq!(refused(approve(&pending(1), &user("UDAVE"), &roster(), NOW)), Refusal::NotOnCall);
+    // Named in the roster as an approver, but the runbook names someone else.
+    let r = Roster::new(NOW).with(user("UDAVE"), RosterSource::NamedApprover, "named");
+    assert_eq!(refused(approve(&pending(1), &user("UDAVE"), &r, NOW)), Refusal::NotOnCall);
+}
+
+#[test]
+fn stale_roster_is_refused() {
+    let old = Roster { as_of: NOW - MAX_ROSTER_AGE - Duration::seconds(1), ..roster() };
+    assert_eq!(refused(approve(&pending(1), &user("UBOB"), &old, NOW)), Refusal::RosterStale);
+    let future = Roster { as_of: NOW + MAX_ROSTER_AGE + Duration::seconds(1), ..roster() };
+    assert_eq!(refused(approve(&pending(1), &user("UBOB"), &future, NOW)), Refusal::RosterStale);
+}
+
+#[test]
+fn approval_after_the_window_is_expired() {
+    let req = pending(1);
+    let roster = Roster { as_of: req.expires_at, ..roster() };
+    assert_eq!(refused(approve(&req, &user("UBOB"), &roster, req.expires_at)), Refusal::Expired);
+}
+
+#[test]
+fn two_distinct_approvers_needed_when_policy_says_two() {
+    let req = pending(2);
+    let ApproveOutcome::Recorded { next, approvals, required } = approve(&req, &user("UBOB"), &roster(), NOW) else {
+        panic!("expected a recorded approval");
+    };
+    assert_eq!((approvals, required), (1, 2));
+    assert_eq!(next.state(), RequestState::Pending);
+    assert_eq!(next.version, 2);
+    // The same person clicking again does not count twice.
+    assert_eq!(refused(approve(&next, &user("UBOB"), &roster(), NOW)), Refusal::AlreadyApprovedBy);
+    let ApproveOutcome::Approved { next, query } = approve(&next, &user("UCAROL"), &roster(), NOW) else {
+        panic!("expected approval");
+    };
+    assert_eq!(next.version, 3);
+    assert_eq!(query.approvers(), &[user("UBOB"), user("UCAROL")]);
+}
+
+#[test]
+fn approving_a_non_pending_request_says_what_it_is() {
+    let ApproveOutcome::Approved { next, .. } = approve(&pending(1), &user("UBOB"), &roster(), NOW) else { panic!() };
+    assert_eq!(refused(approve(&next, &user("UCAROL"), &roster(), NOW)), Refusal::NotPending(RequestState::Approved));
+}
+
+#[test]
+fn deny_follows_the_approver_rules_and_keeps_the_reason() {
+    let req = pending(1);
+    assert_eq!(deny(&req, &user("UREQ"), None, &roster(), NOW), Err(Refusal::SelfApproval));
+    assert_eq!(deny(&req, &user("UNOBODY"), None, &roster(), NOW), Err(Refusal::NotOnCall));
+    let denied = deny(&req, &user("UBOB"), Some("  use the replica ".into()), &roster(), NOW).unwrap();
+    assert_eq!(denied.status, Status::Denied { at: NOW, by: user("UBOB"), reason: Some("use the replica".into()) });
+    assert_eq!(denied.version, 2);
+}
+
+#[test]
+fn only_the_requester_cancels_and_only_while_pending() {
+    let req = pending(1);
+    assert_eq!(cancel(&req, &user("UBOB"), NOW), Err(Refusal::NotRequester));
+    let cancelled = cancel(&req, &user("UREQ"), NOW).unwrap();
+    assert_eq!(cancelled.state(), RequestState::Cancelled);
+    assert_eq!(cancel(&cancelled, &user("UREQ"), NOW), Err(Refusal::NotPending(RequestState::Cancelled)));
+}
+
+#[test]
+fn expire_only_after_the_window_and_only_when_pending() {
+    let req = pending(1);
+    assert_eq!(expire(&req, req.expires_at - Duration::seconds(1)), None);
+    let expired = expire(&req, req.expires_at).unwrap();
+    assert_eq!(expired.state(), RequestState::Expired);
+    assert_eq!(expire(&expired, req.expires_at + Duration::hours(1)), None);
+}
+
+#[test]
+fn run_lifecycle_start_succeed_and_fail() {
+    let ApproveOutcome::Approved { next, query } = approve(&pending(1), &user("UBOB"), &roster(), NOW) else {
+        panic!()
+    };
+    let running = start(&next, &query, NOW).unwrap();
+    assert_eq!(running.state(), RequestState::Running);
+    // A second start on the running record is refused: one execution.
+    assert_eq!(start(&running, &query, NOW), Err(Refusal::NotPending(RequestState::Running)));
+    let summary =
+        ExecutionSummary { row_count: 3, truncated: false, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let done = succeed(&running, summary, NOW).unwrap();
+    assert_eq!(done.state(), RequestState::Succeeded);
+    assert!(done.state().is_final());
+    assert_eq!(fail(&done, "late", NOW), Err(Refusal::NotPending(RequestState::Succeeded)));
+    let failed = fail(&running, "STS refused", NOW).unwrap();
+    assert_eq!(failed.status, Status::Failed { at: NOW, reason: "STS refused".into() });
+}
+
+#[test]
+fn start_refuses_an_approved_query_of_another_request() {
+    let ApproveOutcome::Approved { query, .. } = approve(&pending(1), &user("UBOB"), &roster(), NOW) else { panic!() };
+    let other = AccessRequest::create(
+        NewRequest {
+            id: RequestId::parse("JIT-000000").unwrap(),
+            requester: user("UREQ"),
+            reason: Some("x".into()),
+            query: super::tests::query(),
+            policy: policy(1),
+        },
+        NOW,
+    )
+    .unwrap();
+    let ApproveOutcome::Approved { next: other_approved, .. } = approve(&other, &user("UBOB"), &roster(), NOW) else {
+        panic!()
+    };
+    assert_eq!(start(&other_approved, &query, NOW), Err(Refusal::NotPending(RequestState::Approved)));
+}
+
+#[test]
+fn a_tampered_query_is_not_intact() {
+    let req = pending(1);
+    let mut tampered = req.clone();
+    tampered.query.expression_attribute_values.insert(":pk".into(), BoundValue::S("C999999".into()));
+    let ApproveOutcome::Approved { query, .. } = approve(&tampered, &user("UBOB"), &roster(), NOW) else { panic!() };
+    assert!(!query.is_intact(), "the stored fingerprint no longer matches the query");
+}
+
+#[test]
+fn records_round_trip_through_json() {
+    let ApproveOutcome::Approved { next, .. } = approve(&pending(1), &user("UBOB"), &roster(), NOW) else { panic!() };
+    let json = serde_json::to_string(&next).unwrap();
+    let back: AccessRequest = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, next);
+}

@@ -1,0 +1,54 @@
+//! Who may approve a runbook's requests, and how: the `approval:` section of a runbook.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::SlackUserId;
+
+/// Where approvers come from. Someone may approve when they are on call now in one of the PagerDuty schedules or
+/// escalation policies, or named here as a Slack user (named users must still be on the roster given at click time,
+/// which lists them as always available).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverSources {
+    #[serde(default)]
+    pub pagerduty_schedules: BTreeSet<String>,
+    #[serde(default)]
+    pub pagerduty_escalation_policies: BTreeSet<String>,
+    #[serde(default)]
+    pub slack_users: BTreeSet<SlackUserId>,
+}
+
+impl ApproverSources {
+    pub fn is_empty(&self) -> bool {
+        self.pagerduty_schedules.is_empty()
+            && self.pagerduty_escalation_policies.is_empty()
+            && self.slack_users.is_empty()
+    }
+}
+
+/// A runbook's approval policy, copied into each request when it is created so a runbook edited later does not
+/// change the rules for requests already in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    pub approvers: ApproverSources,
+    /// Distinct approvers needed (never counting the requester).
+    #[serde(default = "one")]
+    pub required_approvals: u8,
+    #[serde(default = "yes")]
+    pub require_reason: bool,
+    /// How long a request waits for approval before it expires.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+fn one() -> u8 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,147 @@
+//! The rendered DynamoDB operation: what the approver sees, what the fingerprint covers, what the executor runs.
+//!
+//! A [`RenderedQuery`] is produced only by rendering a runbook with validated parameters. It holds the exact
+//! request (expressions with `#name`/`:value` placeholders, names from the runbook, values from the user) and
+//! everything the session policy needs. Its [`Fingerprint`] is a SHA-256 over a canonical encoding, so the
+//! approval can be bound to exactly this request and the executor can refuse anything else.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::RunbookId;
+
+/// The DynamoDB call a runbook makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Query,
+    GetItem,
+    /// Only with the runbook's explicit `allow_scan: true`.
+    Scan,
+}
+
+impl Operation {
+    /// The IAM action this operation needs, e.g. `dynamodb:Query`.
+    pub fn iam_action(self) -> &'static str {
+        match self {
+            Operation::Query => "dynamodb:Query",
+            Operation::GetItem => "dynamodb:GetItem",
+            Operation::Scan => "dynamodb:Scan",
+        }
+    }
+}
+
+/// A value bound into `ExpressionAttributeValues` (or a `GetItem` key), typed as DynamoDB types it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BoundValue {
+    /// DynamoDB `S`.
+    S(String),
+    /// DynamoDB `N`, kept as its decimal text (as DynamoDB does) so nothing is lost to float rounding.
+    N(String),
+}
+
+impl BoundValue {
+    /// The value as text, as an approver reads it.
+    pub fn as_text(&self) -> &str {
+        match self {
+            BoundValue::S(s) | BoundValue::N(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for BoundValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BoundValue::S(s) => write!(f, "{s:?}"),
+            BoundValue::N(n) => f.write_str(n),
+        }
+    }
+}
+
+/// One key attribute with its value: a `GetItem` key part, or the partition key pinned by `dynamodb:LeadingKeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub attribute: String,
+    pub value: BoundValue,
+}
+
+/// The exact DynamoDB request one approval covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedQuery {
+    pub runbook: RunbookId,
+    /// The IAM role assumed to run this request.
+    pub role_arn: String,
+    pub table: String,
+    /// `arn:aws:dynamodb:<region>:<account>:table/<table>`.
+    pub table_arn: String,
+    pub index: Option<String>,
+    /// `<table_arn>/index/<index>` when an index is queried.
+    pub index_arn: Option<String>,
+    pub operation: Operation,
+    /// The full primary key, for `GetItem` only (empty otherwise).
+    pub key: Vec<KeyValue>,
+    /// The partition key value the request is confined to (table's for `GetItem`, queried key for `Query`);
+    /// `None` for `Scan`.
+    pub partition_key: Option<KeyValue>,
+    pub key_condition_expression: Option<String>,
+    pub filter_expression: Option<String>,
+    pub projection_expression: Option<String>,
+    /// `#placeholder` → attribute name, all taken from the runbook.
+    pub expression_attribute_names: BTreeMap<String, String>,
+    /// `:placeholder` → value, all taken from validated user parameters.
+    pub expression_attribute_values: BTreeMap<String, BoundValue>,
+    /// Attributes named in the projection (empty: whole items).
+    pub projected_attributes: Vec<String>,
+    /// Every attribute the request reads: keys, filter and projection. Used for `dynamodb:Attributes`.
+    pub accessed_attributes: Vec<String>,
+    /// Attributes replaced by a mask before rows leave the executor.
+    pub masked_attributes: Vec<String>,
+    /// Hard cap on items returned; the executor stops paginating there.
+    pub item_cap: u32,
+}
+
+/// SHA-256 of a [`RenderedQuery`]'s canonical encoding, shown shortened on the card and stored with approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The full hex digest.
+    pub fn as_hex(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, enough for a human to compare two cards.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Version tag inside the hashed bytes: changing the canonical encoding must change every fingerprint.
+const FINGERPRINT_DOMAIN: &[u8] = b"jitgate.rendered-query.v1\n";
+
+impl RenderedQuery {
+    /// The canonical encoding: compact JSON with struct fields in declaration order and maps sorted by key
+    /// (`BTreeMap`), so equal queries always produce equal bytes.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serializing plain owned data with string keys cannot fail.
+        serde_json::to_vec(self).expect("RenderedQuery serializes to JSON")
+    }
+
+    /// The fingerprint an approval is bound to.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut hasher = Sha256::new();
+        hasher.update(FINGERPRINT_DOMAIN);
+        hasher.update(self.canonical_bytes());
+        Fingerprint(hex::encode(hasher.finalize()))
+    }
+}
