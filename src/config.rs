@@ -1,0 +1,424 @@
+//! Configuration: the `jitgate.toml` file plus secrets from the environment, validated once at start-up.
+//!
+//! The file holds no secrets; tokens and the Redis URL (which may carry a password) come only from the
+//! environment (see the table in `docs/design.md`). Every setting is checked here, together with the settings
+//! it depends on, so a mistake stops jitgate at start with a message naming the key and the fix instead of
+//! surfacing later as a refused request.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Default config path when `JITGATE_CONFIG` is not set.
+pub const DEFAULT_CONFIG_PATH: &str = "jitgate.toml";
+/// Default Redis when `REDIS_URL` is not set.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A snapshot of the process environment. Read once in `main`; tests build their own.
+#[derive(Debug, Clone, Default)]
+pub struct Environment(BTreeMap<String, String>);
+
+impl Environment {
+    /// The real process environment (non-UTF-8 variables are skipped: none of ours can be).
+    pub fn from_process() -> Environment {
+        Environment(
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect(),
+        )
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Environment {
+        Environment(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+
+    /// A set, non-empty variable.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// A configuration mistake: which key, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {} — {}", self.file.display(), self.key, self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from; relative paths in it are resolved against its folder.
+    pub path: PathBuf,
+    pub runbooks: RunbooksConfig,
+    pub aws: AwsConfig,
+    pub redis: RedisConfig,
+    pub requests: RequestsConfig,
+}
+
+/// `[runbooks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunbooksConfig {
+    /// Folder of `*.yaml` runbooks, relative to the config file.
+    #[serde(default = "default_runbook_dir")]
+    pub dir: PathBuf,
+    /// Approval window for runbooks that do not set `approval.ttl`.
+    #[serde(default = "default_approval_ttl", with = "humantime_serde")]
+    pub default_approval_ttl: Duration,
+}
+
+/// `[aws]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Region of the runbooks' tables (used in their ARNs). Falls back to `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// DynamoDB table of the audit trail, written with jitgate's own credentials.
+    #[serde(default = "default_audit_table")]
+    pub audit_table: String,
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Prefix of every key jitgate writes, so several deployments can share one Redis.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// How long finished requests stay readable (`/jit status`).
+    #[serde(default = "default_finished_retention", with = "humantime_serde")]
+    pub finished_retention: Duration,
+    /// How long an expired pending request is kept so the sweeper can close its card and audit the expiry.
+    #[serde(default = "default_pending_grace", with = "humantime_serde")]
+    pub pending_grace: Duration,
+    /// Bound on a single Redis command, so an unreachable Redis is an error, not a hang.
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// `[requests]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsConfig {
+    /// New requests one user may make per `per_user_window`.
+    #[serde(default = "default_per_user_limit")]
+    pub per_user_limit: u32,
+    #[serde(default = "default_per_user_window", with = "humantime_serde")]
+    pub per_user_window: Duration,
+}
+
+/// The file as written: every section optional, unknown keys rejected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default = "default_section")]
+    runbooks: RunbooksConfig,
+    #[serde(default = "default_section")]
+    aws: AwsConfig,
+    #[serde(default = "default_section")]
+    redis: RedisConfig,
+    #[serde(default = "default_section")]
+    requests: RequestsConfig,
+}
+
+/// An empty section takes every field's default.
+fn default_section<T: serde::de::DeserializeOwned>() -> T {
+    toml::from_str("").expect("every field of a config section has a default")
+}
+
+fn default_runbook_dir() -> PathBuf {
+    PathBuf::from("runbooks")
+}
+fn default_approval_ttl() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_audit_table() -> String {
+    "jitgate-audit".to_owned()
+}
+fn default_key_prefix() -> String {
+    "jitgate".to_owned()
+}
+fn default_finished_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_pending_grace() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_redis_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_per_user_limit() -> u32 {
+    10
+}
+fn default_per_user_window() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl Config {
+    /// The config path: `JITGATE_CONFIG`, else `jitgate.toml`.
+    pub fn path_from(env: &Environment) -> PathBuf {
+        PathBuf::from(env.get("JITGATE_CONFIG").unwrap_or(DEFAULT_CONFIG_PATH))
+    }
+
+    /// Reads and validates the file at `path`, completing it from `env`.
+    pub fn load(path: &Path, env: &Environment) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![error(
+                path,
+                "(file)",
+                format!("cannot read it: {e}"),
+                "create it from jitgate.example.toml, or point JITGATE_CONFIG at it",
+            )]
+        })?;
+        Config::parse(path, &text, env)
+    }
+
+    /// Parses and validates config text (as if read from `path`).
+    pub fn parse(path: &Path, text: &str, env: &Environment) -> Result<Config, Vec<ConfigError>> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| vec![toml_error(path, text, &e)])?;
+        let mut errors = Vec::new();
+        let mut config = Config {
+            path: path.to_owned(),
+            runbooks: file.runbooks,
+            aws: file.aws,
+            redis: file.redis,
+            requests: file.requests,
+        };
+        if config.aws.region.is_none() {
+            config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
+        }
+        config.validate(&mut errors);
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// The runbook folder, resolved against the config file's folder.
+    pub fn runbook_dir(&self) -> PathBuf {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        base.join(&self.runbooks.dir)
+    }
+
+    /// The region, known to be set after validation.
+    pub fn region(&self) -> &str {
+        self.aws.region.as_deref().unwrap_or_default()
+    }
+
+    fn validate(&self, errors: &mut Vec<ConfigError>) {
+        let path = &self.path;
+        let mut check = |ok: bool, key: &str, problem: String, fix: &str| {
+            if !ok {
+                errors.push(error(path, key, problem, fix));
+            }
+        };
+        let ttl = self.runbooks.default_approval_ttl;
+        check(
+            (Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&ttl),
+            "runbooks.default_approval_ttl",
+            format!("{} is outside 1m..24h", humantime::format_duration(ttl)),
+            "use a window an approver can act in, e.g. \"30m\"",
+        );
+        match &self.aws.region {
+            None => check(
+                false,
+                "aws.region",
+                "no region is set".into(),
+                "set aws.region (e.g. \"eu-west-1\") or AWS_REGION",
+            ),
+            Some(region) => check(
+                is_region(region),
+                "aws.region",
+                format!("`{region}` is not an AWS region name"),
+                "use a region like \"eu-west-1\"",
+            ),
+        }
+        check(
+            is_table_name(&self.aws.audit_table),
+            "aws.audit_table",
+            format!("`{}` is not a valid DynamoDB table name", self.aws.audit_table),
+            "use 3-255 characters from a-z, A-Z, 0-9, '_', '-', '.'",
+        );
+        let prefix_ok = !self.redis.key_prefix.is_empty()
+            && self.redis.key_prefix.len() <= 64
+            && self.redis.key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+        check(
+            prefix_ok,
+            "redis.key_prefix",
+            format!("`{}` is not a usable key prefix", self.redis.key_prefix),
+            "use up to 64 letters, digits, '-', '_', '.', ':' (no braces: they are Redis Cluster hash tags)",
+        );
+        check(
+            self.redis.finished_retention >= Duration::from_secs(3600),
+            "redis.finished_retention",
+            format!("{} is shorter than an hour", humantime::format_duration(self.redis.finished_retention)),
+            "keep finished requests at least \"1h\" so /jit status can still answer",
+        );
+        // The sweeper must find an expired request before Redis drops it, or its card would say "pending" forever.
+        check(
+            self.redis.pending_grace >= Duration::from_secs(60),
+            "redis.pending_grace",
+            format!(
+                "{} leaves the sweeper no time to close expired cards",
+                humantime::format_duration(self.redis.pending_grace)
+            ),
+            "use at least \"1m\" (default \"1h\")",
+        );
+        check(
+            (Duration::from_millis(100)..=Duration::from_secs(30)).contains(&self.redis.timeout),
+            "redis.timeout",
+            format!("{} is outside 100ms..30s", humantime::format_duration(self.redis.timeout)),
+            "use a bound like \"2s\"",
+        );
+        check(
+            (1..=1000).contains(&self.requests.per_user_limit),
+            "requests.per_user_limit",
+            format!("{} is outside 1..1000", self.requests.per_user_limit),
+            "allow a handful of requests, e.g. 10",
+        );
+        check(
+            (Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600)).contains(&self.requests.per_user_window),
+            "requests.per_user_window",
+            format!("{} is outside 1m..7d", humantime::format_duration(self.requests.per_user_window)),
+            "use a window like \"1h\"",
+        );
+    }
+}
+
+/// Secrets and endpoints that only come from the environment; needed by `jitgate run`, not by `jitgate check`.
+#[derive(Debug)]
+pub struct Secrets {
+    /// `REDIS_URL`: a secret because it may carry a password.
+    pub redis_url: SecretString,
+}
+
+impl Secrets {
+    pub fn from_env(env: &Environment) -> Secrets {
+        Secrets { redis_url: SecretString::from(env.get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned()) }
+    }
+}
+
+fn error(path: &Path, key: &str, problem: impl Into<String>, fix: &str) -> ConfigError {
+    ConfigError { file: path.to_owned(), key: key.to_owned(), problem: problem.into(), fix: fix.to_owned() }
+}
+
+/// Turns a TOML error into one that names the key and line.
+fn toml_error(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
+    let line = err
+        .span()
+        .map(|span| text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1);
+    let key = match line {
+        Some(line) => format!("line {line}"),
+        None => "(file)".to_owned(),
+    };
+    let message = err.message().to_owned();
+    let fix = if message.contains("unknown field") {
+        "remove or correct the key; every key is documented in jitgate.example.toml"
+    } else {
+        "fix the value; every key is documented in jitgate.example.toml"
+    };
+    error(path, &key, message, fix)
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_table_name(s: &str) -> bool {
+    (3..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::parse(Path::new("jitgate.toml"), text, &Environment::default())
+    }
+
+    fn first_error(text: &str) -> String {
+        parse(text).unwrap_err()[0].to_string()
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../jitgate.example.toml");
+        let config = parse(text).unwrap();
+        assert_eq!(config.region(), "us-east-1");
+        assert_eq!(config.runbooks.default_approval_ttl, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn defaults_fill_an_almost_empty_file() {
+        let config = parse("[aws]\nregion = \"eu-west-1\"\n").unwrap();
+        assert_eq!(config.aws.audit_table, "jitgate-audit");
+        assert_eq!(config.redis.key_prefix, "jitgate");
+        assert_eq!(config.runbook_dir(), PathBuf::from("runbooks"));
+        assert_eq!(config.requests.per_user_limit, 10);
+    }
+
+    #[test]
+    fn region_falls_back_to_the_environment() {
+        let env = Environment::from_pairs([("AWS_REGION", "eu-central-1")]);
+        let config = Config::parse(Path::new("x/jitgate.toml"), "", &env).unwrap();
+        assert_eq!(config.region(), "eu-central-1");
+        assert_eq!(config.runbook_dir(), PathBuf::from("x/runbooks"));
+        assert!(first_error("").contains("aws.region: no region is set — set aws.region"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let err = first_error("[aws]\nregion = \"us-east-1\"\naudit_tabel = \"x\"\n");
+        assert!(
+            err.starts_with("jitgate.toml: line 3: unknown field `audit_tabel`, expected `region` or `audit_table`"),
+            "{err}"
+        );
+        assert!(err.contains("jitgate.example.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_durations_and_values_name_key_and_fix() {
+        let cases = [
+            ("[runbooks]\ndefault_approval_ttl = \"10s\"", "runbooks.default_approval_ttl: 10s is outside 1m..24h"),
+            ("[runbooks]\ndefault_approval_ttl = \"soon\"", "line 2"),
+            ("[aws]\nregion = \"Europe\"", "aws.region: `Europe` is not an AWS region name"),
+            ("[aws]\naudit_table = \"a b\"", "aws.audit_table: `a b` is not a valid DynamoDB table name"),
+            ("[redis]\nkey_prefix = \"x{y}\"", "redis.key_prefix: `x{y}` is not a usable key prefix"),
+            ("[redis]\npending_grace = \"5s\"", "redis.pending_grace"),
+            ("[redis]\nfinished_retention = \"5m\"", "redis.finished_retention"),
+            ("[redis]\ntimeout = \"1m\"", "redis.timeout"),
+            ("[requests]\nper_user_limit = 0", "requests.per_user_limit: 0 is outside 1..1000"),
+            ("[requests]\nper_user_window = \"1s\"", "requests.per_user_window"),
+        ];
+        for (text, expected) in cases {
+            let env = Environment::from_pairs([("AWS_REGION", "us-east-1")]);
+            let errors = Config::parse(Path::new("jitgate.toml"), text, &env).unwrap_err();
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert!(all.iter().any(|e| e.contains(expected)), "{text:?}: expected {expected:?} in {all:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_only() {
+        use secrecy::ExposeSecret;
+        let secrets = Secrets::from_env(&Environment::default());
+        assert_eq!(secrets.redis_url.expose_secret(), DEFAULT_REDIS_URL);
+        let env = Environment::from_pairs([("REDIS_URL", "redis://:hunter2@cache:6379")]);
+        let secrets = Secrets::from_env(&env);
+        assert!(!format!("{secrets:?}").contains("hunter2"));
+    }
+}
