@@ -4,6 +4,7 @@
 //! I/O beyond reading runbook files. See `docs/design.md` for the flow.
 
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod ids;
 pub mod request;
