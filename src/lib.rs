@@ -7,3 +7,4 @@ pub mod clock;
 pub mod ids;
 pub mod request;
 pub mod runbook;
+pub mod store;
