@@ -10,6 +10,8 @@
 //! replies and each whole operation are bounded by timeouts, so a dead Redis gives [`StoreError::Unavailable`]
 //! within seconds instead of a hang. Nothing here retries a write: after a broken connection its outcome is
 //! unknown and only the caller, by loading the record again, can decide what to do.
+//!
+//! Needs Redis 6.2 or later (`ZADD … LT`, `ZRANGE … BYSCORE`).
 
 mod dedup;
 mod error;

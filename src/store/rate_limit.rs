@@ -31,7 +31,8 @@ pub enum Admission {
 
 /// KEYS[1] = the user's sorted set; ARGV = now (ms), window (ms), max, a unique member.
 /// An admission at time t counts while now < t + window. Replies {1, 0} when admitted, {0, retry_after_ms} when
-/// not. The key expires one window after the last admission, when nothing in it counts any more.
+/// not. The key expires one window after the last admission, when nothing in it counts any more; that expiry runs
+/// on Redis's clock and only collects garbage: which admissions count is decided by the scores alone.
 static ADMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
