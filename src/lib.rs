@@ -9,3 +9,4 @@ pub mod config;
 pub mod ids;
 pub mod request;
 pub mod runbook;
+pub mod store;
