@@ -31,3 +31,14 @@ impl fmt::Display for RunbookError {
 }
 
 impl std::error::Error for RunbookError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_file_field_problem_and_fix() {
+        let e = RunbookError::new("a.yaml", "max_items", "max_items is 0", "use a cap from 1 to 10000");
+        assert_eq!(e.to_string(), "a.yaml: max_items: max_items is 0 — use a cap from 1 to 10000");
+    }
+}

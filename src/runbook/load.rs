@@ -142,3 +142,41 @@ fn is_runbook_file(path: &Path) -> bool {
     let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
     path.is_file() && yaml && !hidden
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_yaml_files_are_runbooks() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["a.yaml", "b.yml", ".c.yaml", "README.md", "d.yaml.bak", "e.YAML"] {
+            std::fs::write(dir.path().join(name), "").expect("write");
+        }
+        std::fs::create_dir(dir.path().join("f.yaml")).expect("dir");
+        let mut found: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| is_runbook_file(p))
+            .map(|p| file_label(&p))
+            .collect();
+        found.sort();
+        assert_eq!(found, ["a.yaml", "b.yml"]);
+    }
+
+    #[test]
+    fn an_empty_set_suggests_nothing() {
+        assert_eq!(RunbookSet::default().suggest("orders"), None);
+    }
+
+    #[test]
+    fn a_missing_directory_is_reported_with_its_path() {
+        let errors = RunbookSet::load_dir(Path::new("/nonexistent/runbooks"), &RunbookDefaults::default())
+            .expect_err("missing dir");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].to_string().starts_with("/nonexistent/runbooks: (directory): cannot read the runbook directory")
+        );
+    }
+}

@@ -261,3 +261,26 @@ impl Runbook {
         &self.approval
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_comparison_takes_exactly_the_operands_its_operator_needs() {
+        let one = vec!["a".to_owned()];
+        let two = vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(Comparison::new(CompareOp::Between, &two), Some(Comparison::Between("a".into(), "b".into())));
+        assert_eq!(Comparison::new(CompareOp::Between, &one), None);
+        assert_eq!(Comparison::new(CompareOp::Ge, &one), Some(Comparison::One(CompareOp::Ge, "a".into())));
+        assert_eq!(Comparison::new(CompareOp::Ge, &two), None);
+        assert_eq!(Comparison::new(CompareOp::Eq, &[]), None);
+        assert_eq!(Comparison::Between("a".into(), "b".into()).params(), ["a", "b"]);
+    }
+
+    #[test]
+    fn not_equal_is_for_filters_only() {
+        assert!(!CompareOp::Ne.allowed_on_sort_key());
+        assert!(CompareOp::BeginsWith.allowed_on_sort_key());
+    }
+}

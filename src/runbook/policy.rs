@@ -184,3 +184,108 @@ fn iam_literal(value: &str, what: &'static str) -> Result<String, PolicyError> {
 fn allowed_in_policy(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}')
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ids::RunbookId;
+    use crate::runbook::{BoundValue, KeyValue};
+
+    fn query(partition: &str) -> RenderedQuery {
+        RenderedQuery {
+            runbook: RunbookId::parse("t").expect("id"),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            table: "Orders".into(),
+            table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/Orders".into(),
+            index: None,
+            index_arn: None,
+            operation: Operation::Query,
+            key: vec![],
+            partition_key: Some(KeyValue { attribute: "order_id".into(), value: BoundValue::S(partition.into()) }),
+            key_condition_expression: Some("#n0 = :p0".into()),
+            filter_expression: None,
+            projection_expression: None,
+            expression_attribute_names: BTreeMap::from([("#n0".into(), "order_id".into())]),
+            expression_attribute_values: BTreeMap::from([(":p0".into(), BoundValue::S(partition.into()))]),
+            projected_attributes: vec![],
+            accessed_attributes: vec!["order_id".into()],
+            masked_attributes: vec![],
+            item_cap: 10,
+        }
+    }
+
+    fn leading_keys(policy: &SessionPolicy) -> Value {
+        let doc: Value = serde_json::from_str(policy.as_json()).expect("json");
+        doc["Statement"][0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"].clone()
+    }
+
+    #[test]
+    fn a_partition_key_that_looks_like_a_policy_variable_is_escaped() {
+        let policy = session_policy(&query("${aws:username}")).expect("policy");
+        assert_eq!(leading_keys(&policy), json!(["${$}{aws:username}"]));
+        let plain = session_policy(&query("O-1")).expect("policy");
+        assert_eq!(leading_keys(&plain), json!(["O-1"]));
+    }
+
+    #[test]
+    fn characters_iam_cannot_hold_are_refused_not_sent() {
+        assert_eq!(
+            session_policy(&query("café ☕")),
+            Err(PolicyError::UnsupportedCharacter { what: "the partition key value" })
+        );
+        assert_eq!(
+            session_policy(&query("a\u{1}b")),
+            Err(PolicyError::UnsupportedCharacter { what: "the partition key value" })
+        );
+        // Latin-1 is fine.
+        assert!(session_policy(&query("café")).is_ok());
+    }
+
+    #[test]
+    fn without_a_projection_there_is_no_attribute_condition() {
+        let policy = session_policy(&query("O-1")).expect("policy");
+        let doc: Value = serde_json::from_str(policy.as_json()).expect("json");
+        let condition = &doc["Statement"][0]["Condition"];
+        assert!(condition["ForAllValues:StringEquals"].get("dynamodb:Attributes").is_none());
+        assert!(condition.get("StringEqualsIfExists").is_none());
+    }
+
+    #[test]
+    fn a_query_without_a_partition_key_gets_no_policy() {
+        let q = RenderedQuery { partition_key: None, ..query("x") };
+        assert_eq!(session_policy(&q), Err(PolicyError::MissingPartitionKey { operation: "dynamodb:Query" }));
+    }
+
+    #[test]
+    fn tampered_resource_arns_are_refused() {
+        let wildcard =
+            RenderedQuery { table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/*".into(), ..query("x") };
+        assert!(matches!(session_policy(&wildcard), Err(PolicyError::BadResourceArn { .. })));
+        let other_table =
+            RenderedQuery { table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/Users".into(), ..query("x") };
+        assert!(matches!(session_policy(&other_table), Err(PolicyError::BadResourceArn { .. })));
+        let index_star = RenderedQuery {
+            index: Some("i".into()),
+            index_arn: Some("arn:aws:dynamodb:us-east-1:123456789012:table/Orders/index/*".into()),
+            ..query("x")
+        };
+        assert_eq!(session_policy(&index_star), Err(PolicyError::IndexArnMismatch { index: "i".into() }));
+        let index_missing = RenderedQuery { index: Some("i".into()), ..query("x") };
+        assert_eq!(session_policy(&index_missing), Err(PolicyError::IndexArnMismatch { index: "i".into() }));
+    }
+
+    #[test]
+    fn the_size_limit_is_measured_on_the_minified_json() {
+        // 2048 characters in total is accepted, one more is not.
+        let overhead = session_policy(&query("a")).expect("policy").chars() - 1;
+        let fits = "a".repeat(MAX_SESSION_POLICY_CHARS - overhead);
+        assert_eq!(session_policy(&query(&fits)).expect("fits").chars(), MAX_SESSION_POLICY_CHARS);
+        let over = "a".repeat(MAX_SESSION_POLICY_CHARS - overhead + 1);
+        assert_eq!(
+            session_policy(&query(&over)),
+            Err(PolicyError::TooLarge { chars: MAX_SESSION_POLICY_CHARS + 1, limit: MAX_SESSION_POLICY_CHARS })
+        );
+    }
+}

@@ -222,3 +222,55 @@ impl RenderedQuery {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> RenderedQuery {
+        // Twelve names so `#n1` and `#n11` both occur: substitution must not confuse them.
+        let names: BTreeMap<String, String> = (0..12).map(|i| (format!("#n{i}"), format!("attr{i}"))).collect();
+        RenderedQuery {
+            runbook: RunbookId::parse("t").expect("id"),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            table: "T".into(),
+            table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/T".into(),
+            index: None,
+            index_arn: None,
+            operation: Operation::Query,
+            key: vec![],
+            partition_key: None,
+            key_condition_expression: Some("#n1 = :p1 AND begins_with(#n11, :p11)".into()),
+            filter_expression: Some("#n2 BETWEEN :p2 AND :p3".into()),
+            projection_expression: None,
+            expression_attribute_names: names,
+            expression_attribute_values: BTreeMap::from([
+                (":p1".into(), BoundValue::S("one \"quoted\"\nline".into())),
+                (":p11".into(), BoundValue::S("eleven".into())),
+                (":p2".into(), BoundValue::N("2".into())),
+                (":p3".into(), BoundValue::N("30".into())),
+            ]),
+            projected_attributes: vec![],
+            accessed_attributes: vec![],
+            masked_attributes: vec![],
+            item_cap: 1,
+        }
+    }
+
+    #[test]
+    fn summary_replaces_placeholders_with_names_and_escaped_values() {
+        assert_eq!(
+            query().summary(),
+            "Query T where attr1 = \"one \\\"quoted\\\"\\nline\" and begins_with(attr11, \"eleven\"); \
+             filter attr2 between 2 and 30; at most 1 item"
+        );
+    }
+
+    #[test]
+    fn fingerprint_short_form_is_a_prefix_of_the_full_digest() {
+        let fp = query().fingerprint();
+        assert_eq!(fp.as_hex().len(), 64);
+        assert!(fp.as_hex().starts_with(fp.short()));
+        assert_eq!(fp.short().len(), 12);
+    }
+}

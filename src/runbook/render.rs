@@ -401,3 +401,33 @@ fn condition_expression(ph: &mut Placeholders, condition: &Condition, args: &Arg
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_reuse_a_name_but_never_a_value() {
+        let mut ph = Placeholders::default();
+        assert_eq!(ph.name("created_at"), "#n0");
+        assert_eq!(ph.name("total"), "#n1");
+        assert_eq!(ph.name("created_at"), "#n0");
+        assert_eq!(ph.value(BoundValue::S("a".into())), ":p0");
+        assert_eq!(ph.value(BoundValue::S("a".into())), ":p1");
+        assert_eq!(ph.names.len(), 2);
+        assert_eq!(ph.values.len(), 2);
+    }
+
+    #[test]
+    fn long_or_odd_values_are_shown_quoted_escaped_and_cut() {
+        assert_eq!(Shown("a\nb\"c").to_string(), "\"a\\nb\\\"c\"");
+        let long = "x".repeat(100);
+        assert_eq!(Shown(&long).to_string(), format!("{:?}…", "x".repeat(60)));
+    }
+
+    #[test]
+    fn an_unknown_parameter_on_a_runbook_without_parameters_says_so() {
+        let e = ParamError::Unknown { name: "x".into(), suggestion: None, known: vec![] };
+        assert_eq!(e.to_string(), "unknown parameter `x` — this runbook takes no parameters");
+    }
+}

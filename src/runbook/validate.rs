@@ -863,3 +863,108 @@ fn op_name(operation: Operation) -> &'static str {
         Operation::Scan => "scan",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"id: t
+description: test
+table: { name: Orders, partition_key: order_id }
+operation: get_item
+role_arn: arn:aws:iam::123456789012:role/jitgate-orders-read
+parameters:
+  - { name: order_id, type: string, pattern: "O[0-9]+", description: Order id }
+key:
+  partition: { param: order_id }
+max_items: 1
+approval:
+  approvers:
+    pagerduty_schedules: [PORDERS1]
+"#;
+
+    fn parse(text: &str) -> Result<Runbook, Vec<String>> {
+        parse_runbook(Path::new("t.yaml"), text, &RunbookDefaults::default())
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    }
+
+    fn with(from: &str, to: &str) -> String {
+        assert!(MINIMAL.contains(from), "{from}");
+        MINIMAL.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn role_arns_in_every_partition_and_with_paths_are_accepted() {
+        for (arn, partition, account) in [
+            ("arn:aws:iam::123456789012:role/jitgate-orders-read", "aws", "123456789012"),
+            ("arn:aws-cn:iam::210987654321:role/ops/jitgate", "aws-cn", "210987654321"),
+            ("arn:aws-us-gov:iam::000000000001:role/a+b=c,d.e@f_g-h", "aws-us-gov", "000000000001"),
+        ] {
+            let runbook = parse(&with("arn:aws:iam::123456789012:role/jitgate-orders-read", arn)).expect(arn);
+            assert_eq!(runbook.role().partition(), partition);
+            assert_eq!(runbook.role().account(), account);
+        }
+    }
+
+    #[test]
+    fn role_arns_that_are_not_roles_are_refused() {
+        for arn in [
+            "arn:aws:iam::123456789012:user/alice",
+            "arn:aws:iam::12345678901:role/r",
+            "arn:aws:sts::123456789012:role/r",
+            "arn::iam::123456789012:role/r",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/r*",
+        ] {
+            let errors = parse(&with("arn:aws:iam::123456789012:role/jitgate-orders-read", arn)).expect_err(arn);
+            assert!(errors[0].starts_with("t.yaml: role_arn: "), "{arn}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn enum_values_may_not_differ_only_in_case() {
+        let text = with(r#"pattern: "O[0-9]+""#, "enum: [paid, Paid]");
+        assert_eq!(
+            parse(&text).expect_err("case duplicates"),
+            [
+                "t.yaml: parameters[0].enum[1]: `Paid` is listed twice (values are matched case-insensitively) — remove the duplicate"
+            ]
+        );
+    }
+
+    #[test]
+    fn pagerduty_ids_must_look_like_ids() {
+        let text = with("[PORDERS1]", "[orders-team]");
+        assert_eq!(
+            parse(&text).expect_err("bad id"),
+            [
+                "t.yaml: approval.approvers.pagerduty_schedules[0]: `orders-team` is not a PagerDuty id — use the id from the PagerDuty URL, uppercase letters and digits (e.g. PORDERS1)"
+            ]
+        );
+    }
+
+    #[test]
+    fn approval_defaults_are_one_approver_a_required_reason_and_the_callers_ttl() {
+        let runbook = parse(MINIMAL).expect("loads");
+        let policy = runbook.approval();
+        assert_eq!(policy.required_approvals, 1);
+        assert!(policy.require_reason);
+        assert_eq!(policy.ttl, RunbookDefaults::default().ttl);
+        let relaxed = parse(&with(
+            "    pagerduty_schedules: [PORDERS1]\n",
+            "    pagerduty_schedules: [PORDERS1]\n  require_reason: false\n",
+        ));
+        assert!(!relaxed.expect("loads").approval().require_reason);
+    }
+
+    #[test]
+    fn a_missing_parameter_description_is_an_error() {
+        let text = with(", description: Order id", "");
+        assert_eq!(
+            parse(&text).expect_err("no description"),
+            [
+                "t.yaml: parameters[0].description: the parameter `order_id` has no description — add a `description`: it is the help text of the Slack form and of error messages"
+            ]
+        );
+    }
+}
