@@ -34,13 +34,23 @@
 //!   carriage return and U+0020–U+00FF; anything else is refused here rather than by STS.
 
 use std::fmt;
+use std::sync::LazyLock;
 
+use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use super::{Operation, RenderedQuery};
 
 /// AWS's limit on the plain text of an inline session policy.
 pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
+
+/// `arn:<partition>:dynamodb:<region>:<account>:table/<name>` with nothing that IAM would read as a wildcard or
+/// variable: the only shape a resource may have here. Also catches a malformed configured region.
+static TABLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^arn:aws(?:-[a-z]+)*:dynamodb:[a-z]{2}(?:-[a-z]+)+-[0-9]+:[0-9]{12}:table/([A-Za-z0-9_.-]{3,255})$")
+        .expect("static regex")
+});
+static INDEX_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_.-]{3,255}$").expect("static regex"));
 
 /// A session policy document, minified, ready for `AssumeRole`'s `Policy` parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,16 +159,17 @@ pub fn session_policy(query: &RenderedQuery) -> Result<SessionPolicy, PolicyErro
 /// The one resource: the index ARN for an index request, the table ARN otherwise. A `RenderedQuery` can come
 /// back from storage, so its ARNs are checked rather than trusted: a wildcard would widen the grant.
 fn resource_arn(query: &RenderedQuery) -> Result<&str, PolicyError> {
-    let plain = |arn: &str| {
-        arn.starts_with("arn:") && !arn.contains(['*', '?', '$']) && !arn.chars().any(|c| c.is_whitespace())
-    };
-    if !plain(&query.table_arn) || !query.table_arn.ends_with(&format!(":table/{}", query.table)) {
+    let table_arn_matches = TABLE_ARN
+        .captures(&query.table_arn)
+        .is_some_and(|c| c.get(1).is_some_and(|table| table.as_str() == query.table));
+    if !table_arn_matches {
         return Err(PolicyError::BadResourceArn { arn: query.table_arn.clone() });
     }
     match (&query.index, &query.index_arn) {
         (None, None) => Ok(&query.table_arn),
         (Some(index), Some(arn)) => {
-            if *arn != format!("{}/index/{index}", query.table_arn) || !plain(arn) {
+            let well_formed = INDEX_NAME.is_match(index) && *arn == format!("{}/index/{index}", query.table_arn);
+            if !well_formed {
                 return Err(PolicyError::IndexArnMismatch { index: index.clone() });
             }
             Ok(arn)
@@ -267,11 +278,14 @@ mod tests {
             RenderedQuery { table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/Users".into(), ..query("x") };
         assert!(matches!(session_policy(&other_table), Err(PolicyError::BadResourceArn { .. })));
         let index_star = RenderedQuery {
-            index: Some("i".into()),
+            index: Some("*".into()),
             index_arn: Some("arn:aws:dynamodb:us-east-1:123456789012:table/Orders/index/*".into()),
             ..query("x")
         };
-        assert_eq!(session_policy(&index_star), Err(PolicyError::IndexArnMismatch { index: "i".into() }));
+        assert_eq!(session_policy(&index_star), Err(PolicyError::IndexArnMismatch { index: "*".into() }));
+        let bad_region =
+            RenderedQuery { table_arn: "arn:aws:dynamodb:us east 1:123456789012:table/Orders".into(), ..query("x") };
+        assert!(matches!(session_policy(&bad_region), Err(PolicyError::BadResourceArn { .. })));
         let index_missing = RenderedQuery { index: Some("i".into()), ..query("x") };
         assert_eq!(session_policy(&index_missing), Err(PolicyError::IndexArnMismatch { index: "i".into() }));
     }
