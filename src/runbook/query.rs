@@ -145,3 +145,132 @@ impl RenderedQuery {
         Fingerprint(hex::encode(hasher.finalize()))
     }
 }
+
+impl RenderedQuery {
+    /// A one-line, plain-text description of the request for the approval card, e.g.
+    /// `Query Orders index customer-created-index where customer_id = "C000042" and created_at between
+    /// "2026-11-01" and "2026-11-28"; project order_id, total; mask email; at most 200 items`.
+    ///
+    /// Built from the same expressions that run, with placeholders replaced by the attribute names and by the
+    /// bound values in quoted, escaped form, so what the approver reads is what executes. Plain text: the caller
+    /// escapes it for Slack.
+    pub fn summary(&self) -> String {
+        let mut out = match (self.operation, &self.index) {
+            (Operation::Query, None) => format!("Query {}", self.table),
+            (Operation::Query, Some(index)) => format!("Query {} index {index}", self.table),
+            (Operation::GetItem, _) => format!("Get one item from {}", self.table),
+            (Operation::Scan, None) => format!("Scan all of {}", self.table),
+            (Operation::Scan, Some(index)) => format!("Scan all of {} index {index}", self.table),
+        };
+        if let Some(condition) = &self.key_condition_expression {
+            out.push_str(" where ");
+            out.push_str(&self.readable(condition));
+        } else if !self.key.is_empty() {
+            let parts: Vec<String> = self.key.iter().map(|k| format!("{} = {}", k.attribute, k.value)).collect();
+            out.push_str(" where ");
+            out.push_str(&parts.join(" and "));
+        }
+        if let Some(filter) = &self.filter_expression {
+            out.push_str("; filter ");
+            out.push_str(&self.readable(filter));
+        }
+        if !self.projected_attributes.is_empty() {
+            out.push_str("; project ");
+            out.push_str(&self.projected_attributes.join(", "));
+        }
+        if !self.masked_attributes.is_empty() {
+            out.push_str("; mask ");
+            out.push_str(&self.masked_attributes.join(", "));
+        }
+        let noun = if self.item_cap == 1 { "item" } else { "items" };
+        out.push_str(&format!("; at most {} {noun}", self.item_cap));
+        out
+    }
+
+    /// An expression with `#name` and `:value` placeholders replaced, and `AND`/`BETWEEN` in lower case.
+    fn readable(&self, expression: &str) -> String {
+        let mut out = String::with_capacity(expression.len());
+        let mut token = String::new();
+        let flush = |token: &mut String, out: &mut String| {
+            if token.is_empty() {
+                return;
+            }
+            if token.starts_with('#') {
+                out.push_str(self.expression_attribute_names.get(token.as_str()).map_or(token.as_str(), |n| n));
+            } else if token.starts_with(':') {
+                match self.expression_attribute_values.get(token.as_str()) {
+                    Some(value) => out.push_str(&value.to_string()),
+                    None => out.push_str(token),
+                }
+            } else if token == "AND" || token == "BETWEEN" {
+                out.push_str(&token.to_lowercase());
+            } else {
+                out.push_str(token);
+            }
+            token.clear();
+        };
+        for c in expression.chars() {
+            let starts_placeholder = (c == '#' || c == ':') && token.is_empty();
+            if c.is_ascii_alphanumeric() || c == '_' || starts_placeholder {
+                token.push(c);
+            } else {
+                flush(&mut token, &mut out);
+                out.push(c);
+            }
+        }
+        flush(&mut token, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> RenderedQuery {
+        // Twelve names so `#n1` and `#n11` both occur: substitution must not confuse them.
+        let names: BTreeMap<String, String> = (0..12).map(|i| (format!("#n{i}"), format!("attr{i}"))).collect();
+        RenderedQuery {
+            runbook: RunbookId::parse("t").expect("id"),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            table: "T".into(),
+            table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/T".into(),
+            index: None,
+            index_arn: None,
+            operation: Operation::Query,
+            key: vec![],
+            partition_key: None,
+            key_condition_expression: Some("#n1 = :p1 AND begins_with(#n11, :p11)".into()),
+            filter_expression: Some("#n2 BETWEEN :p2 AND :p3".into()),
+            projection_expression: None,
+            expression_attribute_names: names,
+            expression_attribute_values: BTreeMap::from([
+                (":p1".into(), BoundValue::S("one \"quoted\"\nline".into())),
+                (":p11".into(), BoundValue::S("eleven".into())),
+                (":p2".into(), BoundValue::N("2".into())),
+                (":p3".into(), BoundValue::N("30".into())),
+            ]),
+            projected_attributes: vec![],
+            accessed_attributes: vec![],
+            masked_attributes: vec![],
+            item_cap: 1,
+        }
+    }
+
+    #[test]
+    fn summary_replaces_placeholders_with_names_and_escaped_values() {
+        assert_eq!(
+            query().summary(),
+            "Query T where attr1 = \"one \\\"quoted\\\"\\nline\" and begins_with(attr11, \"eleven\"); \
+             filter attr2 between 2 and 30; at most 1 item"
+        );
+    }
+
+    #[test]
+    fn fingerprint_short_form_is_a_prefix_of_the_full_digest() {
+        let fp = query().fingerprint();
+        assert_eq!(fp.as_hex().len(), 64);
+        assert!(fp.as_hex().starts_with(fp.short()));
+        assert_eq!(fp.short().len(), 12);
+    }
+}
