@@ -93,8 +93,8 @@ pub enum AuditEvent {
         requester: SlackUserId,
         runbook: RunbookId,
         reason: Option<String>,
-        /// The exact operation the approvers are shown.
-        query: RenderedQuery,
+        /// The exact operation the approvers are shown (boxed: it is by far the largest field of any event).
+        query: Box<RenderedQuery>,
         fingerprint: Fingerprint,
         /// The approval policy copied into the request.
         policy: ApprovalPolicy,
@@ -156,7 +156,7 @@ impl AuditEvent {
             requester: request.requester.clone(),
             runbook: request.query.runbook.clone(),
             reason: request.reason.clone(),
-            query: request.query.clone(),
+            query: Box::new(request.query.clone()),
             fingerprint: request.fingerprint.clone(),
             policy: request.policy.clone(),
             expires_at: request.expires_at,

@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TableDescription, TransactWriteItem,
-    Update,
+    KeysAndAttributes, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TableDescription, TransactWriteItem, Update,
 };
 use rand::Rng;
 use tracing::{debug, warn};
@@ -56,7 +56,10 @@ pub struct AppendRetry {
 
 impl Default for AppendRetry {
     fn default() -> Self {
-        AppendRetry { max_attempts: 30, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(400) }
+        // Each round of a race lands exactly one writer, so a writer among n busy ones loses a round with odds of
+        // about (n-1)/n: 50 attempts make giving up vanishingly rare for the few replicas jitgate runs, and the
+        // small cap keeps the worst case to a few seconds.
+        AppendRetry { max_attempts: 50, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(100) }
     }
 }
 
@@ -72,8 +75,9 @@ impl AppendRetry {
 /// What one transactional append attempt came to.
 enum Attempt {
     Appended,
-    /// Another writer appended first: the head moved. Re-read and try again.
-    LostRace,
+    /// Another writer appended first: the head moved. Try again on the new head, which DynamoDB returns with the
+    /// failed condition (saving a read under contention); `None` when it did not, and the head must be read.
+    LostRace(Option<Head>),
     /// The entry's key was taken while the head condition held: either a race seen mid-flight or a head behind
     /// its entries. Which one is told by reading both.
     EntryTaken,
@@ -156,9 +160,13 @@ impl AuditLog {
         let request_id = event.request_id().cloned();
         let actor = event.actor();
         let mut attempt = 0;
+        let mut known_head = None;
         loop {
             attempt += 1;
-            let head = self.read_head().await?;
+            let head = match known_head.take() {
+                Some(head) => Some(head),
+                None => self.read_head().await?,
+            };
             let (prev_seq, prev_hash) = match &head {
                 Some(head) => (head.seq, head.hash.clone()),
                 None => (0, GENESIS_HASH.to_owned()),
@@ -190,7 +198,7 @@ impl AuditLog {
                         hash: stored.hash,
                     });
                 }
-                Attempt::LostRace => {}
+                Attempt::LostRace(head) => known_head = head,
                 Attempt::EntryTaken => {
                     if let Some(head_seq) = self.head_behind(seq).await? {
                         // Never overwrite: a head behind its entries means the table was changed by hand.
@@ -257,10 +265,11 @@ impl AuditLog {
         let head = match self.get_item(HEAD_KEY).await? {
             None => {
                 // No head: a sound chain is empty, so any entry 1 means the head was deleted.
-                let finding = match self.get_item(&entry_key(1)).await? {
-                    Some(_) => Some(Finding { seq: None, request_id: None, problem: Problem::HeadMissing }),
-                    None => None,
-                };
+                let finding = self.get_item(&entry_key(1)).await?.map(|_| Finding {
+                    seq: None,
+                    request_id: None,
+                    problem: Problem::HeadMissing,
+                });
                 return Ok(report(0, None, finding));
             }
             Some(item) => match Head::from_item(&item) {
@@ -322,7 +331,8 @@ impl AuditLog {
             .expression_attribute_names("#seq", SEQ)
             .expression_attribute_names("#hash", HASH)
             .expression_attribute_values(":seq", AttributeValue::N(entry.seq.to_string()))
-            .expression_attribute_values(":hash", AttributeValue::S(entry.hash.clone()));
+            .expression_attribute_values(":hash", AttributeValue::S(entry.hash.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         // The head moves only from exactly the state this entry was chained to.
         let update = match head {
             None => update.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
@@ -349,7 +359,8 @@ impl AuditLog {
             return Err(self.sdk_error("TransactWriteItems", err));
         };
         // One reason per item, in request order: [entry put, head update]. "None" means that item was fine.
-        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+        let reasons = cancelled.cancellation_reasons();
+        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
         let retryable = |code: &str| {
             matches!(
                 code,
@@ -366,7 +377,11 @@ impl AuditLog {
         }
         Ok(match codes.as_slice() {
             ["ConditionalCheckFailed", "None"] => Attempt::EntryTaken,
-            _ => Attempt::LostRace,
+            _ => {
+                // Only a head that reads cleanly is reused; anything else is read again and judged there.
+                let current = reasons.get(1).and_then(|r| r.item()).and_then(|item| Head::from_item(item).ok());
+                Attempt::LostRace(current)
+            }
         })
     }
 
