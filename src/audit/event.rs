@@ -228,12 +228,14 @@ pub fn refusal_code(refusal: &Refusal) -> String {
     }
 }
 
-/// One entry of the chain as read back (or as just written).
-#[derive(Debug, Clone, PartialEq)]
+/// One entry of the chain as read back (or as just written). Serializes to JSON for readers such as the HTTP
+/// audit page; it is never deserialized: entries are read from the table, where their hashes are checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     /// Position in the chain, from 1, without gaps.
     pub seq: u64,
     /// When it was appended, from the injected clock.
+    #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub request_id: Option<RequestId>,
     pub actor: Actor,

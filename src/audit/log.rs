@@ -539,3 +539,52 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, AuditError> {
 fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> AuditError {
     AuditError::Encode(format!("DynamoDB request could not be built: {err}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::CredentialEvidence;
+    use crate::request::ExecutionSummary;
+    use crate::runbook::Fingerprint;
+
+    fn executed(consumed_capacity: f64) -> AuditEvent {
+        let fingerprint: Fingerprint = serde_json::from_value(serde_json::json!("ab".repeat(32))).unwrap();
+        AuditEvent::Executed {
+            request: RequestId::parse("JIT-7Q2M4X").unwrap(),
+            fingerprint,
+            summary: ExecutionSummary { row_count: 1, truncated: false, consumed_capacity, result_sha256: "00".into() },
+            credentials: CredentialEvidence {
+                assumed_role_id: "AROAEXAMPLE:jit".into(),
+                access_key_id: "ASIAEXAMPLE".into(),
+                expires_at: time::macros::datetime!(2026-11-28 12:15 UTC),
+                session_policy: "{}".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn events_are_stored_only_if_they_read_back_the_same() {
+        assert!(encode_event(&executed(0.5)).unwrap().contains(r#""consumed_capacity":0.5"#));
+        // serde_json writes NaN as null, which would not read back: refused before anything is hashed.
+        let err = encode_event(&executed(f64::NAN)).unwrap_err();
+        assert!(err.to_string().contains("does not read back as written"), "{err}");
+    }
+
+    #[test]
+    fn oversized_events_are_refused_with_their_size() {
+        let event = AuditEvent::Failed {
+            request: RequestId::parse("JIT-7Q2M4X").unwrap(),
+            reason: "x".repeat(MAX_EVENT_BYTES),
+        };
+        let err = encode_event(&event).unwrap_err();
+        assert!(err.to_string().contains("more than the"), "{err}");
+    }
+
+    #[test]
+    fn backoff_starts_small_and_is_capped() {
+        let retry = AppendRetry::default();
+        assert!((0..100).all(|_| retry.backoff(1) <= retry.base_delay));
+        // Far past the point where doubling would overflow, the delay is still bounded by the cap.
+        assert!((1..=200).all(|attempt| retry.backoff(attempt) <= retry.max_delay));
+    }
+}

@@ -25,7 +25,9 @@
 //! `attribute_not_exists(pk)`, and an `Update` of `HEAD` conditioned on it still holding the `seq` and `hash` that
 //! were read (or on `HEAD` not existing, for the first entry). Either both land or neither does, so entries are
 //! never overwritten and the head never skips or repeats a number, whatever number of replicas append at once. A
-//! writer that loses the race re-reads the head and tries again, a bounded number of times with jittered backoff.
+//! writer that loses the race tries again on the new head (returned with the failed condition, or read again), a
+//! bounded number of times with jittered backoff. A writer that finds the entry's key taken while the head still
+//! holds the state it read stops with an error: the head is behind its entries, and nothing is overwritten.
 //!
 //! # Hash encoding (version 1)
 //!
@@ -63,6 +65,6 @@ mod verify;
 
 pub use chain::{GENESIS_HASH, HASH_DOMAIN, entry_hash, format_timestamp};
 pub use error::AuditError;
-pub use event::{Actor, AttemptedAction, AuditEntry, AuditEvent, CredentialEvidence};
+pub use event::{Actor, AttemptedAction, AuditEntry, AuditEvent, CredentialEvidence, refusal_code};
 pub use log::{AppendRetry, AuditLog, REQUEST_INDEX};
 pub use verify::{Finding, Problem, VerifyReport};
