@@ -3,6 +3,7 @@
 //! Dependencies point inward: `store`, `aws` and `audit` know nothing of each other; `request`, `runbook` do no
 //! I/O beyond reading runbook files. See `docs/design.md` for the flow.
 
+pub mod aws;
 pub mod clock;
 pub mod ids;
 pub mod request;
