@@ -376,6 +376,40 @@ async fn pages_until_the_cap_and_says_when_more_was_left() {
     assert_eq!((roomy.row_count, roomy.truncated), (25, false));
 }
 
+/// `orders-by-customer` narrowed to one status by a filter (evaluated after `Limit`, as in AWS).
+fn customer_orders_with_status(table: &str, customer: &str, status: &str, item_cap: u32) -> RenderedQuery {
+    let mut query = orders_by_customer(table, customer, item_cap);
+    query.filter_expression = Some("#st = :st".into());
+    query.expression_attribute_names.insert("#st".into(), "status".into());
+    query.expression_attribute_values.insert(":st".into(), BoundValue::S(status.into()));
+    query.accessed_attributes.push("status".into());
+    query
+}
+
+#[tokio::test]
+async fn with_a_filter_truncated_means_another_match_exists() {
+    let config = support::aws_config();
+    let (table, orders) = seeded_table(&config, 1, 15).await;
+    let customer = demo_customer_id(1);
+    let status = orders[0].status.clone();
+    let matching: Vec<Row> = orders.iter().filter(|o| o.status == status).map(row_of).collect();
+    assert_eq!(matching.len(), 3, "statuses cycle every five orders");
+    let executor = executor();
+
+    // Two of three matches: the cap is reached with a third match still in the partition.
+    let capped = run(&executor, customer_orders_with_status(&table, &customer, &status, 2)).await.expect("runs");
+    assert_eq!(capped.rows, matching[..2].to_vec());
+    assert!(capped.truncated, "a third matching order exists");
+
+    // Ten orders hold only two matches: the cap is reached while unmatched orders remain, and nothing was cut.
+    let (table, orders) = seeded_table(&config, 1, 10).await;
+    let matching: Vec<Row> = orders.iter().filter(|o| o.status == status).map(row_of).collect();
+    assert_eq!(matching.len(), 2);
+    let exact = run(&executor, customer_orders_with_status(&table, &customer, &status, 2)).await.expect("runs");
+    assert_eq!(exact.rows, matching);
+    assert!(!exact.truncated, "the remaining orders do not match the filter");
+}
+
 #[tokio::test]
 async fn consumed_capacity_is_summed_over_every_page() {
     let config = support::aws_config();

@@ -74,17 +74,18 @@ pub fn demo_orders(n_customers: u32, orders_per_customer: u32) -> Vec<DemoOrder>
     let mut orders = Vec::new();
     for c in 1..=n_customers {
         for k in 1..=orders_per_customer {
-            let sequence = i64::from((c - 1) * orders_per_customer + (k - 1));
+            let (c64, k64) = (u64::from(c), u64::from(k));
+            let sequence = i64::from(c - 1) * i64::from(orders_per_customer) + i64::from(k - 1);
             let created = start + time::Duration::hours(sequence);
             // The last cent digit is never 0, so DynamoDB's number normalisation returns the text unchanged.
-            let cents = u64::from((c * 7919 + k * 104_729) % 20_000) * 10 + u64::from((c + k) % 9 + 1);
+            let cents = (c64 * 7919 + k64 * 104_729) % 20_000 * 10 + (c64 + k64) % 9 + 1;
             orders.push(DemoOrder {
                 order_id: format!("O{c:06}-{k:04}"),
                 customer_id: demo_customer_id(c),
                 created_at: created.format(&Rfc3339).unwrap_or_default(),
-                status: STATUSES[((c + k) as usize) % STATUSES.len()].to_owned(),
+                status: STATUSES[((c64 + k64) % STATUSES.len() as u64) as usize].to_owned(),
                 total: format!("{}.{:02}", cents / 100, cents % 100),
-                currency: CURRENCIES[(c as usize) % CURRENCIES.len()].to_owned(),
+                currency: CURRENCIES[(c64 % CURRENCIES.len() as u64) as usize].to_owned(),
                 email: format!("customer{c:06}@example.com"),
                 shipping_address: format!("{} Example Street, Springfield", 10 + c),
             });
@@ -170,4 +171,25 @@ pub async fn seed_demo_orders(
         }
     }
     Ok(orders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_data_is_deterministic_ordered_and_survives_number_normalisation() {
+        let orders = demo_orders(3, 4);
+        assert_eq!(orders, demo_orders(3, 4));
+        assert_eq!(orders.len(), 12);
+        assert!(orders.windows(2).all(|w| w[0].created_at < w[1].created_at), "creation times increase");
+        let ids: std::collections::BTreeSet<&str> = orders.iter().map(|o| o.order_id.as_str()).collect();
+        assert_eq!(ids.len(), 12, "order ids are unique");
+        assert_eq!(orders[4].customer_id, "C000002");
+        assert_eq!(orders[0].created_at, "2026-01-01T00:00:00Z");
+        for order in &orders {
+            assert!(!order.total.ends_with('0') && !order.total.starts_with("00"), "{}", order.total);
+            assert!(STATUSES.contains(&order.status.as_str()));
+        }
+    }
 }

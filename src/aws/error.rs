@@ -34,8 +34,9 @@ pub enum AwsFailure {
     #[error("query fingerprint {actual} does not match the approved {approved}")]
     FingerprintMismatch { approved: Fingerprint, actual: Fingerprint },
     /// STS would not assume the runbook's role (trust policy, permissions, unknown role, bad parameters).
-    #[error("STS refused to assume {role_arn}: {} {}", code.as_deref().unwrap_or("HTTP error"), message.as_deref().unwrap_or(""))]
-    AssumeRoleRefused { role_arn: String, code: Option<String>, message: Option<String> },
+    /// `code` is STS's error code, or `HTTP <status>` when the body carried none.
+    #[error("STS refused to assume {role_arn}: {code}: {}", message.as_deref().unwrap_or("no message"))]
+    AssumeRoleRefused { role_arn: String, code: String, message: Option<String> },
     /// STS answered, but with credentials jitgate will not use (missing, or living longer than allowed).
     #[error("unacceptable credentials from STS: {reason}")]
     UnacceptableCredentials { reason: String },
@@ -65,17 +66,16 @@ impl AwsFailure {
                 "DynamoDB {resource} was not found in this account and region. Check the runbook's table and index."
             ),
             AwsFailure::CredentialsExpired { expired_at } => format!(
-                "The temporary AWS credentials for this request expired (at {}) before the query could run, so \
-                 nothing was read. Submit the request again.",
+                "The temporary AWS credentials for this request expired or were about to (at {}), so the query \
+                 was not run and nothing was read. Submit the request again.",
                 rfc3339(*expired_at)
             ),
             AwsFailure::FingerprintMismatch { .. } => "The query about to run is not the one that was approved \
                  (fingerprint mismatch), so it was not run. Submit the request again."
                 .to_owned(),
             AwsFailure::AssumeRoleRefused { role_arn, code, .. } => format!(
-                "AWS STS refused to let jitgate assume the role {role_arn} ({}). Nothing was run. Ask the \
-                 runbook's owners to check the role's trust policy.",
-                code.as_deref().unwrap_or("access denied")
+                "AWS STS refused to let jitgate assume the role {role_arn} ({code}). Nothing was run. Ask the \
+                 runbook's owners to check the role's trust policy and jitgate's permission to assume it."
             ),
             AwsFailure::UnacceptableCredentials { reason } => {
                 format!("AWS STS returned credentials jitgate will not use ({reason}). Nothing was run.")
@@ -92,7 +92,9 @@ impl AwsFailure {
     }
 }
 
+/// RFC 3339 in UTC, to the second: what a person compares with a clock.
 fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(at);
     at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
@@ -165,8 +167,8 @@ mod tests {
         let denied = AwsFailure::AccessDenied { service: "DynamoDB", operation: "GetItem", code: None };
         assert!(denied.user_message().contains("access denied"), "{}", denied.user_message());
         assert!(denied.to_string().contains("HTTP 403"));
-        let expired = AwsFailure::CredentialsExpired { expired_at: datetime!(2026-11-28 12:15 UTC) };
-        assert!(expired.user_message().contains("expired (at 2026-11-28T12:15:00Z)"), "{}", expired.user_message());
+        let expired = AwsFailure::CredentialsExpired { expired_at: datetime!(2026-11-28 12:15:00.25 UTC) };
+        assert!(expired.user_message().contains("(at 2026-11-28T12:15:00Z)"), "{}", expired.user_message());
         let other = AwsFailure::Other {
             service: "DynamoDB",
             operation: "Query",

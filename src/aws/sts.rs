@@ -153,7 +153,7 @@ impl StsBroker {
             let tag = aws_sdk_sts::types::Tag::builder().key(key).value(value).build().map_err(|e| {
                 AwsFailure::AssumeRoleRefused {
                     role_arn: req.role_arn.clone(),
-                    code: Some("InvalidTag".into()),
+                    code: "InvalidTag".into(),
                     message: Some(e.to_string()),
                 }
             })?;
@@ -163,9 +163,11 @@ impl StsBroker {
             ErrorFacts::Service { code: Some(code), .. } if is_throttling_code(&code) => {
                 AwsFailure::Throttled { service: "STS", operation: "AssumeRole", code }
             }
-            ErrorFacts::Service { code, message, .. } => {
-                AwsFailure::AssumeRoleRefused { role_arn: req.role_arn.clone(), code, message }
-            }
+            ErrorFacts::Service { status, code, message } => AwsFailure::AssumeRoleRefused {
+                role_arn: req.role_arn.clone(),
+                code: code.unwrap_or_else(|| format!("HTTP {status}")),
+                message,
+            },
             ErrorFacts::Transport { detail } => {
                 AwsFailure::Unreachable { service: "STS", operation: "AssumeRole", detail }
             }
