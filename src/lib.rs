@@ -4,6 +4,7 @@
 //! I/O beyond reading runbook files. See `docs/design.md` for the flow.
 
 pub mod audit;
+pub mod aws;
 pub mod clock;
 pub mod command;
 pub mod config;

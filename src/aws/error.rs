@@ -1,0 +1,180 @@
+//! [`AwsFailure`]: every way an STS or DynamoDB step can fail, as a caller branches on it, and the text a Slack
+//! user reads for each.
+//!
+//! The SDK reports a service error as a code and a message parsed from the body. Some servers (moto, and AWS for
+//! some signature failures) answer a denial with an XML body the JSON protocol cannot parse, so the code is
+//! missing: the HTTP status (403) is then what tells us it was a denial. Nothing here holds a credential, and the
+//! messages never include one.
+
+// The service crates re-export the same smithy types; DynamoDB's re-exports serve STS errors too.
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use time::OffsetDateTime;
+
+use crate::runbook::Fingerprint;
+
+/// A failure of the AWS layer. Nothing was returned to the user when one of these is raised.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsFailure {
+    /// IAM denied the call made with the temporary credentials.
+    #[error("access denied: {service} {operation} ({})", code.as_deref().unwrap_or("HTTP 403"))]
+    AccessDenied { service: &'static str, operation: &'static str, code: Option<String> },
+    /// The service throttled the call and the SDK's retries did not get through.
+    #[error("throttled: {service} {operation} ({code})")]
+    Throttled { service: &'static str, operation: &'static str, code: String },
+    /// DynamoDB rejected the request as malformed; its message says why.
+    #[error("DynamoDB validation error: {message}")]
+    Validation { message: String },
+    /// The table or index does not exist (in this account and region).
+    #[error("not found: {resource} ({message})")]
+    NotFound { resource: String, message: String },
+    /// The temporary credentials are past, or too close to, their expiry; no call was made with them.
+    #[error("temporary credentials expired at {expired_at}")]
+    CredentialsExpired { expired_at: OffsetDateTime },
+    /// The query no longer hashes to the fingerprint the approvers saw; it was not run.
+    #[error("query fingerprint {actual} does not match the approved {approved}")]
+    FingerprintMismatch { approved: Fingerprint, actual: Fingerprint },
+    /// STS would not assume the runbook's role (trust policy, permissions, unknown role, bad parameters).
+    /// `code` is STS's error code, or `HTTP <status>` when the body carried none.
+    #[error("STS refused to assume {role_arn}: {code}: {}", message.as_deref().unwrap_or("no message"))]
+    AssumeRoleRefused { role_arn: String, code: String, message: Option<String> },
+    /// STS answered, but with credentials jitgate will not use (missing, or living longer than allowed).
+    #[error("unacceptable credentials from STS: {reason}")]
+    UnacceptableCredentials { reason: String },
+    /// The service could not be reached, or did not answer in time.
+    #[error("could not reach {service} for {operation}: {detail}")]
+    Unreachable { service: &'static str, operation: &'static str, detail: String },
+    /// Any other service error, with its code.
+    #[error("{service} {operation} failed: {code}: {}", message.as_deref().unwrap_or(""))]
+    Other { service: &'static str, operation: &'static str, code: String, message: Option<String> },
+}
+
+impl AwsFailure {
+    /// What the Slack user reads: what happened and what to do, without internal detail or secrets.
+    pub fn user_message(&self) -> String {
+        match self {
+            AwsFailure::AccessDenied { service, operation, .. } => format!(
+                "AWS access denied: the runbook's role may not call {service} {operation}. Nothing was read. \
+                 Ask the runbook's owners to check the role's IAM policy."
+            ),
+            AwsFailure::Throttled { service, .. } => format!(
+                "{service} is throttling requests right now, so the query did not complete. Try again in a minute."
+            ),
+            AwsFailure::Validation { message } => {
+                format!("DynamoDB rejected the query as invalid: {message}. The runbook needs fixing.")
+            }
+            AwsFailure::NotFound { resource, .. } => format!(
+                "DynamoDB {resource} was not found in this account and region. Check the runbook's table and index."
+            ),
+            AwsFailure::CredentialsExpired { expired_at } => format!(
+                "The temporary AWS credentials for this request expired or were about to (at {}), so the query \
+                 was not run and nothing was read. Submit the request again.",
+                rfc3339(*expired_at)
+            ),
+            AwsFailure::FingerprintMismatch { .. } => "The query about to run is not the one that was approved \
+                 (fingerprint mismatch), so it was not run. Submit the request again."
+                .to_owned(),
+            AwsFailure::AssumeRoleRefused { role_arn, code, .. } => format!(
+                "AWS STS refused to let jitgate assume the role {role_arn} ({code}). Nothing was run. Ask the \
+                 runbook's owners to check the role's trust policy and jitgate's permission to assume it."
+            ),
+            AwsFailure::UnacceptableCredentials { reason } => {
+                format!("AWS STS returned credentials jitgate will not use ({reason}). Nothing was run.")
+            }
+            AwsFailure::Unreachable { service, .. } => {
+                format!(
+                    "jitgate could not reach AWS {service} (network error or timeout). Nothing was read. Try again."
+                )
+            }
+            AwsFailure::Other { service, operation, code, .. } => {
+                format!("AWS {service} {operation} failed with error {code}. Nothing was delivered.")
+            }
+        }
+    }
+}
+
+/// RFC 3339 in UTC, to the second: what a person compares with a clock.
+fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// What an SDK error says, reduced to what we classify on.
+#[derive(Debug)]
+pub(crate) enum ErrorFacts {
+    /// The service answered with an error.
+    Service { status: u16, code: Option<String>, message: Option<String> },
+    /// No usable answer: connection, timeout, construction or unparseable response.
+    Transport { detail: String },
+}
+
+impl ErrorFacts {
+    pub(crate) fn of<E>(err: &SdkError<E>) -> ErrorFacts
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match err {
+            SdkError::ServiceError(_) => ErrorFacts::Service {
+                status: err.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
+                code: err.code().map(str::to_owned),
+                message: err.message().map(str::to_owned),
+            },
+            // A response we could not parse: a denial rendered as XML still carries its status.
+            SdkError::ResponseError(_) if err.raw_response().is_some_and(|r| r.status().as_u16() >= 400) => {
+                ErrorFacts::Service {
+                    status: err.raw_response().map(|r| r.status().as_u16()).unwrap_or(0),
+                    code: None,
+                    message: None,
+                }
+            }
+            _ => ErrorFacts::Transport { detail: DisplayErrorContext(err).to_string() },
+        }
+    }
+}
+
+/// Error codes that mean "the caller may not do this" (besides any HTTP 403).
+pub(crate) fn is_denial_code(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDeniedException"
+            | "AccessDenied"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "MissingAuthenticationTokenException"
+    )
+}
+
+/// Error codes that mean "slow down".
+pub(crate) fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "Throttling"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn user_messages_say_what_happened() {
+        let denied = AwsFailure::AccessDenied { service: "DynamoDB", operation: "GetItem", code: None };
+        assert!(denied.user_message().contains("access denied"), "{}", denied.user_message());
+        assert!(denied.to_string().contains("HTTP 403"));
+        let expired = AwsFailure::CredentialsExpired { expired_at: datetime!(2026-11-28 12:15:00.25 UTC) };
+        assert!(expired.user_message().contains("(at 2026-11-28T12:15:00Z)"), "{}", expired.user_message());
+        let other = AwsFailure::Other {
+            service: "DynamoDB",
+            operation: "Query",
+            code: "InternalServerError".into(),
+            message: None,
+        };
+        assert!(other.user_message().contains("InternalServerError"));
+    }
+}
