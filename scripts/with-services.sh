@@ -2,7 +2,7 @@
 # Runs a command with a private Redis and a private local DynamoDB/STS server (moto) on free loopback ports,
 # then stops both, whatever the command's outcome. The command sees:
 #   JITGATE_TEST_REDIS_URL    redis://127.0.0.1:PORT
-#   JITGATE_TEST_AWS_ENDPOINT http://127.0.0.1:PORT (moto, IAM checks off)
+#   JITGATE_TEST_AWS_ENDPOINT http://127.0.0.1:PORT (moto serving one request at a time, IAM checks off)
 #   JITGATE_MOTO_SERVER       the moto_server program, for tests that need a server of their own
 #   PATH                      with the tools venv's bin (parliament) first
 set -euo pipefail
@@ -34,7 +34,8 @@ redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --a
 wait_for_port "$REDIS_PORT" redis-server "$RUN_DIR/redis.log"
 
 MOTO_PORT="$(free_port)"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
+# One request at a time, as DynamoDB's transactions need (see scripts/moto-serial.py).
+"$VENV/bin/python" "$(dirname "$0")/moto-serial.py" "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
 MOTO_PID=$!
 wait_for_port "$MOTO_PORT" moto_server "$RUN_DIR/moto.log"
 

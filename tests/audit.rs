@@ -225,45 +225,13 @@ async fn each_entry_hashes_its_content_and_links_to_the_one_before() {
     assert_eq!(log.verify().await.unwrap().to_string(), format!("chain intact: 4 entries, head {prev}"));
 }
 
-/// moto applies `TransactWriteItems` atomically only while no other request runs: it snapshots whole tables and
-/// restores them on cancellation, so two transactions handled at once can undo each other's writes (measured: a head
-/// left behind an entry that exists). DynamoDB itself never does that. This runs moto as a server that handles one
-/// request at a time, which gives each transaction the atomicity DynamoDB guarantees, while the writers still race
-/// between reading the head and committing, which is the race the chain must survive.
-const SERIAL_MOTO: &str = r#"
-import sys
-from werkzeug.serving import make_server
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=False,
-                     request_handler=MotoRequestHandler)
-print(server.port, flush=True)
-server.serve_forever()
-"#;
-
-/// Starts a private moto server (stopped when the returned child is dropped) and returns its endpoint.
-async fn start_serial_moto() -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let moto = std::env::var("JITGATE_MOTO_SERVER").expect("JITGATE_MOTO_SERVER is set by scripts/with-services.sh");
-    let python = std::path::Path::new(&moto).with_file_name("python3");
-    let mut child = tokio::process::Command::new(python)
-        .args(["-c", SERIAL_MOTO])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start moto");
-    // The server prints its port once it is listening: wait for that line, not for time.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let port = tokio::io::BufReader::new(stdout).lines().next_line().await.unwrap().expect("moto printed its port");
-    (child, format!("http://127.0.0.1:{}", port.trim()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_from_many_replicas_form_one_gapless_chain() {
     const REPLICAS: usize = 8;
     const APPENDS: usize = 10;
-    let (_moto, endpoint) = start_serial_moto().await;
-    let config = || support::aws_config_for(&endpoint, "AKIAJITGATETESTS0001", "test-secret");
+    // The shared server handles one request at a time (scripts/moto-serial.py), so each transaction is atomic as in
+    // DynamoDB, while the writers still race between reading the head and committing.
+    let config = support::aws_config;
     let clock: SharedClock = ManualClock::new(START);
     let table = support::unique("audit-concurrent");
     AuditLog::new(&config(), table.clone(), clock.clone()).ensure_table().await.unwrap();
