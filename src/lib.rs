@@ -8,6 +8,7 @@ pub mod aws;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod engine;
 pub mod ids;
 pub mod request;
 pub mod runbook;

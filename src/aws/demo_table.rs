@@ -26,7 +26,7 @@ pub const CUSTOMER_CREATED_INDEX: &str = "customer-created-index";
 /// GSI on (`status`, `created_at`).
 pub const STATUS_CREATED_INDEX: &str = "status-created-index";
 /// Order statuses, in the order they cycle through the seed data.
-pub const STATUSES: [&str; 5] = ["PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED"];
+pub const STATUSES: [&str; 6] = ["pending", "paid", "shipped", "delivered", "cancelled", "refunded"];
 const CURRENCIES: [&str; 3] = ["EUR", "USD", "GBP"];
 /// DynamoDB's `BatchWriteItem` limit.
 const BATCH_SIZE: usize = 25;
@@ -80,7 +80,7 @@ pub fn demo_orders(n_customers: u32, orders_per_customer: u32) -> Vec<DemoOrder>
             // The last cent digit is never 0, so DynamoDB's number normalisation returns the text unchanged.
             let cents = (c64 * 7919 + k64 * 104_729) % 20_000 * 10 + (c64 + k64) % 9 + 1;
             orders.push(DemoOrder {
-                order_id: format!("O{c:06}-{k:04}"),
+                order_id: format!("O{c:05}{k:04}"),
                 customer_id: demo_customer_id(c),
                 created_at: created.format(&Rfc3339).unwrap_or_default(),
                 status: STATUSES[((c64 + k64) % STATUSES.len() as u64) as usize].to_owned(),
