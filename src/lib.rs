@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;

@@ -1,0 +1,142 @@
+//! The command line: `jitgate check` and `jitgate audit verify`. Each command returns the text to print and an
+//! exit code, so `main` stays a thin shell and the commands are testable as functions and as a binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::audit::AuditLog;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConfigError, Environment};
+use crate::runbook::{Operation, Runbook, RunbookDefaults, RunbookSet};
+
+/// Just-in-time, on-call-approved, audited DynamoDB queries from Slack.
+#[derive(Debug, Parser)]
+#[command(name = "jitgate", version, about)]
+pub struct Cli {
+    /// Config file [default: $JITGATE_CONFIG, else jitgate.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config and every runbook, and print one line per runbook.
+    Check,
+    /// Inspect the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole hash chain and report the first edited, missing or unlinked entry.
+    Verify,
+}
+
+/// Runs one command. Errors are printed to stderr with what to fix; the exit code is 0 on success, 1 when the
+/// audit chain is broken, 2 when the config or a runbook is invalid or a service cannot be reached.
+pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
+    let path = cli.config.clone().unwrap_or_else(|| Config::path_from(&env));
+    let config = match Config::load(&path, &env) {
+        Ok(config) => config,
+        Err(errors) => return invalid("config", &errors),
+    };
+    match cli.command {
+        Command::Check => check(&config),
+        Command::Audit { command: AuditCommand::Verify } => audit_verify(&config).await,
+    }
+}
+
+fn invalid(what: &str, errors: &[ConfigError]) -> ExitCode {
+    for error in errors {
+        eprintln!("error: {error}");
+    }
+    eprintln!("{what} is invalid: {} problem(s)", errors.len());
+    ExitCode::from(2)
+}
+
+/// Loads the runbooks the config points at.
+pub fn load_runbooks(config: &Config) -> Result<RunbookSet, Vec<crate::runbook::RunbookError>> {
+    RunbookSet::load_dir(&config.runbook_dir(), &RunbookDefaults { ttl: config.runbooks.default_approval_ttl })
+}
+
+fn check(config: &Config) -> ExitCode {
+    let runbooks = match load_runbooks(config) {
+        Ok(runbooks) => runbooks,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            eprintln!("runbooks are invalid: {} problem(s) in {}", errors.len(), config.runbook_dir().display());
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "config {} is valid (region {}, audit table {})",
+        config.path.display(),
+        config.region(),
+        config.aws.audit_table
+    );
+    for runbook in runbooks.iter() {
+        println!("ok  {}", runbook_line(runbook));
+    }
+    println!("{} runbook(s) valid in {}", runbooks.len(), config.runbook_dir().display());
+    ExitCode::SUCCESS
+}
+
+/// One line summing up a runbook: what it reads, with which parameters, and who approves.
+pub fn runbook_line(runbook: &Runbook) -> String {
+    let target = match runbook.index() {
+        Some(index) => format!("{} index {}", runbook.table().name(), index.name()),
+        None => runbook.table().name().to_owned(),
+    };
+    let operation = match runbook.operation() {
+        Operation::Query => "query",
+        Operation::GetItem => "get_item",
+        Operation::Scan => "scan",
+    };
+    let params: Vec<&str> = runbook.parameters().iter().map(|p| p.name()).collect();
+    let policy = runbook.approval();
+    let mut approvers: Vec<String> = Vec::new();
+    approvers.extend(policy.approvers.pagerduty_schedules.iter().map(|s| format!("schedule {s}")));
+    approvers.extend(policy.approvers.pagerduty_escalation_policies.iter().map(|s| format!("escalation policy {s}")));
+    approvers.extend(policy.approvers.slack_users.iter().map(|u| format!("user {u}")));
+    format!(
+        "{}: {operation} {target}; params [{}]; cap {}; {} approval(s) from {}; ttl {}",
+        runbook.id(),
+        params.join(", "),
+        runbook.max_items(),
+        policy.required_approvals,
+        approvers.join(", "),
+        humantime::format_duration(policy.ttl),
+    )
+}
+
+async fn audit_verify(config: &Config) -> ExitCode {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(config.region().to_owned()))
+        .load()
+        .await;
+    let clock: SharedClock = std::sync::Arc::new(SystemClock);
+    let log = AuditLog::new(&sdk, config.aws.audit_table.clone(), clock);
+    match log.verify().await {
+        Ok(report) if report.is_intact() => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            eprintln!("error: cannot verify the audit trail: {err}");
+            ExitCode::from(2)
+        }
+    }
+}

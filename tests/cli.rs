@@ -1,0 +1,112 @@
+//! The `jitgate` binary as an operator runs it: `check` on good and broken setups, `audit verify` on an intact
+//! and a tampered trail in the local DynamoDB.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use jitgate::audit::{AuditEvent, AuditLog};
+use jitgate::clock::{ManualClock, SharedClock};
+use jitgate::ids::RequestId;
+
+fn jitgate(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
+    command.args(args).env_remove("JITGATE_CONFIG").env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("run jitgate")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name).display().to_string()
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_runbooks_with_one_line_each() {
+    let out = jitgate(&["--config", &repo_file("jitgate.example.toml"), "check"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok  ")).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        stdout.contains(
+            "ok  orders-by-customer: query Orders index customer-created-index; params [customer_id, from, until]"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_the_file_field_and_fix_of_a_broken_runbook() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    let good = std::fs::read_to_string(repo_file("runbooks/order-by-id.yaml")).unwrap();
+    std::fs::write(dir.path().join("runbooks/order-by-id.yaml"), good.replace("max_items: 1", "max_items: 0")).unwrap();
+    let out = jitgate(&["--config", &dir.path().join("jitgate.toml").display().to_string(), "check"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("order-by-id.yaml: max_items:"), "{stderr}");
+    assert!(stderr.contains(" — "), "the message says how to fix it: {stderr}");
+}
+
+#[test]
+fn check_names_a_bad_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\naudit_tabel = \"x\"\n").unwrap();
+    let out = jitgate(&["check"], &[("JITGATE_CONFIG", &dir.path().join("jitgate.toml").display().to_string())]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("jitgate.toml: line 3: unknown field `audit_tabel`"), "{stderr}");
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_intact_chain_then_the_edited_entry() {
+    let table = support::unique("cli-audit");
+    let clock: SharedClock = ManualClock::new(support::fixtures::wall_clock_now());
+    let log = AuditLog::new(&support::aws_config(), table.clone(), clock);
+    log.ensure_table().await.unwrap();
+    for reason in ["first", "second"] {
+        let request = RequestId::parse("JIT-AAAAAA").unwrap();
+        log.append(AuditEvent::Failed { request, reason: reason.into() }).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jitgate.toml");
+    std::fs::write(&config, format!("[aws]\nregion = \"us-east-1\"\naudit_table = \"{table}\"\n")).unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    let endpoint = support::aws_endpoint();
+    let envs = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAJITGATETESTS0001"),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+    ];
+    let args = ["--config", config.to_str().unwrap(), "audit", "verify"];
+
+    let out = jitgate(&args, &envs);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("chain intact: 2 entries"), "{}", text(&out.stdout));
+
+    // An auditor's nightmare: someone rewrites the first entry's event in place.
+    let raw = aws_sdk_dynamodb::Client::new(&support::aws_config());
+    let first =
+        raw.get_item().table_name(&table).key("pk", AttributeValue::S("E#00000000000000000001".into())).send().await;
+    let item = first.unwrap().item.expect("entry 1 exists");
+    let event = match item.get("event") {
+        Some(AttributeValue::S(event)) => event.replace("first", "nothing to see"),
+        other => panic!("unexpected event attribute {other:?}"),
+    };
+    let mut edited = item.clone();
+    edited.insert("event".into(), AttributeValue::S(event));
+    raw.put_item().table_name(&table).set_item(Some(edited)).send().await.unwrap();
+
+    let out = jitgate(&args, &envs);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("BROKEN") && text(&out.stdout).contains("entry 1"), "{}", text(&out.stdout));
+}
