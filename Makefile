@@ -12,4 +12,4 @@ test: deps
 	scripts/with-services.sh cargo test --all-targets
 
 check:
-	cargo run --quiet -- check
+	cargo run --quiet -- --config jitgate.example.toml check
