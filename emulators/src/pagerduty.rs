@@ -393,16 +393,17 @@ struct OnCallsQuery {
     earliest: bool,
 }
 
-fn parse_oncalls_query(raw: &str) -> Result<OnCallsQuery, Response> {
-    let pairs = decode_query(raw).map_err(|_| invalid("The query string is not valid form encoding."))?;
+/// Parses the query of `GET /oncalls`; the error is the detail for a 400 response.
+fn parse_oncalls_query(raw: &str) -> Result<OnCallsQuery, String> {
+    let pairs = decode_query(raw).map_err(|_| "The query string is not valid form encoding.".to_owned())?;
     let mut query = OnCallsQuery::default();
     let time = |name: &str, value: &str| {
-        OffsetDateTime::parse(value, &Rfc3339).map_err(|_| invalid(&format!("{name} is not a valid ISO 8601 date")))
+        OffsetDateTime::parse(value, &Rfc3339).map_err(|_| format!("{name} is not a valid ISO 8601 date"))
     };
     let flag = |name: &str, value: &str| match value {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(invalid(&format!("{name} must be true or false"))),
+        _ => Err(format!("{name} must be true or false")),
     };
     for (key, value) in pairs {
         match key.as_str() {
@@ -417,16 +418,16 @@ fn parse_oncalls_query(raw: &str) -> Result<OnCallsQuery, Response> {
             }
             "include[]" => {
                 if !["escalation_policies", "users", "schedules"].contains(&value.as_str()) {
-                    return Err(invalid("Include must be one of escalation_policies, users, schedules"));
+                    return Err("Include must be one of escalation_policies, users, schedules".to_owned());
                 }
                 query.include.insert(value);
             }
             "since" => query.since = Some(time("Since", &value)?),
             "until" => query.until = Some(time("Until", &value)?),
             "limit" => {
-                query.limit = Some(value.parse().map_err(|_| invalid("Limit must be a non-negative integer"))?);
+                query.limit = Some(value.parse().map_err(|_| "Limit must be a non-negative integer".to_owned())?);
             }
-            "offset" => query.offset = value.parse().map_err(|_| invalid("Offset must be a non-negative integer"))?,
+            "offset" => query.offset = value.parse().map_err(|_| "Offset must be a non-negative integer".to_owned())?,
             "total" => query.total = flag("Total", &value)?,
             "earliest" => query.earliest = flag("Earliest", &value)?,
             // `time_zone` only changes rendering; unknown parameters are ignored, as by most REST services.
@@ -439,7 +440,7 @@ fn parse_oncalls_query(raw: &str) -> Result<OnCallsQuery, Response> {
 async fn list_oncalls(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let query = match parse_oncalls_query(request.uri().query().unwrap_or_default()) {
         Ok(query) => query,
-        Err(response) => return response,
+        Err(detail) => return invalid(&detail),
     };
     let world = shared.world();
     let now = world.now.unwrap_or_else(OffsetDateTime::now_utc);
