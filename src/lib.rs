@@ -7,5 +7,6 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod ids;
+pub mod oncall;
 pub mod request;
 pub mod runbook;
