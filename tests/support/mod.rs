@@ -14,7 +14,9 @@ use aws_credential_types::Credentials;
 /// Redis URL of the test server. Panics with the fix when the tests were not started by the test command.
 pub fn redis_url() -> String {
     std::env::var("JITGATE_TEST_REDIS_URL").unwrap_or_else(|_| {
-        panic!("JITGATE_TEST_REDIS_URL is not set: run the tests with `make test` (or scripts/with-services.sh cargo test)")
+        panic!(
+            "JITGATE_TEST_REDIS_URL is not set: run the tests with `make test` (or scripts/with-services.sh cargo test)"
+        )
     })
 }
 
@@ -36,9 +38,13 @@ pub fn aws_config_for(endpoint: &str, access_key: &str, secret_key: &str) -> Sdk
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            Credentials::new(access_key, secret_key, None, None, "jitgate-tests"),
-        ))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "jitgate-tests",
+        )))
         .build()
 }
 
