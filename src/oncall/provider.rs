@@ -9,6 +9,7 @@
 //! `max_staleness` (never more than [`MAX_ROSTER_AGE`], the age the approval rules accept); otherwise the roster
 //! is unavailable and nobody can approve through PagerDuty. A broken cache never stands in for PagerDuty.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,11 +257,11 @@ impl RosterProvider {
         let mut slack_ids: BTreeMap<String, Option<SlackUserId>> = BTreeMap::new();
         for shift in chosen.values() {
             let email = normalize_email(&shift.user.email);
-            if !slack_ids.contains_key(&email) {
-                let found = self.directory.user_by_email(&email).await.map_err(|e| {
+            if let Entry::Vacant(slot) = slack_ids.entry(email) {
+                let found = self.directory.user_by_email(slot.key()).await.map_err(|e| {
                     FetchFailure::Directory(format!("finding the Slack account of {}: {e:#}", shift.user.name))
                 })?;
-                slack_ids.insert(email, found);
+                slot.insert(found);
             }
         }
 
