@@ -532,3 +532,15 @@ async fn settings_that_would_allow_stale_approvals_are_refused() {
         .expect_err("older than approvals accept");
     assert!(error.to_string().contains("max staleness"), "{error}");
 }
+
+#[tokio::test]
+async fn a_single_user_can_be_read_and_an_unknown_one_is_a_404() {
+    let world = world().await;
+    let ana = world.client().user("PANA001").await.expect("Ana");
+    assert_eq!((ana.name.as_str(), ana.email.as_str()), ("Ana Lima", "Ana.Lima@Example.com"));
+    let missing = world.client().user("PNOBODY").await.expect_err("no such user");
+    assert!(
+        matches!(&missing, PagerDutyError::Rejected { status: 404, detail, .. } if detail == ": Not Found"),
+        "{missing:?}"
+    );
+}
