@@ -1,0 +1,21 @@
+//! On call: who may approve right now, from PagerDuty (or the config's static roster) and the runbook.
+//!
+//! - [`pagerduty`]: the REST client (on-calls, users), bounded retries, errors classified, token kept secret.
+//! - [`directory`]: the Slack lookup by email that links a PagerDuty user to a Slack user.
+//! - [`cache`]: the short-lived Redis cache of PagerDuty answers.
+//! - [`provider`]: builds the [`crate::request::Roster`] of one approval policy and fails closed.
+//!
+//! Knows nothing of the request store, Slack transport or AWS: it receives a Redis URL, a key prefix, a clock
+//! and a directory implementation.
+
+pub mod cache;
+pub mod directory;
+pub mod pagerduty;
+pub mod provider;
+
+pub use cache::{RosterCache, Snapshot, UnmappedOnCall};
+pub use directory::{SlackDirectory, normalize_email};
+pub use pagerduty::{
+    OnCallShift, PagerDutyClient, PagerDutyError, PagerDutyRef, PagerDutySettings, PagerDutyUser, Pause, TokioPause,
+};
+pub use provider::{FetchFailure, RosterError, RosterOrigin, RosterProvider, RosterReport, RosterSettings};
