@@ -8,8 +8,8 @@ deps:
 # Redis and local DynamoDB/STS server.
 test: deps
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
-	scripts/with-services.sh cargo test --all-targets
+	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/with-services.sh cargo test --workspace --all-targets
 
 check:
 	cargo run --quiet -- --config jitgate.example.toml check

@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod ids;
+pub mod messages;
 pub mod oncall;
 pub mod request;
 pub mod runbook;

@@ -1,0 +1,355 @@
+//! Every text and Block Kit payload a user sees, built by named functions. Pure: data in, JSON out.
+//!
+//! Handlers never format user-visible text themselves; they pick the function here that says what happened.
+//! Everything that came from a user or a table is escaped for Slack's mrkdwn (`&`, `<`, `>`) so a parameter value
+//! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
+
+use serde_json::{Value as Json, json};
+use time::OffsetDateTime;
+
+use crate::aws::{ExecutionResult, Row};
+use crate::ids::{RequestId, SlackUserId};
+use crate::request::{AccessRequest, Refusal, RequestState, Status};
+
+/// Action ids of the card's buttons; the Slack layer routes clicks by them.
+pub const APPROVE_ACTION: &str = "jit_approve";
+pub const DENY_ACTION: &str = "jit_deny";
+
+/// Section text limit (Block Kit: 3000 characters); kept with some room for the code fence.
+const SECTION_LIMIT: usize = 2900;
+/// Rows shown inline in the thread; more go to the attached files.
+pub const INLINE_ROWS: usize = 20;
+/// Widest cell in the inline table.
+const CELL_WIDTH: usize = 32;
+
+/// A message: fallback `text` (notifications, screen readers) plus `blocks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackMessage {
+    pub text: String,
+    pub blocks: Vec<Json>,
+}
+
+/// Escapes text for mrkdwn, so user-supplied text stays text.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Text for inside a ``` code block: escaped, and with backtick runs broken so the block cannot be closed early.
+fn code(text: &str) -> String {
+    escape(text).replace("```", "`\u{200B}``")
+}
+
+fn mention(user: &SlackUserId) -> String {
+    format!("<@{user}>")
+}
+
+fn mentions(users: &[SlackUserId]) -> String {
+    users.iter().map(mention).collect::<Vec<_>>().join(" ")
+}
+
+/// A Slack date token: shown in each reader's own time zone, with a UTC fallback.
+fn date(at: OffsetDateTime) -> String {
+    let fallback = at
+        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+        .unwrap_or_else(|_| at.unix_timestamp().to_string());
+    format!("<!date^{}^{{date_short_pretty}} {{time}}|{fallback}>", at.unix_timestamp())
+}
+
+fn section(text: String) -> Json {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, SECTION_LIMIT) } })
+}
+
+fn context(text: String) -> Json {
+    json!({ "type": "context", "elements": [ { "type": "mrkdwn", "text": truncate(&text, SECTION_LIMIT) } ] })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// What the approval card needs beyond the request itself.
+#[derive(Debug, Clone, Default)]
+pub struct CardContext {
+    /// The runbook's description.
+    pub description: String,
+    /// Who may approve right now (on call, mapped to Slack).
+    pub approvers_now: Vec<SlackUserId>,
+    /// On-call people who could not be mapped to a Slack account (shown so nobody waits for them).
+    pub unmapped: Vec<String>,
+    /// Link to the request's audit page, once there is one.
+    pub audit_link: Option<String>,
+}
+
+/// The approval card, rendered for the request's current state: buttons while pending, the outcome afterwards.
+pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage {
+    let q = &request.query;
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&format!("{} · {}", request.id, q.runbook), 150) } }),
+        section(format!(
+            "{} asks to run *{}* — {}\n*Reason:* {}",
+            mention(&request.requester),
+            q.runbook,
+            escape(&ctx.description),
+            escape(request.reason.as_deref().unwrap_or("(none given)")),
+        )),
+        section(format!("```{}```", code(&q.summary()))),
+        context(format!(
+            "table `{}`{} · role `{}` · fingerprint `{}`",
+            escape(&q.table),
+            q.index.as_deref().map(|i| format!(" · index `{}`", escape(i))).unwrap_or_default(),
+            escape(q.role_arn.rsplit('/').next().unwrap_or(&q.role_arn)),
+            request.fingerprint.short(),
+        )),
+    ];
+    match request.state() {
+        RequestState::Pending => {
+            let who = if ctx.approvers_now.is_empty() {
+                "nobody eligible is on call right now".to_owned()
+            } else {
+                mentions(&ctx.approvers_now)
+            };
+            let mut text = format!(
+                "*Who may approve:* {who} · {} · expires {}",
+                approvals_needed(request),
+                date(request.expires_at)
+            );
+            if !ctx.unmapped.is_empty() {
+                text.push_str(&format!(
+                    "\n_On call but without a Slack account jitgate can find:_ {}",
+                    escape(&ctx.unmapped.join(", "))
+                ));
+            }
+            blocks.push(section(text));
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("decision:{}:v{}", request.id, request.version),
+                "elements": [
+                    { "type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": request.id.as_str(),
+                      "text": { "type": "plain_text", "text": "Approve" } },
+                    { "type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.id.as_str(),
+                      "text": { "type": "plain_text", "text": "Deny" } },
+                ]
+            }));
+        }
+        _ => blocks.push(section(status_line(request))),
+    }
+    if let Some(link) = &ctx.audit_link {
+        blocks.push(context(format!("<{link}|Audit trail for {}>", request.id)));
+    }
+    let text = format!("{} requests {} ({}): {}", request.requester, q.runbook, request.id, state_word(request));
+    SlackMessage { text, blocks }
+}
+
+fn approvals_needed(request: &AccessRequest) -> String {
+    let required = request.policy.required_approvals.max(1);
+    let have = request.approvals.len();
+    match (required, have) {
+        (1, _) => "1 approval needed".to_owned(),
+        (n, 0) => format!("{n} approvals from different people needed"),
+        (n, h) => format!("{h} of {n} approvals so far ({})", mentions(&approvers_of(request))),
+    }
+}
+
+fn approvers_of(request: &AccessRequest) -> Vec<SlackUserId> {
+    request.approvals.iter().map(|a| a.approver.clone()).collect()
+}
+
+fn state_word(request: &AccessRequest) -> &'static str {
+    match request.state() {
+        RequestState::Pending => "waiting for approval",
+        RequestState::Approved => "approved",
+        RequestState::Running => "running",
+        RequestState::Succeeded => "done",
+        RequestState::Failed => "failed",
+        RequestState::Denied => "denied",
+        RequestState::Expired => "expired",
+        RequestState::Cancelled => "cancelled",
+    }
+}
+
+/// The one-line outcome shown on the card once a request left Pending.
+pub fn status_line(request: &AccessRequest) -> String {
+    match &request.status {
+        Status::Pending => format!("⏳ Waiting for approval · {}", approvals_needed(request)),
+        Status::Approved { .. } => format!("✅ Approved by {} · starting", mentions(&approvers_of(request))),
+        Status::Running { .. } => format!("✅ Approved by {} · ⚙️ running", mentions(&approvers_of(request))),
+        Status::Succeeded { summary, .. } => format!(
+            "✅ Approved by {} · ran: {} row{}{} · results in the thread",
+            mentions(&approvers_of(request)),
+            summary.row_count,
+            if summary.row_count == 1 { "" } else { "s" },
+            if summary.truncated { " (capped)" } else { "" },
+        ),
+        Status::Failed { reason, .. } => format!("❌ Failed: {}", escape(reason)),
+        Status::Denied { by, reason, .. } => match reason {
+            Some(reason) => format!("⛔ Denied by {}: {}", mention(by), escape(reason)),
+            None => format!("⛔ Denied by {}", mention(by)),
+        },
+        Status::Expired { .. } => {
+            "⌛ Expired: nobody approved it in time. Ask again with /jit query if still needed.".to_owned()
+        }
+        Status::Cancelled { .. } => format!("🚫 Cancelled by {}", mention(&request.requester)),
+    }
+}
+
+/// Why a click or command was refused, in the user's words.
+pub fn refusal(refusal: &Refusal, request: Option<&RequestId>) -> String {
+    let id = request.map(|id| format!("{id}: ")).unwrap_or_default();
+    let text = match refusal {
+        Refusal::ReasonRequired => {
+            "this runbook needs a reason. Add --reason \"…\" (an incident or ticket id helps the approver)".to_owned()
+        }
+        Refusal::SelfApproval => "you cannot approve or deny your own request; someone else on call has to".to_owned(),
+        Refusal::NotOnCall => {
+            "you are not on call for this runbook right now, so you cannot decide on it. The card names who can".to_owned()
+        }
+        Refusal::RosterStale => {
+            "jitgate could not confirm who is on call right now, so nobody can approve at this moment. Try again in a minute".to_owned()
+        }
+        Refusal::AlreadyApprovedBy => "you already approved this request; it needs another person's approval".to_owned(),
+        Refusal::Expired => "this request has expired. Ask again with /jit query if it is still needed".to_owned(),
+        Refusal::NotRequester => "only the person who made a request can cancel it".to_owned(),
+        Refusal::NotPending(state) => format!("this request is already {}; nothing was changed", state.as_str()),
+    };
+    format!("{id}{text}.")
+}
+
+/// The requester's confirmation once the card is posted.
+pub fn submitted(request: &AccessRequest, approvers_now: &[SlackUserId]) -> String {
+    let who = if approvers_now.is_empty() { "an on-call approver".to_owned() } else { mentions(approvers_now) };
+    format!(
+        "{} submitted: *{}* is waiting for {who}. It expires {}. Cancel with `/jit cancel {}`.",
+        request.id,
+        request.query.runbook,
+        date(request.expires_at),
+        request.id
+    )
+}
+
+/// The thread reply with the rows, within Block Kit limits; `files_attached` when the full result is uploaded.
+pub fn results_reply(
+    request: &AccessRequest,
+    result: &ExecutionResult,
+    audit_link: &str,
+    files_attached: bool,
+) -> SlackMessage {
+    let columns = columns(request, &result.rows);
+    let mut blocks = vec![section(format!(
+        "*{} row{}* from *{}* · consumed capacity {} · <{audit_link}|audit entry>",
+        result.row_count,
+        if result.row_count == 1 { "" } else { "s" },
+        request.query.runbook,
+        format_capacity(result.consumed_capacity),
+    ))];
+    if result.rows.is_empty() {
+        blocks.push(section("_No items matched._".to_owned()));
+    } else {
+        let (table, shown) = inline_table(&columns, &result.rows);
+        blocks.push(section(format!("```{}```", code(&table))));
+        if shown < result.rows.len() {
+            let rest =
+                if files_attached { "the full result is attached as CSV and JSON" } else { "the rest is not shown" };
+            blocks.push(context(format!("Showing {shown} of {} rows; {rest}.", result.rows.len())));
+        }
+    }
+    if result.truncated {
+        blocks.push(context(format!(
+            "⚠️ More items matched: the runbook caps results at {} items. Narrow the parameters to see the rest.",
+            request.query.item_cap
+        )));
+    }
+    if !request.query.masked_attributes.is_empty() {
+        blocks.push(context(format!("Masked by the runbook: {}", escape(&request.query.masked_attributes.join(", ")))));
+    }
+    SlackMessage { text: format!("{}: {} rows from {}", request.id, result.row_count, request.query.runbook), blocks }
+}
+
+fn format_capacity(units: f64) -> String {
+    format!("{units:.1} RCU")
+}
+
+/// The columns to show: the projection in runbook order, else every attribute seen (sorted).
+pub fn columns(request: &AccessRequest, rows: &[Row]) -> Vec<String> {
+    if !request.query.projected_attributes.is_empty() {
+        return request.query.projected_attributes.clone();
+    }
+    let mut seen: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+fn cell(row: &Row, column: &str) -> String {
+    row.get(column).map(|v| v.to_string()).unwrap_or_default().replace(['\n', '\r', '\t'], " ")
+}
+
+/// A fixed-width table of as many rows as fit in one section (at most [`INLINE_ROWS`]); returns it and the count.
+fn inline_table(columns: &[String], rows: &[Row]) -> (String, usize) {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .take(INLINE_ROWS)
+        .map(|r| columns.iter().map(|c| truncate(&cell(r, c), CELL_WIDTH)).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
+        .collect();
+    let line = |values: &[String]| -> String {
+        values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+    };
+    let mut out = line(columns);
+    let mut shown = 0;
+    for row in &cells {
+        let next = line(row);
+        // Escaping can lengthen the text; measure what will be sent.
+        if code(&out).chars().count() + code(&next).chars().count() + 1 > SECTION_LIMIT - 6 {
+            break;
+        }
+        out.push('\n');
+        out.push_str(&next);
+        shown += 1;
+    }
+    (out, shown)
+}
+
+/// The full result as CSV. Cells that a spreadsheet would run as a formula are prefixed with `'`.
+pub fn results_csv(columns: &[String], rows: &[Row]) -> String {
+    let field = |text: &str| -> String {
+        let text =
+            if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
+        if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+    };
+    let mut out = columns.iter().map(|c| field(c)).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for row in rows {
+        out.push_str(&columns.iter().map(|c| field(&cell(row, c))).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The full result as JSON (one object per row, as delivered: masked values masked).
+pub fn results_json(rows: &[Row]) -> String {
+    serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The requester's note when their request changed state (DM or ephemeral).
+pub fn requester_update(request: &AccessRequest) -> String {
+    format!("{} ({}): {}", request.id, request.query.runbook, status_line(request))
+}
+
+/// The message for an internal failure: no details, a reference to find them in the logs.
+pub fn internal_error(reference: &str) -> String {
+    format!(
+        "Something went wrong on jitgate's side (ref {reference}). Nothing was run. The operators can find the details under that reference."
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! Snapshots of what users see, and the guarantees about escaping and Block Kit limits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::macros::datetime;
+
+use super::*;
+use crate::aws::Value;
+use crate::ids::RunbookId;
+use crate::request::{self, ExecutionSummary, NewRequest, Roster, RosterSource};
+use crate::runbook::{ApprovalPolicy, ApproverSources, BoundValue, KeyValue, Operation, RenderedQuery};
+
+const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+
+fn user(id: &str) -> SlackUserId {
+    SlackUserId::parse(id).unwrap()
+}
+
+fn request(reason: &str) -> AccessRequest {
+    let query = RenderedQuery {
+        runbook: RunbookId::parse("orders-by-customer").unwrap(),
+        role_arn: "arn:aws:iam::123456789012:role/jitgate-orders-read".into(),
+        table: "Orders".into(),
+        table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/Orders".into(),
+        index: Some("customer-created-index".into()),
+        index_arn: Some("arn:aws:dynamodb:us-east-1:123456789012:table/Orders/index/customer-created-index".into()),
+        operation: Operation::Query,
+        key: vec![],
+        partition_key: Some(KeyValue { attribute: "customer_id".into(), value: BoundValue::S("C000042".into()) }),
+        key_condition_expression: Some("#k0 = :v0".into()),
+        filter_expression: None,
+        projection_expression: Some("#p0, #p1".into()),
+        expression_attribute_names: BTreeMap::from([
+            ("#k0".into(), "customer_id".into()),
+            ("#p0".into(), "order_id".into()),
+            ("#p1".into(), "email".into()),
+        ]),
+        expression_attribute_values: BTreeMap::from([(":v0".into(), BoundValue::S("C000042".into()))]),
+        projected_attributes: vec!["order_id".into(), "email".into()],
+        accessed_attributes: vec!["customer_id".into(), "email".into(), "order_id".into()],
+        masked_attributes: vec!["email".into()],
+        item_cap: 200,
+    };
+    let policy = ApprovalPolicy {
+        approvers: ApproverSources {
+            pagerduty_schedules: BTreeSet::from(["PORDERS1".to_owned()]),
+            ..Default::default()
+        },
+        required_approvals: 1,
+        require_reason: true,
+        ttl: std::time::Duration::from_secs(1800),
+    };
+    let new = NewRequest {
+        id: RequestId::parse("JIT-7Q2M4X").unwrap(),
+        requester: user("UALICE"),
+        reason: Some(reason.into()),
+        query,
+        policy,
+    };
+    AccessRequest::create(new, NOW).unwrap()
+}
+
+fn ctx() -> CardContext {
+    CardContext {
+        description: "A customer's orders".into(),
+        approvers_now: vec![user("UBOB"), user("UCAROL")],
+        unmapped: vec![],
+        audit_link: None,
+    }
+}
+
+fn approved(req: &AccessRequest) -> AccessRequest {
+    let roster =
+        Roster::new(NOW).with(user("UBOB"), RosterSource::Schedule("PORDERS1".into()), "PagerDuty schedule PORDERS1");
+    match request::approve(req, &user("UBOB"), &roster, NOW) {
+        request::ApproveOutcome::Approved { next, .. } => next,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn all_text(message: &SlackMessage) -> String {
+    serde_json::to_string(&message.blocks).unwrap()
+}
+
+#[test]
+fn pending_card_shows_the_exact_query_approvers_and_buttons() {
+    let card = approval_card(&request("INC-812 refund check"), &ctx());
+    insta::assert_json_snapshot!("pending_card", card.blocks);
+    assert!(card.text.contains("JIT-7Q2M4X"));
+}
+
+#[test]
+fn every_later_state_replaces_the_buttons_with_its_outcome() {
+    let pending = request("INC-812");
+    let approved = approved(&pending);
+    let running = request::start(&approved, &dummy_approved(&pending), NOW).unwrap();
+    let summary =
+        ExecutionSummary { row_count: 3, truncated: true, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let cases = [
+        ("running", running.clone(), "⚙️ running"),
+        ("succeeded", request::succeed(&running, summary, NOW).unwrap(), "ran: 3 rows (capped)"),
+        (
+            "failed",
+            request::fail(&running, "AWS access denied <b>", NOW).unwrap(),
+            "❌ Failed: AWS access denied &lt;b&gt;",
+        ),
+        ("expired", request::expire(&pending, pending.expires_at).unwrap(), "⌛ Expired"),
+        ("cancelled", request::cancel(&pending, &user("UALICE"), NOW).unwrap(), "🚫 Cancelled by <@UALICE>"),
+    ];
+    for (name, req, expected) in cases {
+        let card = approval_card(&req, &ctx());
+        let text = all_text(&card);
+        assert!(text.contains(expected), "{name}: {text}");
+        assert!(!text.contains(APPROVE_ACTION), "{name}: no buttons once decided");
+    }
+}
+
+fn dummy_approved(pending: &AccessRequest) -> crate::request::ApprovedQuery {
+    let roster = Roster::new(NOW).with(user("UBOB"), RosterSource::Schedule("PORDERS1".into()), "PagerDuty");
+    match request::approve(pending, &user("UBOB"), &roster, NOW) {
+        request::ApproveOutcome::Approved { query, .. } => query,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn user_text_cannot_ping_link_or_break_out_of_code() {
+    let card = approval_card(&request("<!channel> see <https://evil.example|here> & ```rm```"), &ctx());
+    let text = all_text(&card);
+    assert!(!text.contains("<!channel>"), "{text}");
+    assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    assert!(!text.contains("<https://evil"), "{text}");
+    assert_eq!(code("a```b"), "a`\u{200B}``b");
+}
+
+#[test]
+fn results_reply_fits_block_kit_and_points_at_the_files_when_large() {
+    let req = request("x");
+    let rows: Vec<Row> = (0..500)
+        .map(|i| {
+            Row::from([("order_id".to_owned(), Value::S(format!("O{i:08}"))), ("email".to_owned(), Value::Masked)])
+        })
+        .collect();
+    let result = ExecutionResult {
+        rows,
+        row_count: 500,
+        truncated: true,
+        consumed_capacity: 12.5,
+        pages: 3,
+        result_sha256: "ab".into(),
+    };
+    let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", true);
+    assert!(reply.blocks.len() <= 50);
+    for block in &reply.blocks {
+        if let Some(text) = block.pointer("/text/text").and_then(|t| t.as_str()) {
+            assert!(text.chars().count() <= 3000, "section over the limit: {}", text.len());
+        }
+    }
+    let text = all_text(&reply);
+    assert!(text.contains("Showing 20 of 500 rows; the full result is attached as CSV and JSON."), "{text}");
+    assert!(text.contains("caps results at 200 items"), "{text}");
+    assert!(text.contains("<https://jitgate.example/audit/JIT-7Q2M4X|audit entry>"), "{text}");
+    assert!(text.contains("••••"), "masked values show as masked");
+}
+
+#[test]
+fn small_results_snapshot() {
+    let req = request("x");
+    let rows =
+        vec![Row::from([("order_id".to_owned(), Value::S("O000420001".into())), ("email".to_owned(), Value::Masked)])];
+    let result = ExecutionResult {
+        rows,
+        row_count: 1,
+        truncated: false,
+        consumed_capacity: 0.5,
+        pages: 1,
+        result_sha256: "ab".into(),
+    };
+    let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", false);
+    insta::assert_json_snapshot!("small_results", reply.blocks);
+}
+
+#[test]
+fn csv_quotes_and_defuses_formulas() {
+    let columns = vec!["a".to_owned(), "b".to_owned()];
+    let rows = vec![Row::from([
+        ("a".to_owned(), Value::S("=HYPERLINK(\"x\")".into())),
+        ("b".to_owned(), Value::S("one, two".into())),
+    ])];
+    assert_eq!(results_csv(&columns, &rows), "a,b\n\"'=HYPERLINK(\"\"x\"\")\",\"one, two\"\n");
+}
+
+#[test]
+fn refusals_say_what_happened_and_what_to_do() {
+    let id = RequestId::parse("JIT-7Q2M4X").unwrap();
+    assert_eq!(
+        refusal(&Refusal::SelfApproval, Some(&id)),
+        "JIT-7Q2M4X: you cannot approve or deny your own request; someone else on call has to."
+    );
+    assert!(refusal(&Refusal::NotPending(RequestState::Succeeded), None).contains("already succeeded"));
+}
