@@ -87,9 +87,19 @@ pub enum ApproveResult {
     Refused { request: Box<AccessRequest>, refusal: Refusal },
     /// Counted; more distinct approvers are needed.
     Recorded { request: Box<AccessRequest>, approvals: u8, required: u8 },
-    /// Approved, run, audited. `request` is Succeeded.
+    /// The last approval needed: the request is Approved (in Redis and in the audit trail). Hand `query` to
+    /// [`Engine::execute`]; only this caller holds it, so the query runs once.
+    Approved { request: Box<AccessRequest>, query: Box<ApprovedQuery> },
+    /// The approval could not be recorded safely; `request` is Failed and `reason` says why in the user's words.
+    Failed { request: Box<AccessRequest>, reason: String },
+}
+
+/// The answer to running an approved query.
+#[derive(Debug)]
+pub enum ExecuteResult {
+    /// Run and audited. `request` is Succeeded.
     Executed { request: Box<AccessRequest>, result: ExecutionResult, audit: Box<AuditEntry> },
-    /// Approved, but a step broke; `request` is Failed and `reason` says why in the user's words.
+    /// A step broke; `request` is Failed and `reason` says why in the user's words.
     Failed { request: Box<AccessRequest>, reason: String },
 }
 
@@ -215,7 +225,7 @@ impl Engine {
         Ok(SubmitOutcome::Created(Box::new(request)))
     }
 
-    /// An Approve click. Runs the query when it is the last approval needed.
+    /// An Approve click. When it is the last approval needed the result carries the [`ApprovedQuery`] to run.
     pub async fn approve(
         &self,
         id: &RequestId,
@@ -250,8 +260,8 @@ impl Engine {
                         if let Some(failed) = self.audit_approval(&next, required, required).await {
                             return Ok(failed);
                         }
-                        info!("approved; running the query");
-                        return self.execute(next, query).await;
+                        info!("approved");
+                        return Ok(ApproveResult::Approved { request: Box::new(next), query: Box::new(query) });
                     }
                 }
             }
@@ -282,9 +292,14 @@ impl Engine {
         }
     }
 
-    /// Approved → Running → Succeeded | Failed. Only the replica whose Approved → Running write lands gets here
-    /// with the query, so the query runs once.
-    async fn execute(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ApproveResult> {
+    /// Approved → Running → Succeeded | Failed. Only the caller whose approval landed holds `query`, and only the
+    /// writer of Approved → Running goes on, so the query runs once.
+    pub async fn execute(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ExecuteResult> {
+        let span = info_span!("execute", request_id = %approved.id);
+        self.execute_inner(approved, query).instrument(span).await
+    }
+
+    async fn execute_inner(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ExecuteResult> {
         let now = self.clock.now();
         let running = match request::start(&approved, &query, now) {
             Ok(running) => running,
@@ -295,7 +310,7 @@ impl Engine {
             // (an operator, a sweeper failing it): never run it then.
             let current = self.store.load(&approved.id).await?.unwrap_or(approved);
             let reason = format!("the request changed while starting (now {})", current.state().as_str());
-            return Ok(ApproveResult::Failed { request: Box::new(current), reason });
+            return Ok(ExecuteResult::Failed { request: Box::new(current), reason });
         }
         let policy = match session_policy(query.query()) {
             Ok(policy) => policy,
@@ -339,13 +354,13 @@ impl Engine {
             warn!("the record changed while the query ran; results were audited and are delivered");
         }
         info!(rows = result.row_count, "query executed");
-        Ok(ApproveResult::Executed { request: Box::new(succeeded), result, audit: Box::new(audit) })
+        Ok(ExecuteResult::Executed { request: Box::new(succeeded), result, audit: Box::new(audit) })
     }
 
-    async fn failed_result(&self, request: &AccessRequest, reason: &str) -> ApproveResult {
+    async fn failed_result(&self, request: &AccessRequest, reason: &str) -> ExecuteResult {
         warn!(reason, "execution failed");
         let failed = self.fail(request, reason).await.unwrap_or_else(|| request.clone());
-        ApproveResult::Failed { request: Box::new(failed), reason: reason.to_owned() }
+        ExecuteResult::Failed { request: Box::new(failed), reason: reason.to_owned() }
     }
 
     /// Ends a request as Failed and audits it. Best effort: returns the Failed record when the write landed.

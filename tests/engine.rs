@@ -14,7 +14,7 @@ use jitgate::aws::demo_table::{create_demo_orders_table, demo_orders, seed_demo_
 use jitgate::aws::value::MASK;
 use jitgate::aws::{StsBroker, Value};
 use jitgate::clock::{ManualClock, SharedClock};
-use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, SubmitOutcome};
+use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, ExecuteResult, SubmitOutcome};
 use jitgate::ids::SlackUserId;
 use jitgate::request::{AccessRequest, Refusal, RequestState, Roster, RosterSource};
 use jitgate::runbook::{RunbookDefaults, RunbookSet};
@@ -150,7 +150,12 @@ async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
     assert_eq!(request.state(), RequestState::Pending);
 
     let result = engine.approve(&request.id, &bob(), &world.roster()).await.expect("approve");
-    let ApproveResult::Executed { request: done, result, audit } = result else {
+    let ApproveResult::Approved { request: approved, query } = result else {
+        panic!("expected approval, got {result:?}")
+    };
+    assert_eq!(approved.state(), RequestState::Approved);
+    let result = engine.execute(*approved, *query).await.expect("execute");
+    let ExecuteResult::Executed { request: done, result, audit } = result else {
         panic!("expected execution, got {result:?}")
     };
     assert_eq!(done.state(), RequestState::Succeeded);
@@ -228,13 +233,19 @@ async fn racing_approvals_on_two_replicas_execute_exactly_once() {
         let engine = replicas[i % 2].clone();
         let (id, roster) = (request.id.clone(), roster.clone());
         let approver = if i % 2 == 0 { bob() } else { carol() };
-        tasks.push(tokio::spawn(async move { engine.approve(&id, &approver, &roster).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            match engine.approve(&id, &approver, &roster).await.unwrap() {
+                ApproveResult::Approved { request, query } => Some(engine.execute(*request, *query).await.unwrap()),
+                ApproveResult::Refused { refusal: Refusal::NotPending(_) | Refusal::AlreadyApprovedBy, .. } => None,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }));
     }
     let mut executed = 0;
     for task in tasks {
         match task.await.unwrap() {
-            ApproveResult::Executed { .. } => executed += 1,
-            ApproveResult::Refused { refusal: Refusal::NotPending(_) | Refusal::AlreadyApprovedBy, .. } => {}
+            Some(ExecuteResult::Executed { .. }) => executed += 1,
+            None => {}
             other => panic!("unexpected outcome {other:?}"),
         }
     }
@@ -339,8 +350,13 @@ async fn sts_failing_ends_the_request_as_failed_with_a_reason_and_runs_nothing()
     let closed = support::aws_config_for("http://127.0.0.1:9", "AKIAJITGATETESTS0001", "test-secret");
     let engine = world.replica_with(&closed, &support::redis_url()).await;
     let request = alice_requests(&engine).await;
-    let result = engine.approve(&request.id, &bob(), &world.roster()).await.unwrap();
-    let ApproveResult::Failed { request: failed, reason } = result else { panic!("{result:?}") };
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    let result = engine.execute(*approved, *query).await.unwrap();
+    let ExecuteResult::Failed { request: failed, reason } = result else { panic!("{result:?}") };
     assert_eq!(failed.state(), RequestState::Failed);
     assert!(!reason.is_empty());
     assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);
