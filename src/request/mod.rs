@@ -158,6 +158,19 @@ pub struct AccessRequest {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub approvals: Vec<Approval>,
+    /// Where the approval card was posted, once it was; every replica updates the card from here.
+    #[serde(default)]
+    pub card: Option<CardRef>,
+    /// Whether the half-way reminder was posted (once per request).
+    #[serde(default)]
+    pub reminded: bool,
+}
+
+/// A posted Slack message: channel id and message timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardRef {
+    pub channel: String,
+    pub ts: String,
 }
 
 /// Why a transition was not made. Each is a normal outcome with a message for the user, not an error.
@@ -211,6 +224,8 @@ impl AccessRequest {
             created_at: now,
             expires_at: now + ttl,
             approvals: Vec::new(),
+            card: None,
+            reminded: false,
         })
     }
 
@@ -235,6 +250,24 @@ pub fn deny(
     approve::check_may_decide(request, by, roster, now)?;
     let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     Ok(request.with_status(Status::Denied { at: now, by: by.clone(), reason }))
+}
+
+/// Records where the approval card was posted. Allowed in any state: the card may be posted after a fast
+/// decision, and it must still be found to be updated.
+pub fn attach_card(request: &AccessRequest, card: CardRef) -> AccessRequest {
+    AccessRequest { card: Some(card), version: request.version + 1, ..request.clone() }
+}
+
+/// Marks the half-way reminder as sent; `None` unless the request is pending, past half its window and not yet
+/// reminded, so concurrent sweepers (through compare-and-set) remind once.
+pub fn remind(request: &AccessRequest, now: OffsetDateTime) -> Option<AccessRequest> {
+    let halfway = request.created_at + (request.expires_at - request.created_at) / 2;
+    match request.state() {
+        RequestState::Pending if !request.reminded && now >= halfway && now < request.expires_at => {
+            Some(AccessRequest { reminded: true, version: request.version + 1, ..request.clone() })
+        }
+        _ => None,
+    }
 }
 
 /// Cancels a pending request at its requester's wish.

@@ -274,3 +274,23 @@ fn records_round_trip_through_json() {
     let back: AccessRequest = serde_json::from_str(&json).unwrap();
     assert_eq!(back, next);
 }
+
+#[test]
+fn a_card_can_be_attached_in_any_state_and_bumps_the_version() {
+    let req = pending(1);
+    let card = CardRef { channel: "C1".into(), ts: "1.2".into() };
+    let with_card = attach_card(&req, card.clone());
+    assert_eq!((with_card.card.clone(), with_card.version, with_card.state()), (Some(card), 2, RequestState::Pending));
+}
+
+#[test]
+fn the_halfway_reminder_comes_once_and_only_while_pending() {
+    let req = pending(1);
+    assert_eq!(remind(&req, NOW + Duration::minutes(14)), None, "not yet half way");
+    let reminded = remind(&req, NOW + Duration::minutes(15)).expect("half way");
+    assert!(reminded.reminded);
+    assert_eq!(remind(&reminded, NOW + Duration::minutes(20)), None, "only once");
+    assert_eq!(remind(&req, req.expires_at), None, "expired requests are not reminded");
+    let cancelled = cancel(&req, &user("UREQ"), NOW).unwrap();
+    assert_eq!(remind(&cancelled, NOW + Duration::minutes(15)), None);
+}

@@ -53,6 +53,10 @@ impl Keys {
         format!("{}:pending", self.prefix)
     }
 
+    pub(crate) fn user_requests(&self, user: &SlackUserId) -> String {
+        format!("{}:requests:{{{}}}", self.prefix, user.as_str())
+    }
+
     pub(crate) fn rate_limit(&self, user: &SlackUserId) -> String {
         format!("{}:ratelimit:{{{}}}", self.prefix, user.as_str())
     }

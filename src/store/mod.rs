@@ -164,6 +164,12 @@ impl RequestStore {
         self.bounded(async move { cmd.query_async(&mut conn).await }).await
     }
 
+    /// Runs a pipeline within the operation timeout.
+    async fn query_pipe<T: FromRedisValue>(&self, pipe: redis::Pipeline) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(async move { pipe.query_async(&mut conn).await }).await
+    }
+
     /// Runs one script within the operation timeout.
     async fn invoke<T: FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();

@@ -16,7 +16,7 @@ use redis::Script;
 use time::OffsetDateTime;
 
 use super::{RequestStore, StoreError, add_ms, unix_ms};
-use crate::ids::RequestId;
+use crate::ids::{RequestId, SlackUserId};
 use crate::request::{AccessRequest, RequestState, Status};
 
 /// What [`RequestStore::create`] did.
@@ -96,7 +96,38 @@ impl RequestStore {
             .arg(body)
             .arg(self.expiry_deadline_ms(request));
         let inserted: i64 = self.invoke(invocation).await?;
-        Ok(if inserted == 1 { Created::Inserted } else { Created::IdTaken })
+        if inserted != 1 {
+            return Ok(Created::IdTaken);
+        }
+        self.list_for_requester(request).await;
+        Ok(Created::Inserted)
+    }
+
+    /// Adds the request to its requester's list for `/jit status`. Best effort: the list only helps people find
+    /// their requests again; the record itself is the truth.
+    async fn list_for_requester(&self, request: &AccessRequest) {
+        let key = self.keys.user_requests(&request.requester);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD").arg(&key).arg(unix_ms(request.created_at)).arg(request.id.as_str()).ignore();
+        // Entries older than the retention point at records that are gone.
+        let retention_ms = i64::try_from(self.settings.finished_retention.as_millis()).unwrap_or(i64::MAX);
+        let horizon = unix_ms(request.created_at).saturating_sub(retention_ms);
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(horizon).ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(retention_ms).ignore();
+        if let Err(err) = self.query_pipe::<()>(pipe).await {
+            tracing::warn!(request_id = %request.id, error = %err, "could not list the request under its requester");
+        }
+    }
+
+    /// The requester's most recent requests, newest first (ids only; load each for its state).
+    pub async fn requests_of(&self, user: &SlackUserId, limit: usize) -> Result<Vec<RequestId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.user_requests(user)).arg(0).arg(limit - 1).arg("REV");
+        let members: Vec<String> = self.query(cmd).await?;
+        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
     }
 
     /// The stored record, or `None` when there is none (never created, or its key expired).
