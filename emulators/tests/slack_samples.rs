@@ -294,10 +294,10 @@ fn parse_sample(name: &str) -> Option<Value> {
     if name.ends_with(".json") {
         return Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("sample {name} is not valid JSON: {e}")));
     }
-    if let Some((_, body)) = text.split_once("\n\n") {
-        if let Ok(value) = serde_json::from_str(body.trim()) {
-            return Some(value);
-        }
+    if let Some((_, body)) = text.split_once("\n\n")
+        && let Ok(value) = serde_json::from_str(body.trim())
+    {
+        return Some(value);
     }
     let repaired = text.replace("\"started\" \"", "\"started\": \"").replace("{ ... }", "{}").replace("[ ... ]", "[]");
     serde_json::from_str(&repaired).ok()

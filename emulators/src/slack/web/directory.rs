@@ -71,13 +71,12 @@ pub(super) fn conversations_open(shared: &Shared, params: &Params) -> Reply {
             None => error("channel_not_found"),
         });
     }
-    let Some(users) = params.str("users") else {
+    let Some(users) = params.list("users").filter(|users| !users.is_empty()) else {
         return error_with(
             "invalid_arguments",
             json!({"response_metadata": {"messages": ["users or channel required"]}}),
         );
     };
-    let users: Vec<&str> = users.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
     let [user] = users.as_slice() else {
         return error_with(
             "invalid_arguments",

@@ -78,10 +78,10 @@ pub(super) fn complete_upload_external(shared: &Shared, params: &Params) -> Repl
         );
     }
     // `channel_id`, or `channels` (comma-separated; the fake shares to the first one).
-    let channel_param = params.str("channel_id").or_else(|| params.str("channels")).map(|c| {
-        let first = c.split(',').next().unwrap_or_default().trim().to_owned();
-        (first, c.contains(','))
-    });
+    let channel_param = match params.str("channel_id") {
+        Some(channel) => Some((channel.to_owned(), false)),
+        None => params.list("channels").and_then(|list| Some((list.first()?.clone(), list.len() > 1))),
+    };
     shared.mutate(|state| {
         let channel_id = match &channel_param {
             None => None,

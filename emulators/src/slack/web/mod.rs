@@ -101,6 +101,17 @@ impl Params {
         }
     }
 
+    /// A list given as a comma-separated string (form encoding) or a JSON array of strings (JSON bodies, as
+    /// slack-morphism sends `users`). Empty items are dropped.
+    pub fn list(&self, key: &str) -> Option<Vec<String>> {
+        let items: Vec<String> = match self.0.get(key)? {
+            Value::String(s) => s.split(',').map(|item| item.trim().to_owned()).collect(),
+            Value::Array(items) => items.iter().filter_map(Value::as_str).map(|item| item.trim().to_owned()).collect(),
+            _ => return None,
+        };
+        Some(items.into_iter().filter(|item| !item.is_empty()).collect())
+    }
+
     /// A boolean given as `true`, `"true"` or `"1"`.
     pub fn flag(&self, key: &str) -> bool {
         match self.0.get(key) {
