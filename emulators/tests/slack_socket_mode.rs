@@ -94,7 +94,7 @@ async fn an_ack_payload_nobody_looked_at_is_unread_output() {
 
 #[tokio::test]
 async fn a_missed_ack_is_redelivered_to_another_connection() {
-    let slack = FakeSlack::start(world().with_ack_timeout(Duration::from_millis(300)).with_redeliveries(2)).await;
+    let slack = FakeSlack::start(world().with_ack_timeout(Duration::from_secs(1)).with_redeliveries(2)).await;
     let (mut a, _) = SocketClient::connect(&slack).await;
     let (mut b, _) = SocketClient::connect(&slack).await;
 
