@@ -15,4 +15,5 @@ pub mod messages;
 pub mod oncall;
 pub mod request;
 pub mod runbook;
+pub mod slack;
 pub mod store;

@@ -1,0 +1,207 @@
+//! Our own event type: what a Slack envelope means to jitgate, free of any client library's types.
+//!
+//! The socket-mode transport serialises whatever its library handed it back to Slack's wire JSON and calls the
+//! functions here, so translation is tested against the recorded Slack payloads in `shared/samples/slack/`
+//! and handlers never see library types. Payloads we do not act on translate to `None` (acked and ignored).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::ids::SlackUserId;
+
+/// Something a user did in Slack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackEvent {
+    SlashCommand(SlashCommand),
+    Click(Click),
+    ViewSubmitted(ViewSubmission),
+    ViewClosed(ViewClosed),
+}
+
+impl SlackEvent {
+    /// The user who acted.
+    pub fn user(&self) -> &SlackUserId {
+        match self {
+            SlackEvent::SlashCommand(c) => &c.user,
+            SlackEvent::Click(c) => &c.user,
+            SlackEvent::ViewSubmitted(v) => &v.user,
+            SlackEvent::ViewClosed(v) => &v.user,
+        }
+    }
+
+    /// A key that is the same on every delivery of one user action (Slack redelivers the same payload), used
+    /// to handle each action once across replicas.
+    pub fn delivery_key(&self) -> String {
+        match self {
+            SlackEvent::SlashCommand(c) => format!("cmd:{}", c.trigger_id),
+            SlackEvent::Click(c) => format!("click:{}:{}", c.trigger_id, c.action_ts),
+            SlackEvent::ViewSubmitted(v) => format!("view:{}:{}", v.view_id, v.hash),
+            SlackEvent::ViewClosed(v) => format!("closed:{}", v.view_id),
+        }
+    }
+}
+
+/// `/jit …` typed by `user` in `channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub user: SlackUserId,
+    pub channel: String,
+    pub command: String,
+    pub text: String,
+    pub trigger_id: String,
+}
+
+/// A button click on a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Click {
+    pub user: SlackUserId,
+    pub channel: String,
+    pub message_ts: String,
+    pub action_id: String,
+    pub value: String,
+    pub trigger_id: String,
+    pub action_ts: String,
+}
+
+/// A modal submitted: one value per input block, keyed by block id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSubmission {
+    pub user: SlackUserId,
+    pub view_id: String,
+    pub hash: String,
+    pub callback_id: String,
+    pub private_metadata: String,
+    pub values: BTreeMap<String, String>,
+}
+
+/// A modal closed without submitting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewClosed {
+    pub user: SlackUserId,
+    pub view_id: String,
+    pub callback_id: String,
+    pub private_metadata: String,
+}
+
+fn text(value: &Value, pointer: &str) -> Option<String> {
+    value.pointer(pointer).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn user_at(value: &Value, pointer: &str) -> Option<SlackUserId> {
+    SlackUserId::parse(value.pointer(pointer)?.as_str()?)
+}
+
+/// A slash-command payload (the envelope's `payload`).
+pub fn from_command(payload: &Value) -> Option<SlackEvent> {
+    Some(SlackEvent::SlashCommand(SlashCommand {
+        user: user_at(payload, "/user_id")?,
+        channel: text(payload, "/channel_id")?,
+        command: text(payload, "/command")?,
+        text: text(payload, "/text").unwrap_or_default(),
+        trigger_id: text(payload, "/trigger_id")?,
+    }))
+}
+
+/// An interactive payload: button clicks, modal submissions and closes; `None` for anything else.
+pub fn from_interaction(payload: &Value) -> Option<SlackEvent> {
+    match payload.get("type")?.as_str()? {
+        "block_actions" => {
+            let action = payload.pointer("/actions/0")?;
+            Some(SlackEvent::Click(Click {
+                user: user_at(payload, "/user/id")?,
+                channel: text(payload, "/channel/id").or_else(|| text(payload, "/container/channel_id"))?,
+                message_ts: text(payload, "/container/message_ts").or_else(|| text(payload, "/message/ts"))?,
+                action_id: text(action, "/action_id")?,
+                value: text(action, "/value").unwrap_or_default(),
+                trigger_id: text(payload, "/trigger_id")?,
+                action_ts: text(action, "/action_ts").unwrap_or_default(),
+            }))
+        }
+        "view_submission" => Some(SlackEvent::ViewSubmitted(ViewSubmission {
+            user: user_at(payload, "/user/id")?,
+            view_id: text(payload, "/view/id")?,
+            hash: text(payload, "/view/hash").unwrap_or_default(),
+            callback_id: text(payload, "/view/callback_id").unwrap_or_default(),
+            private_metadata: text(payload, "/view/private_metadata").unwrap_or_default(),
+            values: state_values(payload.pointer("/view/state/values")),
+        })),
+        "view_closed" => Some(SlackEvent::ViewClosed(ViewClosed {
+            user: user_at(payload, "/user/id")?,
+            view_id: text(payload, "/view/id")?,
+            callback_id: text(payload, "/view/callback_id").unwrap_or_default(),
+            private_metadata: text(payload, "/view/private_metadata").unwrap_or_default(),
+        })),
+        _ => None,
+    }
+}
+
+/// `view.state.values` is `{block_id: {action_id: {type, value | selected_option | selected_date …}}}`; jitgate
+/// puts one input in each block, so each block yields one text value. Empty inputs are left out.
+fn state_values(values: Option<&Value>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(blocks) = values.and_then(Value::as_object) else { return out };
+    for (block_id, actions) in blocks {
+        let Some(element) = actions.as_object().and_then(|a| a.values().next()) else { continue };
+        let value = text(element, "/value")
+            .or_else(|| text(element, "/selected_option/value"))
+            .or_else(|| text(element, "/selected_date"))
+            .or_else(|| element.get("selected_date_time").and_then(Value::as_i64).map(|t| t.to_string()));
+        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+            out.insert(block_id.clone(), value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/slack").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn recorded_slash_command_translates() {
+        let envelope = sample("slash_commands.envelope.python-sdk.json");
+        let Some(SlackEvent::SlashCommand(command)) = from_command(&envelope["payload"]) else { panic!() };
+        assert_eq!(command.user.as_str(), "U111");
+        assert_eq!((command.channel.as_str(), command.command.as_str(), command.text.as_str()), ("C111", "/hello-socket-mode", ""));
+        assert_eq!(command.trigger_id, "111.222.xxx");
+    }
+
+    #[test]
+    fn recorded_block_action_translates() {
+        let Some(SlackEvent::Click(click)) = from_interaction(&sample("block_actions.payload.bolt-python.json")) else {
+            panic!()
+        };
+        assert_eq!(click.user.as_str(), "W111");
+        assert_eq!((click.channel.as_str(), click.message_ts.as_str()), ("C111", "111.222"));
+        assert_eq!((click.action_id.as_str(), click.value.as_str()), ("a", "click_me_123"));
+    }
+
+    #[test]
+    fn recorded_view_submission_translates() {
+        let Some(SlackEvent::ViewSubmitted(view)) = from_interaction(&sample("view_submission.payload.bolt-python.json"))
+        else {
+            panic!()
+        };
+        assert_eq!((view.view_id.as_str(), view.callback_id.as_str()), ("V111", "view-id"));
+        assert_eq!(view.private_metadata, "This is for you!");
+        assert_eq!(view.values, BTreeMap::from([("hspI".to_owned(), "test".to_owned())]));
+    }
+
+    #[test]
+    fn wrapped_envelopes_translate_and_unknown_payloads_are_ignored() {
+        let envelope = sample("interactive.block_actions.envelope.wrapped-bolt.json");
+        assert!(matches!(from_interaction(&envelope["payload"]), Some(SlackEvent::Click(_))));
+        let envelope = sample("interactive.view_submission.envelope.wrapped-bolt.json");
+        assert!(matches!(from_interaction(&envelope["payload"]), Some(SlackEvent::ViewSubmitted(_))));
+        assert_eq!(from_interaction(&serde_json::json!({"type": "shortcut"})), None);
+        assert_eq!(from_interaction(&serde_json::json!({"no": "type"})), None);
+        assert_eq!(from_command(&serde_json::json!({"user_id": "not a user"})), None);
+    }
+}

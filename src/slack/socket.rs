@@ -1,0 +1,183 @@
+//! Socket mode: slack-morphism's listener, translated into [`SlackEvent`]s. Transport only translates.
+//!
+//! slack-morphism reads one connection's frames in order and sends each ack only when our callback returns, so
+//! the callbacks stay short: translate, ask the handler for the ack (a pure, fast decision such as a parse error
+//! or modal validation), spawn the real work, return. Hello, disconnect (every reason: the library reconnects
+//! with a fresh `apps.connections.open` URL), pings and unknown envelope types are handled by the library.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use hyper_rustls::HttpsConnectorBuilder;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use slack_morphism::prelude::*;
+use tracing::{debug, warn};
+
+use super::event::{self, SlackEvent};
+use crate::messages::SlackMessage;
+
+/// What to put in the ack of an envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ack {
+    /// A bare ack: the answer comes later through the Web API.
+    Empty,
+    /// An ephemeral answer to a slash command, shown at once.
+    Reply(SlackMessage),
+    /// Modal validation errors, by block id (`response_action: errors`).
+    ViewErrors(std::collections::BTreeMap<String, String>),
+    /// Replace the submitted modal with this view (`response_action: update`).
+    ViewUpdate(Value),
+}
+
+/// What handles events: a fast `ack` on the socket task, the real work in a spawned task.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Decides the ack. Runs before the ack is sent: no I/O here.
+    fn ack(&self, event: &SlackEvent) -> Ack;
+    /// Does the work, after the ack.
+    async fn handle(&self, event: SlackEvent);
+}
+
+/// Settings of the socket-mode connection.
+#[derive(Debug, Clone)]
+pub struct SocketSettings {
+    /// Web API base, e.g. `https://slack.com/api` (no trailing slash: the library appends `/<method>`).
+    pub api_base: String,
+    pub app_token: SecretString,
+    /// How many connections to keep open (Slack spreads envelopes over them).
+    pub connections: u32,
+    /// Seconds between opening successive connections (slack-morphism staggers them).
+    pub stagger_seconds: u64,
+}
+
+/// The running listener.
+pub struct SocketMode {
+    listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
+    events: Arc<AtomicUsize>,
+}
+
+impl SocketMode {
+    /// Stops reading envelopes and closes the sockets.
+    pub async fn shutdown(self) {
+        self.listener.shutdown().await;
+    }
+
+    /// Events received so far (translated or not), for tests and metrics.
+    pub fn events_received(&self) -> usize {
+        self.events.load(Ordering::Relaxed)
+    }
+}
+
+/// State the plain-`fn` callbacks reach through slack-morphism's user state.
+struct Shared {
+    handler: Arc<dyn EventHandler>,
+    events: Arc<AtomicUsize>,
+}
+
+/// A Web API client for `api_base` that accepts `http://` too (a local Slack) and speaks HTTP/1 and HTTP/2.
+pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
+    // slack-morphism and the AWS SDK both pull in rustls crypto back ends; pick one before the first TLS use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tls = match HttpsConnectorBuilder::new().with_native_roots() {
+        Ok(builder) => builder,
+        // A container without a CA bundle can still reach a local, plain-http Slack.
+        Err(_) => HttpsConnectorBuilder::new().with_tls_config(
+            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
+        ),
+    };
+    let https = tls.https_or_http().enable_http1().enable_http2().build();
+    let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_base.trim_end_matches('/'));
+    Arc::new(SlackClient::new(connector))
+}
+
+/// Connects and starts delivering events to `handler`.
+pub async fn start(settings: &SocketSettings, handler: Arc<dyn EventHandler>) -> anyhow::Result<SocketMode> {
+    let client = slack_client(&settings.api_base);
+    let events = Arc::new(AtomicUsize::new(0));
+    let callbacks =
+        SlackSocketModeListenerCallbacks::new().with_command_events(on_command).with_interaction_events(on_interaction);
+    let environment = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client)
+            .with_error_handler(on_error)
+            .with_user_state(Shared { handler, events: events.clone() }),
+    );
+    let config = SlackClientSocketModeConfig::new()
+        .with_max_connections_count(settings.connections)
+        .with_initial_backoff_in_seconds(settings.stagger_seconds);
+    let listener = SlackClientSocketModeListener::new(&config, environment, callbacks);
+    let token = SlackApiToken::new(settings.app_token.expose_secret().to_owned().into());
+    listener.listen_for(&token).await.map_err(|e| anyhow::anyhow!("{e}")).context("opening Slack socket mode")?;
+    listener.start().await;
+    Ok(SocketMode { listener, events })
+}
+
+async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn EventHandler>, Arc<AtomicUsize>)> {
+    let guard = state.read().await;
+    guard.get_user_state::<Shared>().map(|s| (s.handler.clone(), s.events.clone()))
+}
+
+async fn on_command(
+    event: SlackCommandEvent,
+    _client: Arc<SlackHyperClient>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let empty = SlackCommandEventResponse::new(SlackMessageContent::new());
+    let Some((handler, events)) = shared(&state).await else { return Ok(empty) };
+    events.fetch_add(1, Ordering::Relaxed);
+    let translated = serde_json::to_value(&event).ok().and_then(|json| event::from_command(&json));
+    let Some(event) = translated else {
+        warn!("slash command payload not understood; acked and ignored");
+        return Ok(empty);
+    };
+    let ack = handler.ack(&event);
+    tokio::spawn(async move { handler.handle(event).await });
+    Ok(match ack {
+        Ack::Reply(message) => SlackCommandEventResponse::new(SlackMessageContent::new().with_text(message.text))
+            .with_response_type(SlackMessageResponseType::Ephemeral),
+        Ack::Empty | Ack::ViewErrors(_) | Ack::ViewUpdate(_) => empty,
+    })
+}
+
+async fn on_interaction(
+    event: SlackInteractionEvent,
+    _client: Arc<SlackHyperClient>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackInteractionResponse> {
+    let Some((handler, events)) = shared(&state).await else { return Ok(SlackInteractionResponse::Empty) };
+    events.fetch_add(1, Ordering::Relaxed);
+    let translated = serde_json::to_value(&event).ok().and_then(|json| event::from_interaction(&json));
+    let Some(event) = translated else {
+        debug!("interaction jitgate does not act on; acked and ignored");
+        return Ok(SlackInteractionResponse::Empty);
+    };
+    let ack = handler.ack(&event);
+    tokio::spawn(async move { handler.handle(event).await });
+    Ok(match ack {
+        Ack::ViewErrors(errors) => SlackInteractionResponse::ViewSubmission(SlackViewSubmissionResponse::Errors(
+            SlackViewSubmissionErrorsResponse::new(errors.into_iter().collect()),
+        )),
+        Ack::ViewUpdate(view) => match serde_json::from_value::<SlackView>(view) {
+            Ok(view) => SlackInteractionResponse::ViewSubmission(SlackViewSubmissionResponse::Update(
+                SlackViewSubmissionUpdateResponse::new(view),
+            )),
+            Err(err) => {
+                warn!(error = %err, "built a view slack-morphism cannot carry; acking without it");
+                SlackInteractionResponse::Empty
+            }
+        },
+        Ack::Empty | Ack::Reply(_) => SlackInteractionResponse::Empty,
+    })
+}
+
+fn on_error(
+    error: Box<dyn std::error::Error + Send + Sync>,
+    _client: Arc<SlackHyperClient>,
+    _state: SlackClientEventsUserState,
+) -> HttpStatusCode {
+    warn!(error = %error, "socket-mode listener error");
+    // Ack: Slack retrying an envelope we could not read would only fail again.
+    HttpStatusCode::OK
+}
