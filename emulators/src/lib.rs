@@ -2,3 +2,4 @@
 //! socket mode over a real WebSocket) and PagerDuty (REST). The test suite and the local demo use the same code.
 
 pub mod pagerduty;
+pub mod slack;
