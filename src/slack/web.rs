@@ -31,8 +31,9 @@ use crate::pause::{Pause, TokioPause};
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 
 /// The bot scopes the client needs, one entry per method family. `manifests/slack-app.yaml` must request exactly
-/// these (a test compares them), and each [`Method`] declares which of them it uses (a unit test checks that every
-/// entry is used by something), so adding a call without its scope, or a scope without a call, fails the tests.
+/// these (a test compares them). Each [`Method`] declares the scopes it uses: every call asserts in debug builds
+/// that they are listed here, and a unit test checks that every entry here is used by some method, so a call
+/// without its scope, or a scope without a call, fails the tests.
 pub const REQUIRED_BOT_SCOPES: &[&str] = &[
     // The `/jit` slash command (delivered over socket mode, no Web API method).
     "commands",
@@ -104,7 +105,6 @@ impl Method {
     }
 
     /// The bot scopes the method needs, from each method's reference page.
-    #[cfg_attr(not(test), allow(dead_code))]
     fn scopes(self) -> &'static [&'static str] {
         match self {
             // auth.test, chat.getPermalink and views.* need no scope (views.* are authorised by the trigger).

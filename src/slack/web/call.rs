@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Method, SlackError, SlackWeb};
+use super::{Method, REQUIRED_BOT_SCOPES, SlackError, SlackWeb};
 
 /// Wait when a 429 carries no usable `Retry-After` (Slack always sends one; a proxy might not).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -60,6 +60,13 @@ impl SlackWeb {
     /// whether repeating is safe.
     pub(super) async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, SlackError> {
         let method = call.method.name();
+        // A scope missing from REQUIRED_BOT_SCOPES (and so from the manifest) would fail in production with
+        // `missing_scope`; every test that makes the call catches it here first.
+        debug_assert!(
+            call.method.scopes().iter().all(|scope| REQUIRED_BOT_SCOPES.contains(scope)),
+            "{method} needs {:?}; add it to REQUIRED_BOT_SCOPES and manifests/slack-app.yaml",
+            call.method.scopes()
+        );
         let url = format!("{}/{method}", self.base_url);
         let started = Instant::now();
         let mut waited = Duration::ZERO;
