@@ -251,7 +251,8 @@ impl SlackWeb {
         thread_ts: Option<&str>,
     ) -> Result<MessageRef, SlackError> {
         let mut body = json!({ "channel": channel, "text": message.text });
-        // Slack refuses an empty `blocks` array; the text alone is a valid message.
+        // Without blocks the text is the message; an empty `blocks` array is left out rather than risk
+        // `invalid_blocks`.
         if !message.blocks.is_empty() {
             body["blocks"] = Value::from(message.blocks.clone());
         }
@@ -265,8 +266,8 @@ impl SlackWeb {
 
     /// Replaces the text and blocks of a message the bot posted.
     pub async fn update_message(&self, target: &MessageRef, message: &SlackMessage) -> Result<(), SlackError> {
-        // An empty array is how chat.update removes the old blocks; leaving `blocks` out would keep them only
-        // when no text is sent, so always send both.
+        // chat.update keeps or drops the old blocks depending on which fields are sent; sending both, with `[]`
+        // for no blocks (Slack's way to remove them), makes the message exactly `message`.
         let body =
             json!({ "channel": target.channel, "ts": target.ts, "text": message.text, "blocks": message.blocks });
         let _: Ignored = self
