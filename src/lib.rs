@@ -13,6 +13,7 @@ pub mod engine;
 pub mod ids;
 pub mod messages;
 pub mod oncall;
+pub mod pause;
 pub mod request;
 pub mod runbook;
 pub mod slack;

@@ -6,11 +6,9 @@
 //! never into an error, a log line or `Debug` output.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,6 +16,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use crate::pause::{Pause, TokioPause};
 
 /// The versioning `Accept` header every PagerDuty REST v2 operation declares.
 const ACCEPT_V2: &str = "application/vnd.pagerduty+json;version=2";
@@ -51,23 +51,6 @@ impl Default for PagerDutySettings {
             page_size: 100,
             max_pages: 50,
         }
-    }
-}
-
-/// How the client waits before retrying. Production sleeps; tests record the wait and return at once.
-#[async_trait]
-pub trait Pause: Send + Sync + fmt::Debug {
-    async fn pause(&self, duration: Duration);
-}
-
-/// Waits with `tokio::time::sleep`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TokioPause;
-
-#[async_trait]
-impl Pause for TokioPause {
-    async fn pause(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
     }
 }
 
