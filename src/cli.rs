@@ -24,6 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Connect to Slack (socket mode) and serve requests until SIGTERM or Ctrl-C.
+    Run,
     /// Validate the config and every runbook, and print one line per runbook.
     Check,
     /// Inspect the audit trail.
@@ -49,6 +51,7 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
     };
     match cli.command {
         Command::Check => check(&config),
+        Command::Run => run(&config, &env).await,
         Command::Audit { command: AuditCommand::Verify } => audit_verify(&config).await,
     }
 }
@@ -118,11 +121,63 @@ pub fn runbook_line(runbook: &Runbook) -> String {
     )
 }
 
-async fn audit_verify(config: &Config) -> ExitCode {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The AWS SDK configuration: the standard chain (credentials, `AWS_ENDPOINT_URL`…) in the config's region.
+async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(config.region().to_owned()))
         .load()
-        .await;
+        .await
+}
+
+async fn run(config: &Config, env: &Environment) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let runbooks = match load_runbooks(config) {
+        Ok(runbooks) => runbooks,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let secrets = crate::config::Secrets::from_env(env);
+    let sdk = sdk_config(config).await;
+    let clock: SharedClock = std::sync::Arc::new(SystemClock);
+    match crate::app::run(config, &secrets, runbooks, &sdk, clock, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Completes on SIGTERM (what Kubernetes and docker send) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn audit_verify(config: &Config) -> ExitCode {
+    let sdk = sdk_config(config).await;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
     let log = AuditLog::new(&sdk, config.aws.audit_table.clone(), clock);
     match log.verify().await {

@@ -66,6 +66,51 @@ pub struct Config {
     pub aws: AwsConfig,
     pub redis: RedisConfig,
     pub requests: RequestsConfig,
+    pub slack: SlackConfig,
+    pub oncall: OnCallConfig,
+    pub http: HttpConfig,
+}
+
+/// `[slack]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Channel id (C… or G…) where approval cards are posted. Required by `jitgate run`.
+    #[serde(default)]
+    pub approval_channel: Option<String>,
+    /// Socket-mode connections to keep open (Slack spreads envelopes over them).
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// How often the sweeper expires overdue requests and posts half-way reminders.
+    #[serde(default = "default_sweep_interval", with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
+/// `[oncall]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnCallConfig {
+    /// How long a PagerDuty answer is reused.
+    #[serde(default = "default_oncall_cache_ttl", with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// How old a cached answer may be and still be used while PagerDuty cannot be reached (at most 5m).
+    #[serde(default = "default_oncall_max_staleness", with = "humantime_serde")]
+    pub max_staleness: Duration,
+    /// Deepest escalation level that may approve through an escalation policy (1 = first responders).
+    #[serde(default = "default_max_escalation_level")]
+    pub max_escalation_level: u32,
+    /// For teams without PagerDuty: schedule id → Slack user ids who count as on call for it.
+    #[serde(default)]
+    pub static_roster: BTreeMap<String, Vec<String>>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Base URL of jitgate's HTTP server as users reach it; links to audit pages start with it.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
 }
 
 /// `[runbooks]`
@@ -133,6 +178,12 @@ struct ConfigFile {
     redis: RedisConfig,
     #[serde(default = "default_section")]
     requests: RequestsConfig,
+    #[serde(default = "default_section")]
+    slack: SlackConfig,
+    #[serde(default = "default_section")]
+    oncall: OnCallConfig,
+    #[serde(default = "default_section")]
+    http: HttpConfig,
 }
 
 /// An empty section takes every field's default.
@@ -167,6 +218,24 @@ fn default_per_user_limit() -> u32 {
 fn default_per_user_window() -> Duration {
     Duration::from_secs(3600)
 }
+fn default_connections() -> u32 {
+    2
+}
+fn default_sweep_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_oncall_cache_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_oncall_max_staleness() -> Duration {
+    Duration::from_secs(180)
+}
+fn default_max_escalation_level() -> u32 {
+    1
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8080".to_owned()
+}
 
 impl Config {
     /// The config path: `JITGATE_CONFIG`, else `jitgate.toml`.
@@ -197,6 +266,9 @@ impl Config {
             aws: file.aws,
             redis: file.redis,
             requests: file.requests,
+            slack: file.slack,
+            oncall: file.oncall,
+            http: file.http,
         };
         if config.aws.region.is_none() {
             config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
@@ -281,6 +353,62 @@ impl Config {
             format!("{} is outside 100ms..30s", humantime::format_duration(self.redis.timeout)),
             "use a bound like \"2s\"",
         );
+        if let Some(channel) = &self.slack.approval_channel {
+            check(
+                is_channel_id(channel),
+                "slack.approval_channel",
+                format!("`{channel}` is not a channel id"),
+                "use the channel's id (C… or G…, from the channel's details in Slack), not its name",
+            );
+        }
+        check(
+            (1..=10).contains(&self.slack.connections),
+            "slack.connections",
+            format!("{} is outside 1..10 (Slack allows up to 10 socket connections)", self.slack.connections),
+            "use 2 (the default) for redundancy",
+        );
+        check(
+            (Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.slack.sweep_interval),
+            "slack.sweep_interval",
+            format!("{} is outside 1s..5m", humantime::format_duration(self.slack.sweep_interval)),
+            "use \"15s\" so expired cards close promptly",
+        );
+        check(
+            self.oncall.max_staleness <= Duration::from_secs(300),
+            "oncall.max_staleness",
+            format!("{} is longer than approvals accept (5m)", humantime::format_duration(self.oncall.max_staleness)),
+            "use at most \"5m\"; an older on-call list is not trusted",
+        );
+        check(
+            !self.oncall.cache_ttl.is_zero() && self.oncall.cache_ttl <= self.oncall.max_staleness,
+            "oncall.cache_ttl",
+            format!(
+                "{} must be above zero and at most oncall.max_staleness",
+                humantime::format_duration(self.oncall.cache_ttl)
+            ),
+            "use \"60s\"",
+        );
+        check(
+            self.oncall.max_escalation_level >= 1,
+            "oncall.max_escalation_level",
+            "0 admits nobody".to_owned(),
+            "use 1 for first responders",
+        );
+        for (schedule, users) in &self.oncall.static_roster {
+            let bad: Vec<&String> = users.iter().filter(|u| crate::ids::SlackUserId::parse(u).is_none()).collect();
+            check(
+                !users.is_empty() && bad.is_empty(),
+                &format!("oncall.static_roster.{schedule}"),
+                if users.is_empty() { "lists nobody".to_owned() } else { format!("{bad:?} are not Slack user ids") },
+                "list Slack user ids like \"U012AB3CD\"",
+            );
+        }
+        check(
+            self.http.public_url.starts_with("http://") || self.http.public_url.starts_with("https://"),
+            "http.public_url",
+            format!("`{}` is not an http(s) URL", self.http.public_url),
+            "use the URL people open jitgate's pages at, e.g. \"https://jitgate.example.com\"",
+        );
         check(
             (1..=1000).contains(&self.requests.per_user_limit),
             "requests.per_user_limit",
@@ -297,15 +425,38 @@ impl Config {
 }
 
 /// Secrets and endpoints that only come from the environment; needed by `jitgate run`, not by `jitgate check`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Secrets {
     /// `REDIS_URL`: a secret because it may carry a password.
     pub redis_url: SecretString,
+    /// `SLACK_APP_TOKEN` (xapp-…), for socket mode.
+    pub slack_app_token: Option<SecretString>,
+    /// `SLACK_BOT_TOKEN` (xoxb-…), for the Web API.
+    pub slack_bot_token: Option<SecretString>,
+    /// `SLACK_API_URL`.
+    pub slack_api_url: String,
+    /// `PAGERDUTY_API_TOKEN`.
+    pub pagerduty_token: Option<SecretString>,
+    /// `PAGERDUTY_API_URL`.
+    pub pagerduty_api_url: String,
 }
+
+/// Default Slack Web API base.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+/// Default PagerDuty REST API base.
+pub const DEFAULT_PAGERDUTY_API_URL: &str = "https://api.pagerduty.com";
 
 impl Secrets {
     pub fn from_env(env: &Environment) -> Secrets {
-        Secrets { redis_url: SecretString::from(env.get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned()) }
+        let secret = |name: &str| env.get(name).map(|v| SecretString::from(v.to_owned()));
+        Secrets {
+            redis_url: SecretString::from(env.get("REDIS_URL").unwrap_or(DEFAULT_REDIS_URL).to_owned()),
+            slack_app_token: secret("SLACK_APP_TOKEN"),
+            slack_bot_token: secret("SLACK_BOT_TOKEN"),
+            slack_api_url: env.get("SLACK_API_URL").unwrap_or(DEFAULT_SLACK_API_URL).to_owned(),
+            pagerduty_token: secret("PAGERDUTY_API_TOKEN"),
+            pagerduty_api_url: env.get("PAGERDUTY_API_URL").unwrap_or(DEFAULT_PAGERDUTY_API_URL).to_owned(),
+        }
     }
 }
 
@@ -336,6 +487,13 @@ fn is_region(s: &str) -> bool {
     parts.len() >= 3
         && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
         && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_channel_id(s: &str) -> bool {
+    s.len() >= 9
+        && s.len() <= 32
+        && matches!(s.as_bytes()[0], b'C' | b'G')
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn is_table_name(s: &str) -> bool {
@@ -403,6 +561,11 @@ mod tests {
             ("[redis]\ntimeout = \"1m\"", "redis.timeout"),
             ("[requests]\nper_user_limit = 0", "requests.per_user_limit: 0 is outside 1..1000"),
             ("[requests]\nper_user_window = \"1s\"", "requests.per_user_window"),
+            ("[slack]\napproval_channel = \"#oncall\"", "slack.approval_channel: `#oncall` is not a channel id"),
+            ("[slack]\nconnections = 0", "slack.connections"),
+            ("[oncall]\nmax_staleness = \"10m\"", "oncall.max_staleness"),
+            ("[oncall.static_roster]\nPSCHED = [\"bob\"]", "oncall.static_roster.PSCHED"),
+            ("[http]\npublic_url = \"jitgate.example.com\"", "http.public_url"),
         ];
         for (text, expected) in cases {
             let env = Environment::from_pairs([("AWS_REGION", "us-east-1")]);

@@ -20,7 +20,9 @@ use crate::audit::{AttemptedAction, AuditEntry, AuditEvent, AuditLog, Credential
 use crate::aws::{AssumeRoleRequest, ExecutionResult, Executor, StsBroker};
 use crate::clock::SharedClock;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
-use crate::request::{self, AccessRequest, ApproveOutcome, ApprovedQuery, NewRequest, Refusal, RequestState, Roster};
+use crate::request::{
+    self, AccessRequest, ApproveOutcome, ApprovedQuery, CardRef, NewRequest, Refusal, RequestState, Roster,
+};
 use crate::runbook::{ParamError, RunbookSet, session_policy};
 use crate::store::{Admission, Created, RateLimit, RequestStore, Transition};
 
@@ -126,6 +128,11 @@ impl Engine {
 
     pub fn runbooks(&self) -> &RunbookSet {
         &self.runbooks
+    }
+
+    /// Region of the runbooks' tables.
+    pub fn region(&self) -> &str {
+        &self.settings.region
     }
 
     pub fn store(&self) -> &RequestStore {
@@ -464,6 +471,71 @@ impl Engine {
             expired.push(next);
         }
         Ok(expired)
+    }
+
+    /// Records where the request's approval card is, retrying over concurrent changes (a fast approver may
+    /// already have moved the request on). Returns the record as stored with the card.
+    pub async fn attach_card(&self, id: &RequestId, card: CardRef) -> anyhow::Result<Option<AccessRequest>> {
+        for _ in 0..MAX_DECISION_ATTEMPTS {
+            let Some(current) = self.store.load(id).await? else { return Ok(None) };
+            let next = request::attach_card(&current, card.clone());
+            if self.write(&current, &next).await? {
+                return Ok(Some(next));
+            }
+        }
+        anyhow::bail!("request {id} kept changing while recording its card")
+    }
+
+    /// Ends a request that cannot go on (e.g. its card could not be posted) as Failed, audited.
+    pub async fn abandon(&self, id: &RequestId, reason: &str) -> anyhow::Result<Option<AccessRequest>> {
+        for _ in 0..MAX_DECISION_ATTEMPTS {
+            let Some(current) = self.store.load(id).await? else { return Ok(None) };
+            if current.state().is_final() {
+                return Ok(Some(current));
+            }
+            if let Some(failed) = self.fail(&current, reason).await {
+                return Ok(Some(failed));
+            }
+        }
+        anyhow::bail!("request {id} kept changing while being abandoned")
+    }
+
+    /// Marks pending requests past half their window as reminded, once each; returns those this call marked.
+    pub async fn remind_due(&self, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
+        let now = self.clock.now();
+        // Every pending request: the index is ordered by deadline, and none is further out than a day.
+        let horizon = now + time::Duration::days(2);
+        let mut reminded = Vec::new();
+        for id in self.store.due_for_expiry(horizon, limit).await? {
+            let Some(current) = self.store.load(&id).await? else { continue };
+            let Some(next) = request::remind(&current, now) else { continue };
+            if self.write(&current, &next).await? {
+                reminded.push(next);
+            }
+        }
+        Ok(reminded)
+    }
+
+    /// The user's most recent requests, newest first.
+    pub async fn recent_requests(&self, user: &SlackUserId, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
+        let mut requests = Vec::new();
+        for id in self.store.requests_of(user, limit).await? {
+            if let Some(request) = self.store.load(&id).await? {
+                requests.push(request);
+            }
+        }
+        Ok(requests)
+    }
+
+    /// Audits a refusal that happened outside the engine (a malformed command, an unavailable roster).
+    pub async fn record_refusal(
+        &self,
+        request: Option<RequestId>,
+        by: &SlackUserId,
+        attempted: AttemptedAction,
+        reason: String,
+    ) {
+        self.audit_refusal(request, by, attempted, reason).await;
     }
 
     /// One request as stored now.

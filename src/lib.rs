@@ -3,8 +3,10 @@
 //! Dependencies point inward: `store`, `aws` and `audit` know nothing of each other; `request`, `runbook` do no
 //! I/O beyond reading runbook files. See `docs/design.md` for the flow.
 
+pub mod app;
 pub mod audit;
 pub mod aws;
+pub mod bot;
 pub mod cli;
 pub mod clock;
 pub mod command;

@@ -351,5 +351,278 @@ pub fn internal_error(reference: &str) -> String {
     )
 }
 
+/// Callback ids of jitgate's modals; the Slack layer routes submissions by them.
+pub const QUERY_VIEW: &str = "jit_query";
+pub const PICK_VIEW: &str = "jit_pick";
+pub const DENY_VIEW: &str = "jit_deny";
+/// Block id of the reason input in the query and deny modals.
+pub const REASON_BLOCK: &str = "reason";
+/// Block id of the runbook select in the picker modal.
+pub const RUNBOOK_BLOCK: &str = "runbook";
+
+/// Ephemeral text for `/jit help` (and an empty `/jit`).
+pub fn help() -> SlackMessage {
+    let text = format!(
+        "*jitgate* runs approved, audited DynamoDB queries from runbooks.\n\
+         • `/jit query <runbook> name=value … --reason \"…\"` asks for a query; the on-call approver sees the exact operation\n\
+         • `/jit query <runbook>` or `/jit query` opens a form\n\
+         • `/jit runbooks` lists the runbooks and their parameters\n\
+         • `/jit status [id]` shows a request, or your recent ones\n\
+         • `/jit cancel <id>` withdraws a pending request\n\
+         Usage: {}",
+        crate::command::USAGE
+    );
+    SlackMessage { text, blocks: Vec::new() }
+}
+
+/// Ephemeral text for a command that does not parse: what was wrong, then the right usage.
+pub fn command_error(error: &crate::command::CommandError) -> SlackMessage {
+    SlackMessage { text: format!("{}\nUsage: `{}`", escape(&error.to_string()), error.usage()), blocks: Vec::new() }
+}
+
+fn plain(text: String) -> SlackMessage {
+    SlackMessage { text, blocks: Vec::new() }
+}
+
+/// The runbooks a user may request, with their parameters.
+pub fn runbooks_list(runbooks: &crate::runbook::RunbookSet) -> SlackMessage {
+    let mut text = String::from("*Runbooks you can request* (`/jit query <runbook> name=value … --reason \"…\"`):");
+    for runbook in runbooks.iter() {
+        let params: Vec<String> = runbook
+            .parameters()
+            .iter()
+            .map(|p| if p.is_required() { format!("{}=…", p.name()) } else { format!("[{}=…]", p.name()) })
+            .collect();
+        text.push_str(&format!("\n• *{}* {} — {}", runbook.id(), params.join(" "), escape(runbook.description())));
+    }
+    plain(text)
+}
+
+/// A runbook name that does not exist, with the closest one.
+pub fn unknown_runbook(typed: &str, suggestion: Option<&crate::ids::RunbookId>) -> SlackMessage {
+    let hint = match suggestion {
+        Some(s) => format!(" Did you mean `{s}`?"),
+        None => String::new(),
+    };
+    plain(format!("There is no runbook `{}`.{hint} See `/jit runbooks` for the list.", escape(typed)))
+}
+
+/// Parameters that did not validate, each with what is expected.
+pub fn bad_parameters(runbook: &crate::ids::RunbookId, errors: &[crate::runbook::ParamError]) -> SlackMessage {
+    let lines: Vec<String> = errors.iter().map(|e| format!("• {}", escape(&e.to_string()))).collect();
+    plain(format!(
+        "`{runbook}` was not requested:\n{}\nUsage: `/jit query {runbook} name=value … --reason \"…\"` (see `/jit runbooks`).",
+        lines.join("\n")
+    ))
+}
+
+pub fn unrunnable(runbook: &crate::ids::RunbookId, reason: &str) -> SlackMessage {
+    plain(format!("`{runbook}` cannot run with these values: {}. Nothing was requested.", escape(reason)))
+}
+
+pub fn rate_limited(retry_after: std::time::Duration) -> SlackMessage {
+    let minutes = retry_after.as_secs().div_ceil(60).max(1);
+    plain(format!(
+        "You have made too many requests recently. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    ))
+}
+
+pub fn not_found(id: &RequestId) -> SlackMessage {
+    plain(format!("{id} does not exist (or finished long ago). `/jit status` lists your recent requests."))
+}
+
+/// An ephemeral wrapper for a refusal.
+pub fn refused(refusal_: &Refusal, request: Option<&RequestId>) -> SlackMessage {
+    plain(refusal(refusal_, request))
+}
+
+/// `/jit status <id>`.
+pub fn status(request: &AccessRequest) -> SlackMessage {
+    plain(format!(
+        "*{}* · {} · requested by {} {}\n{}\n```{}```",
+        request.id,
+        request.query.runbook,
+        mention(&request.requester),
+        date(request.created_at),
+        status_line(request),
+        code(&request.query.summary())
+    ))
+}
+
+/// `/jit status` without an id: the user's recent requests.
+pub fn recent(requests: &[AccessRequest]) -> SlackMessage {
+    if requests.is_empty() {
+        return plain("You have no recent requests. Start one with `/jit query`.".to_owned());
+    }
+    let lines: Vec<String> = requests
+        .iter()
+        .map(|r| format!("• *{}* {} — {} ({})", r.id, r.query.runbook, state_word(r), date(r.created_at)))
+        .collect();
+    plain(format!("Your recent requests:\n{}", lines.join("\n")))
+}
+
+/// Told to the requester when their card could not be posted.
+pub fn card_not_posted(request: &AccessRequest, problem: &str) -> SlackMessage {
+    plain(format!(
+        "{} could not be sent for approval: {}. Nothing will run; ask a jitgate operator to fix it, then try again.",
+        request.id,
+        escape(problem)
+    ))
+}
+
+/// Told to the clicker when the on-call list cannot be established.
+pub fn roster_unavailable(message: &str) -> SlackMessage {
+    plain(escape(message))
+}
+
+/// The half-way reminder in the card's thread.
+pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> SlackMessage {
+    let who = if approvers_now.is_empty() { "on-call approvers".to_owned() } else { mentions(approvers_now) };
+    plain(format!(
+        "⏰ {who}: {} from {} is still waiting for approval and expires {}.",
+        request.id,
+        mention(&request.requester),
+        date(request.expires_at)
+    ))
+}
+
+/// Told to the requester when the results could not be posted in the thread.
+pub fn results_not_posted(request: &AccessRequest, problem: &str) -> SlackMessage {
+    plain(format!(
+        "{} ran, but its results could not be posted in the approval thread: {}. The execution is in the audit trail.",
+        request.id,
+        escape(problem)
+    ))
+}
+
+fn plain_text(text: &str, max: usize) -> Json {
+    json!({ "type": "plain_text", "text": truncate(text, max) })
+}
+
+/// What a query modal carries between opening and submission.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueryViewMetadata {
+    pub runbook: String,
+    /// Where the command was typed, for the ephemeral answers.
+    pub channel: String,
+}
+
+/// The form for one runbook: one input per parameter (prefilled with what was typed), then the reason.
+pub fn query_view(
+    runbook: &crate::runbook::Runbook,
+    prefill: &std::collections::BTreeMap<String, String>,
+    reason: Option<&str>,
+    channel: &str,
+) -> Json {
+    use crate::runbook::{ParamKind, StringRule};
+    let mut blocks = vec![section(format!("*{}* — {}", runbook.id(), escape(runbook.description())))];
+    for param in runbook.parameters() {
+        let initial = prefill.get(param.name()).map(String::as_str).or(param.default());
+        let element = match param.kind() {
+            ParamKind::String(StringRule::OneOf(values)) => {
+                let options: Vec<Json> =
+                    values.iter().take(100).map(|v| json!({ "text": plain_text(v, 75), "value": v })).collect();
+                let mut element = json!({ "type": "static_select", "action_id": "value", "options": options });
+                if let Some(initial) = initial.and_then(|i| values.iter().find(|v| v.eq_ignore_ascii_case(i))) {
+                    element["initial_option"] = json!({ "text": plain_text(initial, 75), "value": initial });
+                }
+                element
+            }
+            ParamKind::Date => {
+                let mut element = json!({ "type": "datepicker", "action_id": "value" });
+                if let Some(initial) = initial {
+                    element["initial_date"] = json!(initial);
+                }
+                element
+            }
+            ParamKind::String(_) | ParamKind::Integer { .. } | ParamKind::Timestamp => {
+                let mut element = json!({ "type": "plain_text_input", "action_id": "value" });
+                if let Some(initial) = initial {
+                    element["initial_value"] = json!(initial);
+                }
+                element
+            }
+        };
+        let mut block = json!({
+            "type": "input",
+            "block_id": param.name(),
+            "optional": !param.is_required(),
+            "label": plain_text(param.name(), 2000),
+            "element": element,
+        });
+        if !param.description().is_empty() {
+            block["hint"] = plain_text(param.description(), 2000);
+        }
+        blocks.push(block);
+    }
+    let mut reason_element = json!({ "type": "plain_text_input", "action_id": "value", "multiline": true });
+    if let Some(reason) = reason {
+        reason_element["initial_value"] = json!(reason);
+    }
+    blocks.push(json!({
+        "type": "input",
+        "block_id": REASON_BLOCK,
+        "optional": !runbook.approval().require_reason,
+        "label": plain_text("Reason (incident or ticket)", 2000),
+        "element": reason_element,
+    }));
+    let metadata = QueryViewMetadata { runbook: runbook.id().to_string(), channel: channel.to_owned() };
+    json!({
+        "type": "modal",
+        "callback_id": QUERY_VIEW,
+        "private_metadata": serde_json::to_string(&metadata).unwrap_or_default(),
+        "title": plain_text("Request a query", 24),
+        "submit": plain_text("Request", 24),
+        "close": plain_text("Cancel", 24),
+        "blocks": blocks,
+    })
+}
+
+/// The form for a bare `/jit query`: pick a runbook first.
+pub fn runbook_picker_view(runbooks: &crate::runbook::RunbookSet, channel: &str) -> Json {
+    let options: Vec<Json> = runbooks
+        .iter()
+        .take(100)
+        .map(|r| json!({ "text": plain_text(r.id().as_str(), 75), "value": r.id().as_str(), "description": plain_text(r.description(), 75) }))
+        .collect();
+    json!({
+        "type": "modal",
+        "callback_id": PICK_VIEW,
+        "private_metadata": channel,
+        "title": plain_text("Request a query", 24),
+        "submit": plain_text("Next", 24),
+        "close": plain_text("Cancel", 24),
+        "blocks": [{
+            "type": "input",
+            "block_id": RUNBOOK_BLOCK,
+            "label": plain_text("Runbook", 2000),
+            "element": { "type": "static_select", "action_id": "value", "options": options },
+        }],
+    })
+}
+
+/// The form behind Deny: an optional reason for the requester.
+pub fn deny_view(request: &AccessRequest) -> Json {
+    json!({
+        "type": "modal",
+        "callback_id": DENY_VIEW,
+        "private_metadata": request.id.as_str(),
+        "title": plain_text("Deny request", 24),
+        "submit": plain_text("Deny", 24),
+        "close": plain_text("Back", 24),
+        "blocks": [
+            section(format!("Deny *{}* ({}) from {}?", request.id, request.query.runbook, mention(&request.requester))),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "optional": true,
+                "label": plain_text("Reason (shown to the requester)", 2000),
+                "element": { "type": "plain_text_input", "action_id": "value", "multiline": true },
+            }
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -169,7 +169,10 @@ mod tests {
         let envelope = sample("slash_commands.envelope.python-sdk.json");
         let Some(SlackEvent::SlashCommand(command)) = from_command(&envelope["payload"]) else { panic!() };
         assert_eq!(command.user.as_str(), "U111");
-        assert_eq!((command.channel.as_str(), command.command.as_str(), command.text.as_str()), ("C111", "/hello-socket-mode", ""));
+        assert_eq!(
+            (command.channel.as_str(), command.command.as_str(), command.text.as_str()),
+            ("C111", "/hello-socket-mode", "")
+        );
         assert_eq!(command.trigger_id, "111.222.xxx");
     }
 
@@ -185,7 +188,8 @@ mod tests {
 
     #[test]
     fn recorded_view_submission_translates() {
-        let Some(SlackEvent::ViewSubmitted(view)) = from_interaction(&sample("view_submission.payload.bolt-python.json"))
+        let Some(SlackEvent::ViewSubmitted(view)) =
+            from_interaction(&sample("view_submission.payload.bolt-python.json"))
         else {
             panic!()
         };

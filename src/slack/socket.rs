@@ -85,7 +85,9 @@ pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
         Ok(builder) => builder,
         // A container without a CA bundle can still reach a local, plain-http Slack.
         Err(_) => HttpsConnectorBuilder::new().with_tls_config(
-            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
         ),
     };
     let https = tls.https_or_http().enable_http1().enable_http2().build();

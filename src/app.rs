@@ -1,0 +1,218 @@
+//! `jitgate run`: builds every client from the validated config and the environment, starts the socket-mode
+//! listener and the sweeper, and stops them when the shutdown signal fires.
+//!
+//! Tests start the same [`App`] in-process against the Slack and PagerDuty emulators, the local DynamoDB/STS server
+//! and a real Redis, with an injected clock and the background sweeper off (they call [`Bot::sweep_once`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use aws_config::SdkConfig;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::audit::AuditLog;
+use crate::aws::{Executor, StsBroker};
+use crate::bot::{Bot, BotSettings};
+use crate::clock::SharedClock;
+use crate::config::{Config, Secrets};
+use crate::engine::{Engine, EngineSettings};
+use crate::ids::SlackUserId;
+use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
+use crate::runbook::RunbookSet;
+use crate::slack::socket::{self, SocketMode, SocketSettings};
+use crate::slack::{SlackWeb, WebSettings};
+use crate::store::{RateLimit, RequestStore, StoreSettings};
+
+/// How the app is started beyond its config.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Run the sweeper every `slack.sweep_interval` (production); tests drive it themselves.
+    pub background_sweeper: bool,
+    /// Seconds between opening successive socket connections (Slack's rate limit on `apps.connections.open`).
+    pub socket_stagger_seconds: u64,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions { background_sweeper: true, socket_stagger_seconds: 5 }
+    }
+}
+
+/// A running jitgate.
+pub struct App {
+    bot: Arc<Bot>,
+    socket: SocketMode,
+    sweeper: Option<JoinHandle<()>>,
+}
+
+impl App {
+    pub fn bot(&self) -> &Arc<Bot> {
+        &self.bot
+    }
+
+    /// Envelopes received over the socket so far.
+    pub fn events_received(&self) -> usize {
+        self.socket.events_received()
+    }
+
+    /// Stops taking envelopes and stops the sweeper.
+    pub async fn shutdown(self) {
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+        }
+        self.socket.shutdown().await;
+    }
+}
+
+fn required<'a>(value: &'a Option<SecretString>, name: &str, fix: &str) -> anyhow::Result<&'a SecretString> {
+    value.as_ref().with_context(|| format!("{name} is not set — {fix}"))
+}
+
+/// Builds everything and connects to Slack.
+pub async fn start(
+    config: &Config,
+    secrets: &Secrets,
+    runbooks: RunbookSet,
+    sdk: &SdkConfig,
+    clock: SharedClock,
+    options: StartOptions,
+) -> anyhow::Result<App> {
+    let approval_channel = config
+        .slack
+        .approval_channel
+        .clone()
+        .context("slack.approval_channel is not set — set it to the id of the channel where cards go")?;
+    let app_token = required(
+        &secrets.slack_app_token,
+        "SLACK_APP_TOKEN",
+        "create an app-level token (xapp-…) with connections:write",
+    )?;
+    let bot_token =
+        required(&secrets.slack_bot_token, "SLACK_BOT_TOKEN", "install the app and copy its bot token (xoxb-…)")?;
+    let runbooks = Arc::new(runbooks);
+
+    let store_settings = StoreSettings {
+        key_prefix: config.redis.key_prefix.clone(),
+        pending_grace: config.redis.pending_grace,
+        finished_retention: config.redis.finished_retention,
+        connect_timeout: config.redis.timeout,
+        response_timeout: config.redis.timeout,
+        operation_timeout: config.redis.timeout * 2,
+        ..StoreSettings::default()
+    };
+    let redis_url = secrets.redis_url.expose_secret();
+    let store = RequestStore::connect(redis_url, store_settings).await.context("connecting to Redis (REDIS_URL)")?;
+    let audit = AuditLog::new(sdk, config.aws.audit_table.clone(), clock.clone());
+    audit.ensure_table().await.context("checking the audit table")?;
+    let engine = Arc::new(Engine::new(
+        runbooks.clone(),
+        store,
+        StsBroker::new(sdk).with_clock(clock.clone()),
+        Executor::new(sdk.clone(), clock.clone()),
+        audit,
+        clock.clone(),
+        EngineSettings {
+            region: config.region().to_owned(),
+            rate_limit: RateLimit { max: config.requests.per_user_limit, window: config.requests.per_user_window },
+        },
+    ));
+
+    let slack = SlackWeb::new(&secrets.slack_api_url, bot_token.clone(), WebSettings::default())?;
+    let identity = slack.auth_test().await.context("checking SLACK_BOT_TOKEN with auth.test")?;
+    info!(bot_user = %identity.user_id, team = ?identity.team, "connected to Slack");
+
+    let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone())?;
+    let bot = Arc::new(Bot::new(
+        engine,
+        slack,
+        roster,
+        BotSettings { approval_channel, public_url: config.http.public_url.clone() },
+        clock,
+    ));
+    let socket_settings = SocketSettings {
+        api_base: secrets.slack_api_url.clone(),
+        app_token: app_token.clone(),
+        connections: config.slack.connections,
+        stagger_seconds: options.socket_stagger_seconds,
+    };
+    let socket = socket::start(&socket_settings, bot.clone()).await?;
+    let sweeper = options.background_sweeper.then(|| {
+        let (bot, every) = (bot.clone(), config.slack.sweep_interval);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = bot.sweep_once().await {
+                    warn!(error = format!("{err:#}"), "sweep failed; will retry");
+                }
+            }
+        })
+    });
+    Ok(App { bot, socket, sweeper })
+}
+
+fn roster_provider(
+    config: &Config,
+    secrets: &Secrets,
+    runbooks: &RunbookSet,
+    directory: Arc<dyn SlackDirectory>,
+    clock: SharedClock,
+) -> anyhow::Result<RosterProvider> {
+    let static_roster: BTreeMap<String, BTreeSet<SlackUserId>> = config
+        .oncall
+        .static_roster
+        .iter()
+        .map(|(schedule, users)| (schedule.clone(), users.iter().filter_map(|u| SlackUserId::parse(u)).collect()))
+        .collect();
+    // PagerDuty is needed as soon as one runbook names a schedule the static roster does not cover, or any
+    // escalation policy; without its token those runbooks could never be approved, so refuse to start.
+    let needs_pagerduty = runbooks.iter().any(|r| {
+        let approvers = &r.approval().approvers;
+        !approvers.pagerduty_escalation_policies.is_empty()
+            || approvers.pagerduty_schedules.iter().any(|s| !static_roster.contains_key(s))
+    });
+    let pagerduty = match (&secrets.pagerduty_token, needs_pagerduty) {
+        (Some(token), _) => {
+            Some(PagerDutyClient::new(&secrets.pagerduty_api_url, token.clone(), PagerDutySettings::default())?)
+        }
+        (None, true) => anyhow::bail!(
+            "PAGERDUTY_API_TOKEN is not set, but runbooks name PagerDuty schedules or escalation policies — set it, or list those schedules under [oncall.static_roster]"
+        ),
+        (None, false) => None,
+    };
+    let cache = RosterCache::new(secrets.redis_url.expose_secret(), &config.redis.key_prefix)?;
+    RosterProvider::new(
+        pagerduty,
+        directory,
+        cache,
+        clock,
+        RosterSettings {
+            cache_ttl: config.oncall.cache_ttl,
+            max_staleness: config.oncall.max_staleness,
+            max_escalation_level: config.oncall.max_escalation_level,
+            static_roster,
+        },
+    )
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    runbooks: RunbookSet,
+    sdk: &SdkConfig,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let app = start(config, secrets, runbooks, sdk, clock, StartOptions::default()).await?;
+    info!("jitgate is running");
+    shutdown.await;
+    info!("shutting down");
+    app.shutdown().await;
+    Ok(())
+}
