@@ -490,7 +490,7 @@ fn is_region(s: &str) -> bool {
 }
 
 fn is_channel_id(s: &str) -> bool {
-    s.len() >= 9
+    s.len() >= 3
         && s.len() <= 32
         && matches!(s.as_bytes()[0], b'C' | b'G')
         && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
