@@ -210,10 +210,8 @@ impl Bot {
                 error!(request_id = %request.id, error = %err, "could not post the approval card");
                 let problem = err.user_hint().unwrap_or_else(|| err.to_string());
                 self.engine.abandon(&request.id, &format!("the approval card could not be posted: {problem}")).await?;
-                {
-                    self.ephemeral(channel, user, messages::card_not_posted(&request, &problem)).await;
-                    return Ok(());
-                }
+                self.ephemeral(channel, user, messages::card_not_posted(&request, &problem)).await;
+                return Ok(());
             }
         };
         let card_ref = CardRef { channel: posted.channel.clone(), ts: posted.ts.clone() };
@@ -261,10 +259,8 @@ impl Bot {
 
     async fn approve(&self, click: &Click, id: &RequestId) -> anyhow::Result<()> {
         let Some(current) = self.engine.status(id).await? else {
-            {
-                self.ephemeral(&click.channel, &click.user, messages::not_found(id)).await;
-                return Ok(());
-            }
+            self.ephemeral(&click.channel, &click.user, messages::not_found(id)).await;
+            return Ok(());
         };
         // Re-checked at click time: whoever was on call when the card was posted may not be now.
         let Some(report) = self.roster_or_refuse(&current, click, AttemptedAction::Approve).await else {
@@ -345,17 +341,15 @@ impl Bot {
     /// Deny asks for an optional reason first, but only of someone who may decide.
     async fn offer_deny(&self, click: &Click, id: &RequestId) -> anyhow::Result<()> {
         let Some(current) = self.engine.status(id).await? else {
-            {
-                self.ephemeral(&click.channel, &click.user, messages::not_found(id)).await;
-                return Ok(());
-            }
+            self.ephemeral(&click.channel, &click.user, messages::not_found(id)).await;
+            return Ok(());
         };
         let Some(report) = self.roster_or_refuse(&current, click, AttemptedAction::Deny).await else { return Ok(()) };
         if let Err(refusal) = request::deny(&current, &click.user, None, &report.roster, self.clock.now()) {
-            {
-                self.ephemeral(&click.channel, &click.user, messages::refused(&refusal, Some(id))).await;
-                return Ok(());
-            }
+            let reason = crate::audit::refusal_code(&refusal);
+            self.engine.record_refusal(Some(id.clone()), &click.user, AttemptedAction::Deny, reason).await;
+            self.ephemeral(&click.channel, &click.user, messages::refused(&refusal, Some(id))).await;
+            return Ok(());
         }
         self.slack.open_view(&click.trigger_id, messages::deny_view(&current)).await?;
         Ok(())

@@ -84,6 +84,9 @@ impl Harness {
         pagerduty.add_escalation_policy(POLICY, "Orders");
         pagerduty.add_oncall(OnCall::new("PBOB", POLICY, 1).via_schedule(SCHEDULE));
         pagerduty.add_oncall(OnCall::new("PCAROL", POLICY, 1).via_schedule(SCHEDULE));
+        // The requester is on call too: being on call must never let anyone approve their own request.
+        pagerduty.add_user("PALICE", "Alice", "alice@example.com");
+        pagerduty.add_oncall(OnCall::new("PALICE", POLICY, 1).via_schedule(SCHEDULE));
 
         let table = super::unique("Orders");
         let aws = super::aws_config();
@@ -149,9 +152,15 @@ impl Harness {
     }
 
     /// `user` clicks a button of the card and the click is acked in time.
-    pub async fn click(&self, user: &str, card: &Card, action_id: &str) {
+    pub async fn click(&self, user: &str, card: &Card, action_id: &str) -> EnvelopeHandle {
         let envelope = self.slack.send_block_action(user, ONCALL, &card.ts, action_id, card.id.as_str()).await;
         envelope.ack().await.expect("click acked in time");
+        envelope
+    }
+
+    /// The next ephemeral shown to `user`, as text.
+    pub async fn ephemeral_for(&self, user: &str) -> String {
+        self.slack.next_ephemeral_for(user).await.all_text()
     }
 
     pub async fn next_card_update(&self, card: &Card) -> MessageUpdate {
