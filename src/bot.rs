@@ -358,6 +358,10 @@ impl Bot {
     async fn on_view(&self, view: ViewSubmission) -> anyhow::Result<()> {
         match view.callback_id.as_str() {
             messages::QUERY_VIEW => {
+                // A form refused in its ack stayed open in Slack: nothing to do until it comes back valid.
+                if self.validate_query_view(&view) != Ack::Empty {
+                    return Ok(());
+                }
                 let Ok(meta) = serde_json::from_str::<messages::QueryViewMetadata>(&view.private_metadata) else {
                     warn!("query form without its metadata; ignored");
                     return Ok(());

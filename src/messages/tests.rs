@@ -199,3 +199,19 @@ fn refusals_say_what_happened_and_what_to_do() {
     );
     assert!(refusal(&Refusal::NotPending(RequestState::Succeeded), None).contains("already succeeded"));
 }
+
+#[test]
+fn views_are_accepted_by_the_slack_client_library() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let runbooks = crate::runbook::RunbookSet::load_dir(&dir, &crate::runbook::RunbookDefaults::default()).unwrap();
+    for runbook in runbooks.iter() {
+        let view = query_view(runbook, &BTreeMap::new(), None, "C1");
+        if let Err(err) = serde_json::from_value::<slack_morphism::prelude::SlackView>(view.clone()) {
+            panic!("{}: {err}\n{view:#}", runbook.id());
+        }
+    }
+    let picker = runbook_picker_view(&runbooks, "C1");
+    serde_json::from_value::<slack_morphism::prelude::SlackView>(picker).unwrap();
+    let deny = deny_view(&request("x"));
+    serde_json::from_value::<slack_morphism::prelude::SlackView>(deny).unwrap();
+}

@@ -36,7 +36,8 @@ impl SlackEvent {
         match self {
             SlackEvent::SlashCommand(c) => format!("cmd:{}", c.trigger_id),
             SlackEvent::Click(c) => format!("click:{}:{}", c.trigger_id, c.action_ts),
-            SlackEvent::ViewSubmitted(v) => format!("view:{}:{}", v.view_id, v.hash),
+            // Not the view hash: a form resubmitted after validation errors keeps its hash but gets a new trigger.
+            SlackEvent::ViewSubmitted(v) => format!("view:{}:{}", v.view_id, v.trigger_id),
             SlackEvent::ViewClosed(v) => format!("closed:{}", v.view_id),
         }
     }
@@ -69,7 +70,8 @@ pub struct Click {
 pub struct ViewSubmission {
     pub user: SlackUserId,
     pub view_id: String,
-    pub hash: String,
+    /// Fresh for every submission, identical in redeliveries of one.
+    pub trigger_id: String,
     pub callback_id: String,
     pub private_metadata: String,
     pub values: BTreeMap<String, String>,
@@ -121,7 +123,7 @@ pub fn from_interaction(payload: &Value) -> Option<SlackEvent> {
         "view_submission" => Some(SlackEvent::ViewSubmitted(ViewSubmission {
             user: user_at(payload, "/user/id")?,
             view_id: text(payload, "/view/id")?,
-            hash: text(payload, "/view/hash").unwrap_or_default(),
+            trigger_id: text(payload, "/trigger_id").unwrap_or_default(),
             callback_id: text(payload, "/view/callback_id").unwrap_or_default(),
             private_metadata: text(payload, "/view/private_metadata").unwrap_or_default(),
             values: state_values(payload.pointer("/view/state/values")),
