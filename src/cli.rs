@@ -39,6 +39,20 @@ pub enum Command {
 pub enum AuditCommand {
     /// Walk the whole hash chain and report the first edited, missing or unlinked entry.
     Verify,
+    /// Print one request's audit trail, oldest first.
+    Show {
+        /// The request id, e.g. JIT-7Q2M4X.
+        request_id: String,
+    },
+    /// Print entries as JSON lines (one entry per line), for shipping to a SIEM.
+    Export {
+        /// Only entries at or after this time: RFC 3339 (2026-11-01T00:00:00Z) or an age such as 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format; only jsonl for now.
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+    },
 }
 
 /// Runs one command. Errors are printed to stderr with what to fix; the exit code is 0 on success, 1 when the
@@ -53,6 +67,10 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
         Command::Check => check(&config),
         Command::Run => run(&config, &env).await,
         Command::Audit { command: AuditCommand::Verify } => audit_verify(&config).await,
+        Command::Audit { command: AuditCommand::Show { request_id } } => audit_show(&config, &request_id).await,
+        Command::Audit { command: AuditCommand::Export { since, format: _ } } => {
+            audit_export(&config, since.as_deref()).await
+        }
     }
 }
 
@@ -177,9 +195,7 @@ async fn shutdown_signal() {
 }
 
 async fn audit_verify(config: &Config) -> ExitCode {
-    let sdk = sdk_config(config).await;
-    let clock: SharedClock = std::sync::Arc::new(SystemClock);
-    let log = AuditLog::new(&sdk, config.aws.audit_table.clone(), clock);
+    let log = audit_log(config, &sdk_config(config).await);
     match log.verify().await {
         Ok(report) if report.is_intact() => {
             println!("{report}");
@@ -191,6 +207,83 @@ async fn audit_verify(config: &Config) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: cannot verify the audit trail: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn audit_log(config: &Config, sdk: &aws_config::SdkConfig) -> AuditLog {
+    let clock: SharedClock = std::sync::Arc::new(SystemClock);
+    AuditLog::new(sdk, config.aws.audit_table.clone(), clock)
+}
+
+async fn audit_show(config: &Config, request_id: &str) -> ExitCode {
+    let Some(id) = crate::ids::RequestId::parse(request_id) else {
+        eprintln!("error: `{request_id}` is not a request id like JIT-7Q2M4X");
+        return ExitCode::from(2);
+    };
+    let log = audit_log(config, &sdk_config(config).await);
+    match log.entries_for(&id).await {
+        Ok(entries) if entries.is_empty() => {
+            eprintln!("no audit entries for {id}");
+            ExitCode::from(1)
+        }
+        Ok(entries) => {
+            for entry in entries {
+                let at = entry.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                let event = serde_json::to_string(&entry.event).unwrap_or_default();
+                println!("#{} {at} {} {} {event}", entry.seq, entry.actor, entry.event.kind());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: cannot read the audit trail: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `--since`: an RFC 3339 instant, or an age before now ("24h", "7d").
+fn parse_since(text: &str, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+    if let Ok(at) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Some(at);
+    }
+    let age = humantime::parse_duration(text).ok()?;
+    Some(now - time::Duration::try_from(age).ok()?)
+}
+
+async fn audit_export(config: &Config, since: Option<&str>) -> ExitCode {
+    let since = match since.map(|s| (s, parse_since(s, time::OffsetDateTime::now_utc()))) {
+        None => None,
+        Some((_, Some(at))) => Some(at),
+        Some((text, None)) => {
+            eprintln!("error: --since `{text}` is neither an RFC 3339 time nor an age like 24h");
+            return ExitCode::from(2);
+        }
+    };
+    let log = audit_log(config, &sdk_config(config).await);
+    let mut out = std::io::stdout().lock();
+    let mut failed = None;
+    let result = log
+        .for_each_entry(|entry| {
+            if failed.is_some() || since.is_some_and(|since| entry.at < since) {
+                return;
+            }
+            use std::io::Write as _;
+            let line = serde_json::to_string(&entry).unwrap_or_default();
+            if let Err(err) = writeln!(out, "{line}") {
+                failed = Some(err);
+            }
+        })
+        .await;
+    match (result, failed) {
+        (Ok(_), None) => ExitCode::SUCCESS,
+        (_, Some(err)) => {
+            eprintln!("error: writing the export: {err}");
+            ExitCode::from(2)
+        }
+        (Err(err), None) => {
+            eprintln!("error: cannot export the audit trail: {err}");
             ExitCode::from(2)
         }
     }

@@ -93,6 +93,29 @@ async fn audit_verify_reports_an_intact_chain_then_the_edited_entry() {
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).starts_with("chain intact: 2 entries"), "{}", text(&out.stdout));
 
+    // The operator's other views of the same trail: one request's story, and JSON lines for a SIEM.
+    let config_arg = config.to_str().unwrap();
+    let out = jitgate(&["--config", config_arg, "audit", "show", "jit-aaaaaa"], &envs);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    assert!(
+        shown.starts_with("#1 ") && shown.contains(" jitgate failed ") && shown.contains("\"reason\":\"first\""),
+        "{shown}"
+    );
+    let out = jitgate(&["--config", config_arg, "audit", "export", "--since", "1h", "--format", "jsonl"], &envs);
+    let exported = text(&out.stdout);
+    assert!(out.status.success(), "{exported}{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        exported.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["seq"].as_u64(), lines[1]["prev_hash"].clone()), (Some(1), lines[0]["hash"].clone()));
+    let out = jitgate(&["--config", config_arg, "audit", "export", "--since", "2999-01-01T00:00:00Z"], &envs);
+    assert!(out.status.success() && text(&out.stdout).is_empty(), "nothing that recent");
+    let out = jitgate(&["--config", config_arg, "audit", "export", "--since", "last tuesday"], &envs);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--since `last tuesday` is neither"), "{}", text(&out.stderr));
+
     // An auditor's nightmare: someone rewrites the first entry's event in place.
     let raw = aws_sdk_dynamodb::Client::new(&support::aws_config());
     let first =

@@ -247,6 +247,25 @@ impl AuditLog {
         Ok(entries)
     }
 
+    /// Every entry from 1 to the head, in chain order, handed to `each` one batch at a time (memory stays bounded
+    /// however long the chain). Each entry's own hash is checked; a missing entry is an error (run `verify` to
+    /// find out more). Returns how many entries were read.
+    pub async fn for_each_entry(&self, mut each: impl FnMut(AuditEntry)) -> Result<u64, AuditError> {
+        let Some(head) = self.read_head().await? else { return Ok(0) };
+        let mut first = 1;
+        while first <= head.seq {
+            let last = head.seq.min(first.saturating_add(VERIFY_BATCH - 1));
+            let mut batch = self.batch_get(first, last).await?;
+            for seq in first..=last {
+                let item =
+                    batch.remove(&entry_key(seq)).ok_or_else(|| self.corrupt(&format!("entry {seq}"), "is missing"))?;
+                each(self.decode_entry(&item)?);
+            }
+            first = last + 1;
+        }
+        Ok(head.seq)
+    }
+
     /// Entry `seq`, or `None` when there is no such entry. Its own hash is checked.
     pub async fn get(&self, seq: u64) -> Result<Option<AuditEntry>, AuditError> {
         match self.get_item(&entry_key(seq)).await? {
