@@ -13,6 +13,7 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod ids;
+pub mod links;
 pub mod messages;
 pub mod oncall;
 pub mod pause;
