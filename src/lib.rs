@@ -12,6 +12,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod ids;
 pub mod links;
 pub mod messages;
