@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what jitgate's tests and local stack need on a Debian/Ubuntu machine with Rust:
-# redis-server (Debian package) and, in a Python venv, the local DynamoDB/STS server (moto) and the IAM policy
-# linter (parliament). Idempotent: a second run only checks.
+# redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/http.rs) and, in a
+# Python venv, the local DynamoDB/STS server (moto) and the IAM policy linter (parliament). Idempotent: a second
+# run only checks.
 set -euo pipefail
 
 TOOLS_DIR="${JITGATE_TOOLS_DIR:-$HOME/.cache/jitgate-tools}"
@@ -14,6 +15,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
   echo "installing redis-server…"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || ! "$TOOLS_DIR/venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then

@@ -21,6 +21,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Secrets};
 use crate::engine::{Engine, EngineSettings};
 use crate::ids::SlackUserId;
+use crate::links;
 use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
 use crate::runbook::RunbookSet;
 use crate::slack::socket::{self, SocketMode, SocketSettings};
@@ -93,6 +94,13 @@ pub async fn start(
     )?;
     let bot_token =
         required(&secrets.slack_bot_token, "SLACK_BOT_TOKEN", "install the app and copy its bot token (xoxb-…)")?;
+    // Audit pages are only served through signed links: without a key there would be no safe way to serve them.
+    let link_secret = required(
+        &secrets.link_secret,
+        links::LINK_SECRET_ENV,
+        "it signs the audit page links posted in Slack; make one with `openssl rand -hex 32`",
+    )?;
+    links::check_secret(link_secret).map_err(anyhow::Error::msg)?;
     let runbooks = Arc::new(runbooks);
 
     let store_settings = StoreSettings {

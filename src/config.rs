@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -111,6 +112,12 @@ pub struct HttpConfig {
     /// Base URL of jitgate's HTTP server as users reach it; links to audit pages start with it.
     #[serde(default = "default_public_url")]
     pub public_url: String,
+    /// Address the HTTP server (health, readiness, metrics, audit pages) listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// How long a signed audit page link posted in Slack stays valid.
+    #[serde(default = "default_audit_link_ttl", with = "humantime_serde")]
+    pub audit_link_ttl: Duration,
 }
 
 /// `[runbooks]`
@@ -235,6 +242,12 @@ fn default_max_escalation_level() -> u32 {
 }
 fn default_public_url() -> String {
     "http://127.0.0.1:8080".to_owned()
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_audit_link_ttl() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 impl Config {
@@ -410,6 +423,12 @@ impl Config {
             "use the URL people open jitgate's pages at, e.g. \"https://jitgate.example.com\"",
         );
         check(
+            (Duration::from_secs(60)..=Duration::from_secs(365 * 24 * 3600)).contains(&self.http.audit_link_ttl),
+            "http.audit_link_ttl",
+            format!("{} is outside 1m..365d", humantime::format_duration(self.http.audit_link_ttl)),
+            "use \"30d\" (the default): long enough to follow up an incident, short enough to age out",
+        );
+        check(
             (1..=1000).contains(&self.requests.per_user_limit),
             "requests.per_user_limit",
             format!("{} is outside 1..1000", self.requests.per_user_limit),
@@ -439,6 +458,8 @@ pub struct Secrets {
     pub pagerduty_token: Option<SecretString>,
     /// `PAGERDUTY_API_URL`.
     pub pagerduty_api_url: String,
+    /// `JITGATE_LINK_SECRET`: the HMAC key of signed audit page links (see `links`). Required by `jitgate run`.
+    pub link_secret: Option<SecretString>,
 }
 
 /// Default Slack Web API base.
@@ -456,6 +477,7 @@ impl Secrets {
             slack_api_url: env.get("SLACK_API_URL").unwrap_or(DEFAULT_SLACK_API_URL).to_owned(),
             pagerduty_token: secret("PAGERDUTY_API_TOKEN"),
             pagerduty_api_url: env.get("PAGERDUTY_API_URL").unwrap_or(DEFAULT_PAGERDUTY_API_URL).to_owned(),
+            link_secret: secret(crate::links::LINK_SECRET_ENV),
         }
     }
 }
@@ -527,6 +549,8 @@ mod tests {
         assert_eq!(config.redis.key_prefix, "jitgate");
         assert_eq!(config.runbook_dir(), PathBuf::from("runbooks"));
         assert_eq!(config.requests.per_user_limit, 10);
+        assert_eq!(config.http.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(config.http.audit_link_ttl, Duration::from_secs(30 * 24 * 3600));
     }
 
     #[test]
@@ -566,6 +590,8 @@ mod tests {
             ("[oncall]\nmax_staleness = \"10m\"", "oncall.max_staleness"),
             ("[oncall.static_roster]\nPSCHED = [\"bob\"]", "oncall.static_roster.PSCHED"),
             ("[http]\npublic_url = \"jitgate.example.com\"", "http.public_url"),
+            ("[http]\naudit_link_ttl = \"10s\"", "http.audit_link_ttl: 10s is outside 1m..365d"),
+            ("[http]\nlisten = \"localhost\"", "line 2"),
         ];
         for (text, expected) in cases {
             let env = Environment::from_pairs([("AWS_REGION", "us-east-1")]);
@@ -580,8 +606,17 @@ mod tests {
         use secrecy::ExposeSecret;
         let secrets = Secrets::from_env(&Environment::default());
         assert_eq!(secrets.redis_url.expose_secret(), DEFAULT_REDIS_URL);
-        let env = Environment::from_pairs([("REDIS_URL", "redis://:hunter2@cache:6379")]);
+        assert!(secrets.link_secret.is_none());
+        let env = Environment::from_pairs([
+            ("REDIS_URL", "redis://:hunter2@cache:6379"),
+            ("JITGATE_LINK_SECRET", "correct-horse-battery-staple"),
+        ]);
         let secrets = Secrets::from_env(&env);
         assert!(!format!("{secrets:?}").contains("hunter2"));
+        assert!(!format!("{secrets:?}").contains("correct-horse"));
+        assert_eq!(
+            secrets.link_secret.map(|s| s.expose_secret().to_owned()).as_deref(),
+            Some("correct-horse-battery-staple")
+        );
     }
 }

@@ -67,6 +67,37 @@ fn check_names_a_bad_config_key() {
     assert!(stderr.contains("jitgate.toml: line 3: unknown field `audit_tabel`"), "{stderr}");
 }
 
+/// `jitgate run` with Slack tokens set but the given link secret (`None`: unset); it must stop before connecting.
+fn run_with_link_secret(secret: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
+    command
+        .args(["--config", &repo_file("jitgate.example.toml"), "run"])
+        .env_remove("JITGATE_CONFIG")
+        .env_remove("JITGATE_LINK_SECRET")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("SLACK_APP_TOKEN", "xapp-1-test")
+        .env("SLACK_BOT_TOKEN", "xoxb-test");
+    if let Some(secret) = secret {
+        command.env("JITGATE_LINK_SECRET", secret);
+    }
+    command.output().expect("run jitgate")
+}
+
+#[test]
+fn run_refuses_to_start_without_a_strong_link_secret() {
+    let out = run_with_link_secret(None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("JITGATE_LINK_SECRET is not set"), "{stderr}");
+    assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+
+    let out = run_with_link_secret(Some("swordfish"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("JITGATE_LINK_SECRET is 9 bytes long"), "{stderr}");
+    assert!(!stderr.contains("swordfish"), "the secret is never printed: {stderr}");
+}
+
 #[tokio::test]
 async fn audit_verify_reports_an_intact_chain_then_the_edited_entry() {
     let table = support::unique("cli-audit");

@@ -27,9 +27,10 @@ pub(super) const EVENT: &str = "event";
 pub(super) const PREV_HASH: &str = "prev_hash";
 pub(super) const HASH: &str = "hash";
 
-/// One entry's attributes as stored.
+/// One entry's attributes exactly as stored: the text its hash covers, before any check. Readers that must show a
+/// damaged entry rather than refuse it (the audit page) get these from [`super::AuditLog::stored_entries_for`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct StoredEntry {
+pub struct StoredEntry {
     pub seq: u64,
     pub at: String,
     pub request_id: Option<String>,
@@ -41,7 +42,7 @@ pub(super) struct StoredEntry {
 
 impl StoredEntry {
     /// Reads an entry item's attributes, checking only their types and that the key matches `seq`.
-    pub fn from_item(item: &Item) -> Result<StoredEntry, String> {
+    pub(super) fn from_item(item: &Item) -> Result<StoredEntry, String> {
         let seq = number_attr(item, SEQ)?;
         let pk = string_attr(item, PK)?;
         if pk != entry_key(seq) {
@@ -63,7 +64,7 @@ impl StoredEntry {
     }
 
     /// The item to write.
-    pub fn to_item(&self) -> Item {
+    pub(super) fn to_item(&self) -> Item {
         let mut item = Item::new();
         item.insert(PK.into(), AttributeValue::S(entry_key(self.seq)));
         item.insert(SEQ.into(), AttributeValue::N(self.seq.to_string()));

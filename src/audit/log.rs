@@ -43,6 +43,15 @@ const MAX_EVENT_BYTES: usize = 350 * 1024;
 /// How long [`AuditLog::ensure_table`] waits for a new table to become active.
 const TABLE_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// An item of a request's trail that could not be read as an entry at all (an attribute missing or of the wrong
+/// type), as [`AuditLog::stored_entries_for`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableEntry {
+    /// The item's `seq`, when that much can be read.
+    pub seq: Option<u64>,
+    pub problem: String,
+}
+
 /// How hard an append tries when other writers keep appending first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendRetry {
@@ -218,7 +227,59 @@ impl AuditLog {
     /// Every entry of one request, in chain order. Each entry's own hash is checked; an entry that fails the check
     /// is an error, never returned as if sound. (Links between entries are [`AuditLog::verify`]'s job.)
     pub async fn entries_for(&self, request_id: &RequestId) -> Result<Vec<AuditEntry>, AuditError> {
-        let mut entries = Vec::new();
+        let items = self.request_items(request_id).await?;
+        let mut entries = items.iter().map(|item| self.decode_entry(item)).collect::<Result<Vec<_>, _>>()?;
+        // The index is ordered by seq already; sorting keeps the promise even if pages ever came back otherwise.
+        entries.sort_by_key(|entry| entry.seq);
+        Ok(entries)
+    }
+
+    /// Every entry of one request as stored, in chain order, WITHOUT checking hashes: for readers that show what
+    /// is wrong with a damaged entry instead of refusing the whole trail. The caller checks each entry (with
+    /// [`StoredEntry::computed_hash`] or [`super::entry_hash`]) before trusting it.
+    pub async fn stored_entries_for(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<Vec<Result<StoredEntry, UnreadableEntry>>, AuditError> {
+        let items = self.request_items(request_id).await?;
+        let mut entries: Vec<Result<StoredEntry, UnreadableEntry>> = items
+            .iter()
+            .map(|item| {
+                StoredEntry::from_item(item).map_err(|problem| UnreadableEntry {
+                    seq: item.get(SEQ).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()),
+                    problem,
+                })
+            })
+            .collect();
+        entries.sort_by_key(|entry| match entry {
+            Ok(stored) => Some(stored.seq),
+            Err(unreadable) => unreadable.seq,
+        });
+        Ok(entries)
+    }
+
+    /// The `hash` attribute of entry `seq` exactly as stored (unchecked), or `None` when the entry does not exist
+    /// or has no readable hash: what the next entry's `prev_hash` must equal.
+    pub async fn stored_hash(&self, seq: u64) -> Result<Option<String>, AuditError> {
+        Ok(self.get_item(&entry_key(seq)).await?.and_then(|item| item.get(HASH).and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// A cheap readiness check: the table exists, this identity may describe it, and it is laid out as jitgate
+    /// expects. One `DescribeTable`, no reads of entries.
+    pub async fn check(&self) -> Result<(), AuditError> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|err| self.sdk_error("DescribeTable", err))?;
+        self.check_layout(out.table())
+    }
+
+    /// The raw items of one request from the request index, all pages.
+    async fn request_items(&self, request_id: &RequestId) -> Result<Vec<Item>, AuditError> {
+        let mut items = Vec::new();
         let mut start_key = None;
         loop {
             let page = self
@@ -234,17 +295,13 @@ impl AuditLog {
                 .send()
                 .await
                 .map_err(|err| self.sdk_error("Query", err))?;
-            for item in page.items() {
-                entries.push(self.decode_entry(item)?);
-            }
+            items.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start_key = Some(key.clone()),
                 _ => break,
             }
         }
-        // The index is ordered by seq already; sorting keeps the promise even if pages ever came back otherwise.
-        entries.sort_by_key(|entry| entry.seq);
-        Ok(entries)
+        Ok(items)
     }
 
     /// Every entry from 1 to the head, in chain order, handed to `each` one batch at a time (memory stays bounded

@@ -66,5 +66,6 @@ mod verify;
 pub use chain::{GENESIS_HASH, HASH_DOMAIN, entry_hash, format_timestamp};
 pub use error::AuditError;
 pub use event::{Actor, AttemptedAction, AuditEntry, AuditEvent, CredentialEvidence, refusal_code};
-pub use log::{AppendRetry, AuditLog, REQUEST_INDEX};
+pub use item::StoredEntry;
+pub use log::{AppendRetry, AuditLog, REQUEST_INDEX, UnreadableEntry};
 pub use verify::{Finding, Problem, VerifyReport};

@@ -109,6 +109,7 @@ impl Harness {
             slack_api_url: slack.api_base(),
             pagerduty_token: Some(SecretString::from(pagerduty.api_key().to_owned())),
             pagerduty_api_url: pagerduty.base_url(),
+            link_secret: Some(SecretString::from("test-link-secret-".repeat(4))),
         };
         let mut apps = Vec::new();
         for _ in 0..options.replicas {
