@@ -20,13 +20,15 @@ use crate::bot::{Bot, BotSettings};
 use crate::clock::SharedClock;
 use crate::config::{Config, Secrets};
 use crate::engine::{Engine, EngineSettings};
+use crate::http::{self, HttpState, Metrics};
 use crate::ids::SlackUserId;
-use crate::links;
+use crate::links::{self, AuditLinkSigner};
 use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
 use crate::runbook::RunbookSet;
 use crate::slack::socket::{self, SocketMode, SocketSettings};
 use crate::slack::{SlackWeb, WebSettings};
 use crate::store::{RateLimit, RequestStore, StoreSettings};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How the app is started beyond its config.
 #[derive(Debug, Clone)]
@@ -48,9 +50,19 @@ pub struct App {
     bot: Arc<Bot>,
     socket: SocketMode,
     sweeper: Option<JoinHandle<()>>,
+    http: JoinHandle<std::io::Result<()>>,
+    http_addr: std::net::SocketAddr,
+    stop_http: tokio::sync::oneshot::Sender<()>,
+    /// Socket connections the listener keeps open; 0 once it is shut down (see `http::readiness`).
+    sockets_up: Arc<AtomicUsize>,
 }
 
 impl App {
+    /// Where the HTTP server (health, readiness, metrics, audit pages) listens.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.http_addr
+    }
+
     pub fn bot(&self) -> &Arc<Bot> {
         &self.bot
     }
@@ -60,12 +72,19 @@ impl App {
         self.socket.events_received()
     }
 
-    /// Stops taking envelopes and stops the sweeper.
+    /// Stops taking envelopes, stops the sweeper and the HTTP server.
     pub async fn shutdown(self) {
         if let Some(sweeper) = self.sweeper {
             sweeper.abort();
         }
+        self.sockets_up.store(0, Ordering::Relaxed);
         self.socket.shutdown().await;
+        let _ = self.stop_http.send(());
+        match self.http.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(error = %err, "the HTTP server stopped with an error"),
+            Err(err) => warn!(error = %err, "the HTTP server task failed"),
+        }
     }
 }
 
@@ -101,6 +120,7 @@ pub async fn start(
         "it signs the audit page links posted in Slack; make one with `openssl rand -hex 32`",
     )?;
     links::check_secret(link_secret).map_err(anyhow::Error::msg)?;
+    let links = AuditLinkSigner::new(link_secret.clone(), config.http.audit_link_ttl);
     let runbooks = Arc::new(runbooks);
 
     let store_settings = StoreSettings {
@@ -135,11 +155,11 @@ pub async fn start(
 
     let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone())?;
     let bot = Arc::new(Bot::new(
-        engine,
+        engine.clone(),
         slack,
         roster,
-        BotSettings { approval_channel, public_url: config.http.public_url.clone() },
-        clock,
+        BotSettings { approval_channel, public_url: config.http.public_url.clone(), links: links.clone() },
+        clock.clone(),
     ));
     let socket_settings = SocketSettings {
         api_base: secrets.slack_api_url.clone(),
@@ -148,6 +168,27 @@ pub async fn start(
         stagger_seconds: options.socket_stagger_seconds,
     };
     let socket = socket::start(&socket_settings, bot.clone()).await?;
+    // slack-morphism does not report its live connections; while the listener runs it keeps reconnecting them,
+    // so readiness counts the configured connections from start until shutdown.
+    let sockets_up = Arc::new(AtomicUsize::new(config.slack.connections as usize));
+    let sockets_seen = sockets_up.clone();
+    let state = HttpState {
+        store: engine.store().clone(),
+        audit: engine.audit().clone(),
+        links,
+        clock,
+        metrics: Metrics::new(),
+        slack_sockets: Arc::new(move || sockets_seen.load(Ordering::Relaxed)),
+        region: config.region().to_owned(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding the HTTP server to {} (http.listen)", config.http.listen))?;
+    let http_addr = listener.local_addr().context("reading the HTTP server's address")?;
+    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(http::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
     let sweeper = options.background_sweeper.then(|| {
         let (bot, every) = (bot.clone(), config.slack.sweep_interval);
         tokio::spawn(async move {
@@ -161,7 +202,7 @@ pub async fn start(
             }
         })
     });
-    Ok(App { bot, socket, sweeper })
+    Ok(App { bot, socket, sweeper, http, http_addr, stop_http, sockets_up })
 }
 
 fn roster_provider(

@@ -39,6 +39,8 @@ pub struct BotSettings {
     pub approval_channel: String,
     /// Base of the links jitgate posts (the audit page), e.g. `https://jitgate.example.com`.
     pub public_url: String,
+    /// Signs the audit page links, which the HTTP server only serves with a valid, unexpired signature.
+    pub links: crate::links::AuditLinkSigner,
 }
 
 /// The bot: one per replica.
@@ -62,7 +64,7 @@ impl Bot {
     }
 
     fn audit_link(&self, id: &RequestId) -> String {
-        format!("{}/audit/{id}", self.settings.public_url.trim_end_matches('/'))
+        self.settings.links.link(&self.settings.public_url, id, self.clock.now())
     }
 
     /// The approvers to name on a card: everyone on the roster but the requester.

@@ -33,6 +33,21 @@ async fn happy_path_request_card_approve_results_in_thread_with_audit_link() {
     assert!(dm.all_text().contains(card.id.as_str()), "{}", dm.all_text());
 
     assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "executed"]);
+
+    // The link in the thread opens the audit page; the same path without its signature does not.
+    let link = results
+        .all_text()
+        .split(['<', '|'])
+        .find(|part| part.starts_with("https://jitgate.test/audit/"))
+        .unwrap()
+        .to_owned();
+    let (status, page) = h.fetch_link(&link).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(card.id.as_str()) && page.contains("INC-812 refund check"), "{page}");
+    let unsigned = link.split('?').next().unwrap();
+    let (status, page) = h.fetch_link(unsigned).await;
+    assert_eq!(status, 403);
+    assert!(!page.contains("INC-812"), "a refused link shows nothing");
     if std::env::var("JITGATE_PRINT_TRANSCRIPT").is_ok() {
         for call in h.slack.calls() {
             println!("{} {}", call.method, call.params);

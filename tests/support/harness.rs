@@ -97,7 +97,7 @@ impl Harness {
         let audit_table = super::unique("audit");
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
-             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\n",
+             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\n",
             super::REGION,
             super::unique("bot"),
         );
@@ -189,6 +189,29 @@ impl Harness {
 
     pub fn audit(&self) -> AuditLog {
         AuditLog::new(&super::aws_config(), self.audit_table.clone(), self.clock.clone() as SharedClock)
+    }
+
+    /// Waits until the audit trail holds at least `count` entries (refusals answered in the ack are audited by
+    /// the task the ack spawned, so they land a moment later). Polls the table with a deadline.
+    pub async fn audit_entries_at_least(&self, count: u64) -> jitgate::audit::VerifyReport {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(25);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let report = self.audit().verify().await.expect("verify");
+            if report.verified >= count || tokio::time::Instant::now() > deadline {
+                return report;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The audit page a Slack link points at, fetched from this replica's HTTP server.
+    pub async fn fetch_link(&self, link: &str) -> (u16, String) {
+        let path = link.strip_prefix("https://jitgate.test").expect("a jitgate link");
+        let url = format!("http://{}{path}", self.apps[0].http_addr());
+        let response = reqwest::get(&url).await.expect("HTTP server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
     }
 
     pub async fn audit_kinds(&self, id: &RequestId) -> Vec<&'static str> {
