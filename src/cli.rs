@@ -18,8 +18,37 @@ pub struct Cli {
     /// Config file [default: $JITGATE_CONFIG, else jitgate.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Log format: readable text for a terminal, or one JSON object per line for production log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The default filter: jitgate at info, the SDKs' chatter at warn. Libraries' debug and trace levels are never
+/// on by default: slack-morphism logs socket URLs at debug and whole envelopes (user data) at trace.
+pub const DEFAULT_LOG_FILTER: &str = "info,aws_config=warn,aws_smithy_runtime=warn,slack_morphism=info";
+
+/// Installs the global log subscriber. Every line carries the fields of the spans it is in, so a line about a
+/// request names its `request_id`. `RUST_LOG` overrides the filter.
+pub fn init_logging(
+    format: LogFormat,
+    writer: impl for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),
+    };
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +94,10 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
     };
     match cli.command {
         Command::Check => check(&config),
-        Command::Run => run(&config, &env).await,
+        Command::Run => {
+            init_logging(cli.log_format, std::io::stderr);
+            run(&config, &env).await
+        }
         Command::Audit { command: AuditCommand::Verify } => audit_verify(&config).await,
         Command::Audit { command: AuditCommand::Show { request_id } } => audit_show(&config, &request_id).await,
         Command::Audit { command: AuditCommand::Export { since, format: _ } } => {
@@ -148,9 +180,6 @@ async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
 }
 
 async fn run(config: &Config, env: &Environment) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
     let runbooks = match load_runbooks(config) {
         Ok(runbooks) => runbooks,
         Err(errors) => {
