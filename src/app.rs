@@ -121,6 +121,7 @@ pub async fn start(
     )?;
     links::check_secret(link_secret).map_err(anyhow::Error::msg)?;
     let links = AuditLinkSigner::new(link_secret.clone(), config.http.audit_link_ttl);
+    let metrics = Metrics::new();
     let runbooks = Arc::new(runbooks);
 
     let store_settings = StoreSettings {
@@ -158,7 +159,12 @@ pub async fn start(
         engine.clone(),
         slack,
         roster,
-        BotSettings { approval_channel, public_url: config.http.public_url.clone(), links: links.clone() },
+        BotSettings {
+            approval_channel,
+            public_url: config.http.public_url.clone(),
+            links: links.clone(),
+            metrics: metrics.clone(),
+        },
         clock.clone(),
     ));
     let socket_settings = SocketSettings {
@@ -177,7 +183,7 @@ pub async fn start(
         audit: engine.audit().clone(),
         links,
         clock,
-        metrics: Metrics::new(),
+        metrics,
         slack_sockets: Arc::new(move || sockets_seen.load(Ordering::Relaxed)),
         region: config.region().to_owned(),
     };

@@ -41,6 +41,8 @@ pub struct BotSettings {
     pub public_url: String,
     /// Signs the audit page links, which the HTTP server only serves with a valid, unexpired signature.
     pub links: crate::links::AuditLinkSigner,
+    /// Where outcomes and latencies are counted (rendered at `/metrics`).
+    pub metrics: crate::http::Metrics,
 }
 
 /// The bot: one per replica.
@@ -83,6 +85,22 @@ impl Bot {
                 .map(|r| r.unmapped.iter().map(|u| format!("{} <{}>", u.name, u.email)).collect())
                 .unwrap_or_default(),
             audit_link: Some(self.audit_link(&request.id)),
+        }
+    }
+
+    /// Counts a request that reached an end, and how long its decision took.
+    fn record_outcome(&self, request: &AccessRequest) {
+        let now = self.clock.now();
+        if let request::Status::Denied { at, .. } = &request.status {
+            self.settings.metrics.decision_latency((*at - request.created_at).as_seconds_f64());
+        }
+        if request.state().is_final() {
+            self.settings.metrics.request_outcome(request.query.runbook.as_str(), request.state().as_str());
+        }
+        if let request::Status::Succeeded { .. } = &request.status
+            && let Some(last) = request.approvals.last()
+        {
+            self.settings.metrics.execution_latency((now - last.at).as_seconds_f64());
         }
     }
 
@@ -158,6 +176,7 @@ impl Bot {
             Ok(Command::Cancel { id }) => {
                 let message = match self.engine.cancel(&id, &c.user).await? {
                     DecisionResult::Done(request) => {
+                        self.record_outcome(&request);
                         self.refresh_card(&request, None).await;
                         SlackMessage { text: messages::requester_update(&request), blocks: Vec::new() }
                     }
@@ -278,19 +297,23 @@ impl Bot {
                 self.tell_requester(&request).await;
             }
             ApproveResult::Failed { request, .. } => {
+                self.record_outcome(&request);
                 self.refresh_card(&request, None).await;
                 self.tell_requester(&request).await;
             }
             ApproveResult::Approved { request, query } => {
                 // "Approved by …, starting" while the query runs.
+                self.settings.metrics.decision_latency((self.clock.now() - request.created_at).as_seconds_f64());
                 self.refresh_card(&request, None).await;
                 match self.engine.execute(*request, *query).await? {
                     ExecuteResult::Executed { request, result, .. } => {
+                        self.record_outcome(&request);
                         self.refresh_card(&request, None).await;
                         self.post_results(&request, &result).await;
                         self.tell_requester(&request).await;
                     }
                     ExecuteResult::Failed { request, reason } => {
+                        self.record_outcome(&request);
                         self.refresh_card(&request, None).await;
                         if let Some(card) = &request.card {
                             let text = format!("❌ {}", messages::escape(&reason));
@@ -392,6 +415,7 @@ impl Bot {
                 let reason = view.values.get(messages::REASON_BLOCK).cloned();
                 match self.engine.deny(&id, &view.user, reason, &report.roster).await? {
                     DecisionResult::Done(request) => {
+                        self.record_outcome(&request);
                         self.refresh_card(&request, None).await;
                         self.tell_requester(&request).await;
                     }
@@ -409,9 +433,11 @@ impl Bot {
     /// One pass of the background sweeper: expire what is due, remind half-way. Safe on every replica at once.
     pub async fn sweep_once(&self) -> anyhow::Result<()> {
         for request in self.engine.expire_due(SWEEP_BATCH).await? {
+            self.record_outcome(&request);
             self.refresh_card(&request, None).await;
             self.tell_requester(&request).await;
         }
+        self.settings.metrics.pending(self.engine.pending_count().await?);
         for request in self.engine.remind_due(SWEEP_BATCH).await? {
             let Some(card) = &request.card else { continue };
             let report = self.roster.roster_for(&request.policy).await.ok();

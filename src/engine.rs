@@ -516,6 +516,12 @@ impl Engine {
         Ok(reminded)
     }
 
+    /// How many requests are waiting for approval (from the pending index, so a hint, as is a gauge).
+    pub async fn pending_count(&self) -> anyhow::Result<usize> {
+        let horizon = self.clock.now() + time::Duration::days(2);
+        Ok(self.store.due_for_expiry(horizon, 100_000).await?.len())
+    }
+
     /// The user's most recent requests, newest first.
     pub async fn recent_requests(&self, user: &SlackUserId, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
         let mut requests = Vec::new();

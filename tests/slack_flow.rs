@@ -48,6 +48,13 @@ async fn happy_path_request_card_approve_results_in_thread_with_audit_link() {
     let (status, page) = h.fetch_link(unsigned).await;
     assert_eq!(status, 403);
     assert!(!page.contains("INC-812"), "a refused link shows nothing");
+    // The outcome is counted for the operators.
+    let metrics = h.metrics().await;
+    let succeeded = metrics
+        .lines()
+        .find(|l| l.starts_with("jitgate_requests_total") && l.contains("outcome=\"succeeded\""))
+        .unwrap_or_else(|| panic!("no succeeded count in:\n{metrics}"));
+    assert!(succeeded.contains("runbook=\"orders-by-customer\"") && succeeded.ends_with(" 1"), "{succeeded}");
     if std::env::var("JITGATE_PRINT_TRANSCRIPT").is_ok() {
         for call in h.slack.calls() {
             println!("{} {}", call.method, call.params);

@@ -214,6 +214,12 @@ impl Harness {
         (status, response.text().await.unwrap_or_default())
     }
 
+    /// `GET /metrics` of the first replica.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.apps[0].http_addr());
+        reqwest::get(&url).await.expect("metrics").text().await.unwrap_or_default()
+    }
+
     pub async fn audit_kinds(&self, id: &RequestId) -> Vec<&'static str> {
         self.audit().entries_for(id).await.expect("audit").iter().map(|e| e.event.kind()).collect()
     }
