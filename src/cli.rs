@@ -56,7 +56,12 @@ pub enum Command {
     /// Connect to Slack (socket mode) and serve requests until SIGTERM or Ctrl-C.
     Run,
     /// Validate the config and every runbook, and print one line per runbook.
-    Check,
+    Check {
+        /// Also compare each runbook with its real table and index, assume each role, and look up each
+        /// PagerDuty schedule and escalation policy; print what passed and what did not.
+        #[arg(long)]
+        live: bool,
+    },
     /// Inspect the audit trail.
     Audit {
         #[command(subcommand)]
@@ -93,7 +98,11 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
         Err(errors) => return invalid("config", &errors),
     };
     match cli.command {
-        Command::Check => check(&config),
+        Command::Check { live } => match (check(&config), live) {
+            (code, false) => code,
+            (code, true) if code != ExitCode::SUCCESS => code,
+            (_, true) => live_check(&config, &env).await,
+        },
         Command::Run => {
             init_logging(cli.log_format, std::io::stderr);
             run(&config, &env).await
@@ -141,6 +150,35 @@ fn check(config: &Config) -> ExitCode {
     }
     println!("{} runbook(s) valid in {}", runbooks.len(), config.runbook_dir().display());
     ExitCode::SUCCESS
+}
+
+async fn live_check(config: &Config, env: &Environment) -> ExitCode {
+    let Ok(runbooks) = load_runbooks(config) else { return ExitCode::from(2) };
+    let secrets = crate::config::Secrets::from_env(env);
+    let pagerduty = match &secrets.pagerduty_token {
+        Some(token) => match crate::oncall::PagerDutyClient::new(
+            &secrets.pagerduty_api_url,
+            token.clone(),
+            crate::oncall::PagerDutySettings::default(),
+        ) {
+            Ok(client) => Some(client),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let static_schedules = config.oncall.static_roster.keys().cloned().collect();
+    let sdk = sdk_config(config).await;
+    let lines = crate::live_check::run(&runbooks, &sdk, pagerduty.as_ref(), &static_schedules).await;
+    println!("live checks:");
+    for line in &lines {
+        println!("{line}");
+    }
+    let failed = lines.iter().filter(|l| !l.passed).count();
+    println!("live checks: {} ok, {failed} failing", lines.len() - failed);
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 /// One line summing up a runbook: what it reads, with which parameters, and who approves.

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod http;
 pub mod ids;
 pub mod links;
+pub mod live_check;
 pub mod messages;
 pub mod oncall;
 pub mod pause;

@@ -186,6 +186,18 @@ impl PagerDutyClient {
         self.fetch_user(id, &mut budget).await
     }
 
+    /// Whether a schedule (`kind` = `schedules`) or escalation policy (`escalation_policies`) with this id exists,
+    /// for the live config check. `Ok(false)` on 404; other failures are errors.
+    pub async fn exists(&self, kind: &str, id: &str) -> Result<bool, PagerDutyError> {
+        let mut budget = Budget::new(self.settings.total_budget);
+        let path = format!("/{kind}/{id}");
+        match self.get::<serde_json::Value>(&path, &[], &mut budget).await {
+            Ok(_) => Ok(true),
+            Err(PagerDutyError::Rejected { status: 404, .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn fetch_user(&self, id: &str, budget: &mut Budget) -> Result<PagerDutyUser, PagerDutyError> {
         let path = format!("/users/{id}");
         let body: UserBody = self.get(&path, &[], budget).await?;

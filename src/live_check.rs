@@ -1,0 +1,149 @@
+//! `jitgate check --live`: compares the runbooks with the real world before anyone depends on them.
+//!
+//! For every runbook: the table exists and its key names match (DescribeTable), the index exists with the key
+//! names the runbook declares; for every role: jitgate can assume it (with the same session name prefix and
+//! source identity a real request uses, so trust-policy conditions are exercised; the credentials are dropped at
+//! once); for every PagerDuty schedule and escalation policy: it exists. Each check is one line of the report.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use aws_config::SdkConfig;
+
+use crate::oncall::PagerDutyClient;
+use crate::runbook::{KeySchema, RunbookSet};
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    pub check: &'static str,
+    pub target: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+impl fmt::Display for CheckLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.passed { "ok  " } else { "FAIL" };
+        write!(f, "{mark}  {:<20} {:<48} {}", self.check, self.target, self.detail)
+    }
+}
+
+fn line(check: &'static str, target: impl Into<String>, passed: bool, detail: impl Into<String>) -> CheckLine {
+    CheckLine { check, target: target.into(), passed, detail: detail.into() }
+}
+
+/// Runs every live check. `pagerduty` is `None` when no token is configured: schedules that the static roster
+/// covers pass, others fail.
+pub async fn run(
+    runbooks: &RunbookSet,
+    sdk: &SdkConfig,
+    pagerduty: Option<&PagerDutyClient>,
+    static_schedules: &BTreeSet<String>,
+) -> Vec<CheckLine> {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let sts = aws_sdk_sts::Client::new(sdk);
+    let mut lines = Vec::new();
+    for runbook in runbooks.iter() {
+        lines.push(table_check(&dynamo, runbook.id().as_str(), runbook.table(), runbook.index()).await);
+    }
+    let roles: BTreeSet<String> = runbooks.iter().map(|r| r.role().as_str().to_owned()).collect();
+    for role in roles {
+        let assumed = sts
+            .assume_role()
+            .role_arn(&role)
+            .role_session_name("jit-live-check")
+            .source_identity("jitgate-live-check")
+            .duration_seconds(900)
+            .send()
+            .await;
+        lines.push(match assumed {
+            Ok(out) => {
+                let id = out.assumed_role_user().map(|u| u.assumed_role_id().to_owned()).unwrap_or_default();
+                line("assume role", role, true, format!("assumed as {id}"))
+            }
+            Err(err) => line("assume role", role, false, format!("{}", aws_sdk_sts::error::DisplayErrorContext(&err))),
+        });
+    }
+    let mut schedules = BTreeSet::new();
+    let mut policies = BTreeSet::new();
+    for runbook in runbooks.iter() {
+        schedules.extend(runbook.approval().approvers.pagerduty_schedules.iter().cloned());
+        policies.extend(runbook.approval().approvers.pagerduty_escalation_policies.iter().cloned());
+    }
+    for (kind, label, ids) in
+        [("schedules", "pagerduty schedule", schedules), ("escalation_policies", "pagerduty policy", policies)]
+    {
+        for id in ids {
+            if kind == "schedules" && static_schedules.contains(&id) {
+                lines.push(line(label, id, true, "from [oncall.static_roster]"));
+                continue;
+            }
+            lines.push(match pagerduty {
+                None => line(label, id, false, "PAGERDUTY_API_TOKEN is not set and the static roster does not list it"),
+                Some(client) => match client.exists(kind, &id).await {
+                    Ok(true) => line(label, id, true, "exists"),
+                    Ok(false) => line(label, id, false, "not found in PagerDuty (check the id in the runbook)"),
+                    Err(err) => line(label, id, false, err.to_string()),
+                },
+            });
+        }
+    }
+    lines
+}
+
+async fn table_check(
+    dynamo: &aws_sdk_dynamodb::Client,
+    runbook: &str,
+    table: &KeySchema,
+    index: Option<&KeySchema>,
+) -> CheckLine {
+    let target = match index {
+        Some(index) => format!("{runbook}: {} / {}", table.name(), index.name()),
+        None => format!("{runbook}: {}", table.name()),
+    };
+    let described = match dynamo.describe_table().table_name(table.name()).send().await {
+        Ok(out) => out,
+        Err(err) => {
+            let detail = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+            return line("table", target, false, detail);
+        }
+    };
+    let Some(description) = described.table() else {
+        return line("table", target, false, "DescribeTable returned no table");
+    };
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> (Option<String>, Option<String>) {
+        let of = |kind: aws_sdk_dynamodb::types::KeyType| {
+            schema.iter().find(|k| k.key_type() == &kind).map(|k| k.attribute_name().to_owned())
+        };
+        (of(aws_sdk_dynamodb::types::KeyType::Hash), of(aws_sdk_dynamodb::types::KeyType::Range))
+    };
+    let declared = |schema: &KeySchema| (Some(schema.partition_key().to_owned()), schema.sort_key().map(str::to_owned));
+    let actual = keys(description.key_schema());
+    if actual.0 != declared(table).0 || (table.sort_key().is_some() && actual.1 != declared(table).1) {
+        return line(
+            "table",
+            target,
+            false,
+            format!("table keys are {actual:?}, the runbook says {:?}", declared(table)),
+        );
+    }
+    if let Some(index) = index {
+        let found = description.global_secondary_indexes().iter().find(|g| g.index_name() == Some(index.name()));
+        let Some(found) = found else {
+            let names: Vec<&str> =
+                description.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+            return line("table", target, false, format!("no index {} (the table has {names:?})", index.name()));
+        };
+        let actual = keys(found.key_schema());
+        if actual != declared(index) {
+            return line(
+                "table",
+                target,
+                false,
+                format!("index keys are {actual:?}, the runbook says {:?}", declared(index)),
+            );
+        }
+    }
+    line("table", target, true, "keys match")
+}
