@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +16,10 @@ use jitgate::clock::{ManualClock, SharedClock};
 use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, ExecuteResult, SubmitOutcome};
 use jitgate::ids::SlackUserId;
 use jitgate::request::{AccessRequest, Refusal, RequestState, Roster, RosterSource};
-use jitgate::runbook::{RunbookDefaults, RunbookSet};
+use jitgate::runbook::RunbookSet;
 use jitgate::store::{RateLimit, RequestStore, StoreSettings};
 use support::fixtures::{user, wall_clock_now};
+use support::harness::shipped_runbooks_on;
 
 const CUSTOMERS: u32 = 4;
 const ORDERS_PER_CUSTOMER: u32 = 6;
@@ -92,24 +92,6 @@ impl World {
 }
 
 use jitgate::clock::Clock as _;
-
-/// The shipped runbooks, pointed at this test's own Orders table.
-fn shipped_runbooks_on(table: &str) -> RunbookSet {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
-    let sources: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(&dir)
-        .expect("runbooks/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .map(|p| {
-            let text = std::fs::read_to_string(&p)
-                .expect("read runbook")
-                .replace("name: Orders\n", &format!("name: {table}\n"));
-            (p, text)
-        })
-        .collect();
-    RunbookSet::from_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), &RunbookDefaults::default())
-        .unwrap_or_else(|errors| panic!("shipped runbooks: {errors:?}"))
-}
 
 fn alice() -> SlackUserId {
     user("UALICE")
