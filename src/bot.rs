@@ -65,6 +65,11 @@ impl Bot {
         Bot { engine, slack, roster, settings, clock }
     }
 
+    /// The engine this bot drives (for tests and operator tooling).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     fn audit_link(&self, id: &RequestId) -> String {
         self.settings.links.link(&self.settings.public_url, id, self.clock.now())
     }
@@ -433,6 +438,11 @@ impl Bot {
     /// One pass of the background sweeper: expire what is due, remind half-way. Safe on every replica at once.
     pub async fn sweep_once(&self) -> anyhow::Result<()> {
         for request in self.engine.expire_due(SWEEP_BATCH).await? {
+            self.record_outcome(&request);
+            self.refresh_card(&request, None).await;
+            self.tell_requester(&request).await;
+        }
+        for request in self.engine.fail_stuck(SWEEP_BATCH).await? {
             self.record_outcome(&request);
             self.refresh_card(&request, None).await;
             self.tell_requester(&request).await;

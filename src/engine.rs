@@ -32,6 +32,13 @@ const MAX_DECISION_ATTEMPTS: usize = 5;
 /// How many fresh ids to try when a generated request id is already taken (2^30 ids: a second try is already rare).
 const MAX_ID_ATTEMPTS: usize = 3;
 
+/// How long a request may stay Running before the sweeper decides its replica died. Longer than the temporary
+/// credentials live (900 s), so a run still going on somewhere could not be using them any more.
+pub const STUCK_AFTER: time::Duration = time::Duration::minutes(16);
+
+/// The reason given when a run was cut short by its replica stopping.
+pub const INTERRUPTED: &str = "interrupted: the jitgate replica running it stopped before it finished; nothing is re-run automatically, ask again if still needed";
+
 /// The reason recorded when the audit trail cannot take an entry: nothing proceeds without it.
 pub const AUDIT_UNAVAILABLE: &str = "the audit trail could not record this step, so nothing was run";
 
@@ -498,6 +505,36 @@ impl Engine {
             }
         }
         anyhow::bail!("request {id} kept changing while being abandoned")
+    }
+
+    /// Fails requests left Running longer than [`STUCK_AFTER`] — their replica stopped mid-run (crash, kill). They
+    /// are never run again automatically: the requester is told to ask again. Returns those this call failed.
+    pub async fn fail_stuck(&self, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
+        let now = self.clock.now();
+        let mut failed = Vec::new();
+        for id in self.store.running_since_before(now - STUCK_AFTER, limit).await? {
+            let current = self.store.load(&id).await?;
+            let stuck = match &current {
+                Some(request) => {
+                    matches!(request.status, request::Status::Running { since } if now - since >= STUCK_AFTER)
+                }
+                None => false,
+            };
+            if !stuck {
+                // Finished, gone, or a stale entry of a start that lost its race.
+                if current.as_ref().is_none_or(|r| r.state() != RequestState::Running) {
+                    self.store.forget_running(&id).await?;
+                }
+                continue;
+            }
+            if let Some(request) = current
+                && let Some(done) = self.fail(&request, INTERRUPTED).await
+            {
+                warn!(request_id = %id, "request was left running by a stopped replica; failed, not re-run");
+                failed.push(done);
+            }
+        }
+        Ok(failed)
     }
 
     /// Marks pending requests past half their window as reminded, once each; returns those this call marked.

@@ -295,3 +295,44 @@ async fn a_socket_disconnect_mid_flow_loses_nothing() {
     h.slack.assert_everything_read();
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_left_running_by_a_dead_replica_is_failed_and_never_rerun() {
+    use jitgate::clock::Clock as _;
+    use jitgate::engine::ApproveResult;
+    use jitgate::request::{self, RequestState, Roster, RosterSource};
+    use jitgate::store::Transition;
+
+    let h = Harness::start().await;
+    let card = h.request(ALICE, ORDERS_OF_C2).await;
+    // Another replica approves and starts the run, then dies before running it: the record stays Running.
+    let engine = h.apps[0].bot().engine().clone();
+    let roster = Roster::new(h.clock.now()).with(
+        jitgate::ids::SlackUserId::parse(BOB).unwrap(),
+        RosterSource::Schedule(SCHEDULE.into()),
+        "PagerDuty schedule PORDERS1",
+    );
+    let bob = jitgate::ids::SlackUserId::parse(BOB).unwrap();
+    let ApproveResult::Approved { request: approved, query } = engine.approve(&card.id, &bob, &roster).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    let running = request::start(&approved, &query, h.clock.now()).unwrap();
+    assert!(matches!(engine.store().transition(&approved, &running).await.unwrap(), Transition::Applied));
+    drop(query);
+
+    // Within the credentials' lifetime the run may still be going on somewhere: the sweeper leaves it alone.
+    h.clock.advance(time::Duration::minutes(15));
+    h.sweep().await;
+    assert_eq!(engine.status(&card.id).await.unwrap().unwrap().state(), RequestState::Running);
+
+    h.clock.advance(time::Duration::minutes(2));
+    h.sweep().await;
+    let update = h.next_card_update(&card).await;
+    assert!(update.all_text().contains("❌ Failed: interrupted"), "{}", update.all_text());
+    assert!(h.dm_for(ALICE).await.all_text().contains("interrupted"));
+    h.sweep().await; // once
+    assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "failed"], "never executed");
+    h.slack.assert_everything_read();
+    h.shutdown().await;
+}

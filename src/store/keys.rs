@@ -53,6 +53,10 @@ impl Keys {
         format!("{}:pending", self.prefix)
     }
 
+    pub(crate) fn running_index(&self) -> String {
+        format!("{}:running", self.prefix)
+    }
+
     pub(crate) fn user_requests(&self, user: &SlackUserId) -> String {
         format!("{}:requests:{{{}}}", self.prefix, user.as_str())
     }

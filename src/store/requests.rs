@@ -157,6 +157,14 @@ impl RequestStore {
                 detail: format!("version {} does not follow {}", to.version, from.version),
             });
         }
+        if let Status::Running { since } = &to.status {
+            // Indexed before the write, as pending requests are: a stale entry (the write lost its race) costs the
+            // sweeper one look, while a running request missing from the index could never be found again if its
+            // replica died.
+            let mut index = redis::cmd("ZADD");
+            index.arg(self.keys.running_index()).arg(unix_ms(*since)).arg(from.id.as_str());
+            let _: i64 = self.query(index).await?;
+        }
         let mut invocation = TRANSITION.prepare_invoke();
         invocation
             .key(self.keys.request(&from.id))
@@ -171,6 +179,12 @@ impl RequestStore {
             [Some(applied)] if applied == "1" => {
                 if from.state() == RequestState::Pending && to.state() != RequestState::Pending {
                     self.unindex_best_effort(&from.id).await;
+                }
+                if from.state() == RequestState::Running
+                    && to.state() != RequestState::Running
+                    && let Err(err) = self.forget_running(&from.id).await
+                {
+                    tracing::warn!(request_id = %from.id, error = %err, "could not remove the request from the running index");
                 }
                 Ok(Transition::Applied)
             }
@@ -215,6 +229,36 @@ impl RequestStore {
     pub async fn forget_pending(&self, id: &RequestId) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(self.keys.pending_index()).arg(id.as_str());
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
+    /// Up to `limit` requests that entered Running at or before `started_before`, oldest first: candidates for the
+    /// sweeper when the replica running them may have died. A hint, like the pending index.
+    pub async fn running_since_before(
+        &self,
+        started_before: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<RequestId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.running_index())
+            .arg("-inf")
+            .arg(unix_ms(started_before))
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let members: Vec<String> = self.query(cmd).await?;
+        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
+    }
+
+    /// Drops a request from the running index.
+    pub async fn forget_running(&self, id: &RequestId) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.running_index()).arg(id.as_str());
         let _: i64 = self.query(cmd).await?;
         Ok(())
     }
