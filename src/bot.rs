@@ -109,6 +109,15 @@ impl Bot {
         }
     }
 
+    /// Posts a fail-safe alert in the approval channel and counts it (the failure itself is already audited).
+    async fn raise_alert(&self, request: &AccessRequest, kind: &'static str, message: SlackMessage) {
+        self.settings.metrics.security_alert(kind);
+        error!(request_id = %request.id, kind, "security alert raised");
+        if let Err(err) = self.slack.post_message(&self.settings.approval_channel, &message, None).await {
+            error!(request_id = %request.id, error = %err, "could not post the security alert");
+        }
+    }
+
     /// Updates the request's card to its current state. Best effort: logged, the requester is told separately.
     async fn refresh_card(&self, request: &AccessRequest, report: Option<&RosterReport>) {
         let Some(card) = &request.card else { return };
@@ -317,8 +326,16 @@ impl Bot {
                         self.post_results(&request, &result).await;
                         self.tell_requester(&request).await;
                     }
-                    ExecuteResult::Failed { request, reason } => {
+                    ExecuteResult::Failed { request, reason, alarm } => {
                         self.record_outcome(&request);
+                        if alarm {
+                            self.raise_alert(
+                                &request,
+                                "unacceptable_credentials",
+                                messages::security_alert(&request, &reason),
+                            )
+                            .await;
+                        }
                         self.refresh_card(&request, None).await;
                         if let Some(card) = &request.card {
                             let text = format!("❌ {}", messages::escape(&reason));
@@ -444,6 +461,7 @@ impl Bot {
         }
         for request in self.engine.fail_stuck(SWEEP_BATCH).await? {
             self.record_outcome(&request);
+            self.raise_alert(&request, "stuck_run", messages::stuck_run_alert(&request)).await;
             self.refresh_card(&request, None).await;
             self.tell_requester(&request).await;
         }

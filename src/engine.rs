@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::audit::{AttemptedAction, AuditEntry, AuditEvent, AuditLog, CredentialEvidence};
-use crate::aws::{AssumeRoleRequest, ExecutionResult, Executor, StsBroker};
+use crate::aws::{AssumeRoleRequest, AwsFailure, ExecutionResult, Executor, StsBroker};
 use crate::clock::SharedClock;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::request::{
@@ -108,8 +108,10 @@ pub enum ApproveResult {
 pub enum ExecuteResult {
     /// Run and audited. `request` is Succeeded.
     Executed { request: Box<AccessRequest>, result: ExecutionResult, audit: Box<AuditEntry> },
-    /// A step broke; `request` is Failed and `reason` says why in the user's words.
-    Failed { request: Box<AccessRequest>, reason: String },
+    /// A step broke; `request` is Failed and `reason` says why in the user's words. `alarm` is set when the
+    /// failure means something is wrong with the setup itself (STS handed out credentials living longer than
+    /// jitgate asked for): the operators must be told, not only the requester.
+    Failed { request: Box<AccessRequest>, reason: String, alarm: bool },
 }
 
 /// The answer to a Deny, a Cancel or an expiry: the request as it now is, or why not.
@@ -324,7 +326,7 @@ impl Engine {
             // (an operator, a sweeper failing it): never run it then.
             let current = self.store.load(&approved.id).await?.unwrap_or(approved);
             let reason = format!("the request changed while starting (now {})", current.state().as_str());
-            return Ok(ExecuteResult::Failed { request: Box::new(current), reason });
+            return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
         }
         let policy = match session_policy(query.query()) {
             Ok(policy) => policy,
@@ -333,6 +335,13 @@ impl Engine {
         let assume = AssumeRoleRequest::for_approved(&query, policy.as_json().to_owned());
         let credentials = match self.sts.assume(&assume).await {
             Ok(credentials) => credentials,
+            Err(failure @ AwsFailure::UnacceptableCredentials { .. }) => {
+                // The broker refused (and dropped) them; nothing ran, but the role or STS is misconfigured.
+                error!(failure = %failure, "STS returned credentials jitgate does not accept");
+                let reason = failure.user_message();
+                let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
+                return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
+            }
             Err(failure) => return Ok(self.failed_result(&running, &failure.user_message()).await),
         };
         let evidence = credentials.summary();
@@ -374,7 +383,7 @@ impl Engine {
     async fn failed_result(&self, request: &AccessRequest, reason: &str) -> ExecuteResult {
         warn!(reason, "execution failed");
         let failed = self.fail(request, reason).await.unwrap_or_else(|| request.clone());
-        ExecuteResult::Failed { request: Box::new(failed), reason: reason.to_owned() }
+        ExecuteResult::Failed { request: Box::new(failed), reason: reason.to_owned(), alarm: false }
     }
 
     /// Ends a request as Failed and audits it. Best effort: returns the Failed record when the write landed.

@@ -487,6 +487,27 @@ pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> Slack
     ))
 }
 
+/// The fail-safe alert posted in the approval channel: something in the setup needs an operator now.
+pub fn security_alert(request: &AccessRequest, what: &str) -> SlackMessage {
+    plain(format!(
+        "🚨 *jitgate security alert* for {} ({}): {}. Nothing was run with those credentials. Operators: check the role's \
+         maximum session duration and STS, and the audit trail of this request.",
+        request.id,
+        request.query.runbook,
+        escape(what)
+    ))
+}
+
+/// The fail-safe alert for a run left holding credentials by a stopped replica.
+pub fn stuck_run_alert(request: &AccessRequest) -> SlackMessage {
+    plain(format!(
+        "🚨 *jitgate security alert*: {} ({}) was still marked running after its credentials' lifetime; its replica \
+         stopped mid-run. It was failed and will not be re-run. Operators: check that replica and CloudTrail for \
+         session `jit-{}`.",
+        request.id, request.query.runbook, request.id
+    ))
+}
+
 /// Told to the requester when the results could not be posted in the thread.
 pub fn results_not_posted(request: &AccessRequest, problem: &str) -> SlackMessage {
     plain(format!(

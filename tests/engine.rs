@@ -338,7 +338,7 @@ async fn sts_failing_ends_the_request_as_failed_with_a_reason_and_runs_nothing()
         panic!("expected approval")
     };
     let result = engine.execute(*approved, *query).await.unwrap();
-    let ExecuteResult::Failed { request: failed, reason } = result else { panic!("{result:?}") };
+    let ExecuteResult::Failed { request: failed, reason, alarm: false } = result else { panic!("{result:?}") };
     assert_eq!(failed.state(), RequestState::Failed);
     assert!(!reason.is_empty());
     assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);

@@ -331,8 +331,36 @@ async fn a_request_left_running_by_a_dead_replica_is_failed_and_never_rerun() {
     let update = h.next_card_update(&card).await;
     assert!(update.all_text().contains("❌ Failed: interrupted"), "{}", update.all_text());
     assert!(h.dm_for(ALICE).await.all_text().contains("interrupted"));
+    let alert = h.slack.next_message_in(ONCALL).await;
+    assert!(alert.all_text().contains("security alert") && alert.all_text().contains(card.id.as_str()));
+    assert!(h.metrics().await.contains("jitgate_security_alerts_total{kind=\"stuck_run\"} 1"));
     h.sweep().await; // once
     assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "failed"], "never executed");
+    h.slack.assert_everything_read();
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_living_longer_than_asked_raise_an_alert_and_nothing_runs() {
+    let h = Harness::start().await;
+    let card = h.request(ALICE, ORDERS_OF_C2).await;
+    // jitgate's clock now runs two minutes behind STS: the 15-minute credentials look like they live 17 minutes,
+    // as if the role handed out longer sessions than asked for. jitgate must refuse them and tell the operators.
+    h.clock.advance(time::Duration::minutes(-2));
+    h.click(BOB, &card, APPROVE_ACTION).await;
+    let failed = h.card_update_containing(&card, "❌ Failed").await;
+    assert!(failed.all_text().to_lowercase().contains("credentials"), "{}", failed.all_text());
+    let alert = h.slack.next_message_in(ONCALL).await;
+    assert!(
+        alert.all_text().contains("security alert") && alert.all_text().contains(card.id.as_str()),
+        "{}",
+        alert.all_text()
+    );
+    let reply = h.thread_reply(&card).await;
+    assert!(reply.all_text().starts_with("❌"), "{}", reply.all_text());
+    h.dm_for(ALICE).await;
+    assert!(h.metrics().await.contains("jitgate_security_alerts_total{kind=\"unacceptable_credentials\"} 1"));
+    assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "failed"], "nothing executed");
     h.slack.assert_everything_read();
     h.shutdown().await;
 }

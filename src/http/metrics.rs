@@ -9,6 +9,7 @@
 //! | `jitgate_external_calls_total` | counter | `service`, `op`, `result` (`ok`/`error`) | calls to Slack, PagerDuty, STS, DynamoDB, Redis |
 //! | `jitgate_external_call_duration_seconds` | histogram | `service`, `op` | how long those calls took |
 //! | `jitgate_slack_socket_reconnects_total` | counter | | socket-mode connections re-opened |
+//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts: `unacceptable_credentials`, `stuck_run` |
 //!
 //! Each [`Metrics`] owns its own recorder and records into it through `metrics::with_local_recorder`, so nothing
 //! depends on the process-wide recorder: a process makes one `Metrics` and clones it to every component, and tests
@@ -27,6 +28,7 @@ pub const PENDING_REQUESTS: &str = "jitgate_pending_requests";
 pub const EXTERNAL_CALLS_TOTAL: &str = "jitgate_external_calls_total";
 pub const EXTERNAL_CALL_DURATION: &str = "jitgate_external_call_duration_seconds";
 pub const SOCKET_RECONNECTS_TOTAL: &str = "jitgate_slack_socket_reconnects_total";
+pub const SECURITY_ALERTS_TOTAL: &str = "jitgate_security_alerts_total";
 
 /// Histogram buckets in seconds: external calls take milliseconds, a human decision takes minutes.
 const BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
@@ -68,6 +70,10 @@ impl Metrics {
             describe_counter!(EXTERNAL_CALLS_TOTAL, "Calls to Slack, PagerDuty, STS, DynamoDB and Redis");
             describe_histogram!(EXTERNAL_CALL_DURATION, Unit::Seconds, "Duration of calls to other services");
             describe_counter!(SOCKET_RECONNECTS_TOTAL, "Slack socket-mode connections re-opened");
+            describe_counter!(
+                SECURITY_ALERTS_TOTAL,
+                "Fail-safe alerts raised (credentials jitgate does not accept, runs left holding credentials)"
+            );
         });
         metrics
     }
@@ -103,6 +109,11 @@ impl Metrics {
                 .increment(1);
             histogram!(EXTERNAL_CALL_DURATION, "service" => service, "op" => op).record(secs);
         });
+    }
+
+    /// A fail-safe alert was raised; `kind` is one of a fixed set (`unacceptable_credentials`, `stuck_run`).
+    pub fn security_alert(&self, kind: &'static str) {
+        self.record(|| counter!(SECURITY_ALERTS_TOTAL, "kind" => kind).increment(1));
     }
 
     /// A Slack socket-mode connection was re-opened.
