@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
@@ -14,9 +14,9 @@ use jitgate::audit::{
     entry_hash,
 };
 use jitgate::clock::{Clock, ManualClock, SharedClock};
-use jitgate::ids::{RequestId, RunbookId, SlackUserId};
+use jitgate::ids::{RequestId, SlackUserId};
 use jitgate::request::{AccessRequest, ExecutionSummary, NewRequest, OnCallEntry, Refusal, RosterSource};
-use jitgate::runbook::{ApprovalPolicy, ApproverSources, BoundValue, KeyValue, Operation, RenderedQuery};
+use jitgate::runbook::{ApprovalPolicy, ApproverSources};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -28,29 +28,6 @@ fn user(id: &str) -> SlackUserId {
 
 fn request_id(text: &str) -> RequestId {
     RequestId::parse(text).unwrap()
-}
-
-fn query() -> RenderedQuery {
-    RenderedQuery {
-        runbook: RunbookId::parse("orders-by-customer").unwrap(),
-        role_arn: "arn:aws:iam::123456789012:role/jitgate-orders-read".into(),
-        table: "Orders".into(),
-        table_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/Orders".into(),
-        index: None,
-        index_arn: None,
-        operation: Operation::Query,
-        key: vec![],
-        partition_key: Some(KeyValue { attribute: "customer_id".into(), value: BoundValue::S("C000042".into()) }),
-        key_condition_expression: Some("#pk = :pk".into()),
-        filter_expression: None,
-        projection_expression: None,
-        expression_attribute_names: BTreeMap::from([("#pk".into(), "customer_id".into())]),
-        expression_attribute_values: BTreeMap::from([(":pk".into(), BoundValue::S("C000042".into()))]),
-        projected_attributes: vec![],
-        accessed_attributes: vec!["customer_id".into()],
-        masked_attributes: vec![],
-        item_cap: 100,
-    }
 }
 
 fn access_request(id: &str, now: OffsetDateTime) -> AccessRequest {
@@ -67,7 +44,7 @@ fn access_request(id: &str, now: OffsetDateTime) -> AccessRequest {
         id: request_id(id),
         requester: user("UALICE"),
         reason: Some("INC-812".into()),
-        query: query(),
+        query: support::fixtures::rendered_query(),
         policy,
     };
     AccessRequest::create(new, now).unwrap()
