@@ -1,6 +1,10 @@
 //! `jitgate run`: builds every client from the validated config and the environment, starts the socket-mode
 //! listener and the sweeper, and stops them when the shutdown signal fires.
 //!
+//! Shutdown drains: the sockets close first (Slack then delivers new envelopes to the other replicas), the work
+//! already taken — above all queries running with temporary credentials — gets `requests.shutdown_drain` to
+//! finish, and whatever still runs after that is failed as interrupted (audited, card updated), never re-run.
+//!
 //! Tests start the same [`App`] in-process against the Slack and PagerDuty emulators, the local DynamoDB/STS server
 //! and a real Redis, with an injected clock and the background sweeper off (they call [`Bot::sweep_once`]).
 
@@ -11,8 +15,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
 
 use crate::audit::AuditLog;
 use crate::aws::{Executor, StsBroker};
@@ -45,11 +52,30 @@ impl Default for StartOptions {
     }
 }
 
+/// What a shutdown did, for the log and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownOutcome {
+    /// Every task taken before the sockets closed finished within the drain deadline.
+    Drained,
+    /// The deadline passed: running queries were interrupted, and their failure recorded.
+    Interrupted,
+    /// Even the clean-up after interrupting did not end in time; the sweeper of another replica will fail what is
+    /// left Running (see `Engine::fail_stuck`).
+    Abandoned,
+}
+
+/// How long interrupted runs get to record their failure (Redis, audit, card) after the drain deadline.
+const INTERRUPT_CLEANUP: Duration = Duration::from_secs(15);
+
 /// A running jitgate.
 pub struct App {
     bot: Arc<Bot>,
     socket: SocketMode,
+    /// The work spawned after each ack.
+    tasks: TaskTracker,
+    drain: Duration,
     sweeper: Option<JoinHandle<()>>,
+    stop_sweeper: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     http_addr: std::net::SocketAddr,
     stop_http: tokio::sync::oneshot::Sender<()>,
@@ -72,19 +98,41 @@ impl App {
         self.socket.events_received()
     }
 
-    /// Stops taking envelopes, stops the sweeper and the HTTP server.
-    pub async fn shutdown(self) {
-        if let Some(sweeper) = self.sweeper {
-            sweeper.abort();
-        }
+    /// Stops taking envelopes, lets taken work finish within `requests.shutdown_drain`, interrupts what is left,
+    /// then stops the sweeper and the HTTP server (which answers `/readyz` with 503 meanwhile).
+    pub async fn shutdown(self) -> ShutdownOutcome {
         self.sockets_up.store(0, Ordering::Relaxed);
+        // Closing the sockets is how a replica stops taking envelopes: Slack sends them to the open ones.
         self.socket.shutdown().await;
+        info!(drain = ?self.drain, "sockets closed; waiting for the work in progress");
+        self.stop_sweeper.cancel();
+        self.tasks.close();
+        let outcome = if tokio::time::timeout(self.drain, self.tasks.wait()).await.is_ok() {
+            ShutdownOutcome::Drained
+        } else {
+            warn!("drain deadline reached; interrupting the queries still running");
+            self.bot.engine().interrupt_running();
+            if tokio::time::timeout(INTERRUPT_CLEANUP, self.tasks.wait()).await.is_ok() {
+                ShutdownOutcome::Interrupted
+            } else {
+                error!("interrupted work did not finish recording its failure; the sweeper will fail it later");
+                ShutdownOutcome::Abandoned
+            }
+        };
+        if let Some(mut sweeper) = self.sweeper {
+            // A sweep pass that started before the signal is finished, not cut in half; a stuck one is dropped.
+            if tokio::time::timeout(INTERRUPT_CLEANUP, &mut sweeper).await.is_err() {
+                sweeper.abort();
+            }
+        }
         let _ = self.stop_http.send(());
         match self.http.await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => warn!(error = %err, "the HTTP server stopped with an error"),
             Err(err) => warn!(error = %err, "the HTTP server task failed"),
         }
+        info!(outcome = ?outcome, "stopped");
+        outcome
     }
 }
 
@@ -173,7 +221,8 @@ pub async fn start(
         connections: config.slack.connections,
         stagger_seconds: options.socket_stagger_seconds,
     };
-    let socket = socket::start(&socket_settings, bot.clone()).await?;
+    let tasks = TaskTracker::new();
+    let socket = socket::start(&socket_settings, bot.clone(), tasks.clone()).await?;
     // slack-morphism does not report its live connections; while the listener runs it keeps reconnecting them,
     // so readiness counts the configured connections from start until shutdown.
     let sockets_up = Arc::new(AtomicUsize::new(config.slack.connections as usize));
@@ -195,20 +244,35 @@ pub async fn start(
     let http = tokio::spawn(http::serve(listener, state, async move {
         let _ = stopped.await;
     }));
+    let stop_sweeper = CancellationToken::new();
     let sweeper = options.background_sweeper.then(|| {
-        let (bot, every) = (bot.clone(), config.slack.sweep_interval);
+        let (bot, every, stop) = (bot.clone(), config.slack.sweep_interval, stop_sweeper.clone());
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
                 if let Err(err) = bot.sweep_once().await {
                     warn!(error = format!("{err:#}"), "sweep failed; will retry");
                 }
             }
         })
     });
-    Ok(App { bot, socket, sweeper, http, http_addr, stop_http, sockets_up })
+    Ok(App {
+        bot,
+        socket,
+        tasks,
+        drain: config.requests.shutdown_drain,
+        sweeper,
+        stop_sweeper,
+        http,
+        http_addr,
+        stop_http,
+        sockets_up,
+    })
 }
 
 fn roster_provider(

@@ -171,6 +171,9 @@ pub struct RequestsConfig {
     pub per_user_limit: u32,
     #[serde(default = "default_per_user_window", with = "humantime_serde")]
     pub per_user_window: Duration,
+    /// On SIGTERM, how long running queries may take to finish before they are failed as interrupted.
+    #[serde(default = "default_shutdown_drain", with = "humantime_serde")]
+    pub shutdown_drain: Duration,
 }
 
 /// The file as written: every section optional, unknown keys rejected.
@@ -228,6 +231,10 @@ fn default_per_user_window() -> Duration {
 fn default_connections() -> u32 {
     2
 }
+fn default_shutdown_drain() -> Duration {
+    Duration::from_secs(30)
+}
+
 fn default_sweep_interval() -> Duration {
     Duration::from_secs(15)
 }
@@ -440,6 +447,13 @@ impl Config {
             format!("{} is outside 1m..7d", humantime::format_duration(self.requests.per_user_window)),
             "use a window like \"1h\"",
         );
+        // Kubernetes kills the pod terminationGracePeriodSeconds after SIGTERM; the drain must end well before.
+        check(
+            self.requests.shutdown_drain <= Duration::from_secs(300),
+            "requests.shutdown_drain",
+            format!("{} is longer than 5m", humantime::format_duration(self.requests.shutdown_drain)),
+            "use \"30s\" (the default) and keep it below the orchestrator's kill deadline",
+        );
     }
 }
 
@@ -585,6 +599,7 @@ mod tests {
             ("[redis]\ntimeout = \"1m\"", "redis.timeout"),
             ("[requests]\nper_user_limit = 0", "requests.per_user_limit: 0 is outside 1..1000"),
             ("[requests]\nper_user_window = \"1s\"", "requests.per_user_window"),
+            ("[requests]\nshutdown_drain = \"10m\"", "requests.shutdown_drain"),
             ("[slack]\napproval_channel = \"#oncall\"", "slack.approval_channel: `#oncall` is not a channel id"),
             ("[slack]\nconnections = 0", "slack.connections"),
             ("[oncall]\nmax_staleness = \"10m\"", "oncall.max_staleness"),

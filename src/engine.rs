@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::audit::{AttemptedAction, AuditEntry, AuditEvent, AuditLog, CredentialEvidence};
-use crate::aws::{AssumeRoleRequest, AwsFailure, ExecutionResult, Executor, StsBroker};
+use crate::aws::{AssumeRoleRequest, AwsFailure, CredentialSummary, ExecutionResult, Executor, StsBroker};
 use crate::clock::SharedClock;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::request::{
@@ -25,6 +25,7 @@ use crate::request::{
 };
 use crate::runbook::{ParamError, RunbookSet, session_policy};
 use crate::store::{Admission, Created, RateLimit, RequestStore, Transition};
+use tokio_util::sync::CancellationToken;
 
 /// How many times a decision is re-made after losing a compare-and-set to a concurrent change of the same request.
 /// Each retry starts from the record that won, so a few always suffice unless the record is being hammered.
@@ -38,6 +39,9 @@ pub const STUCK_AFTER: time::Duration = time::Duration::minutes(16);
 
 /// The reason given when a run was cut short by its replica stopping.
 pub const INTERRUPTED: &str = "interrupted: the jitgate replica running it stopped before it finished; nothing is re-run automatically, ask again if still needed";
+
+/// The reason given when this replica was shut down before a query it was running finished.
+pub const INTERRUPTED_BY_SHUTDOWN: &str = "interrupted: jitgate was shut down before the query finished; no rows were delivered and nothing is re-run automatically, ask again if still needed";
 
 /// The reason recorded when the audit trail cannot take an entry: nothing proceeds without it.
 pub const AUDIT_UNAVAILABLE: &str = "the audit trail could not record this step, so nothing was run";
@@ -60,6 +64,8 @@ pub struct Engine {
     audit: AuditLog,
     clock: SharedClock,
     settings: EngineSettings,
+    /// Cancelled when a shutdown's drain deadline passes: runs still going on stop and end as interrupted.
+    interrupt: CancellationToken,
 }
 
 /// The answer to a new request.
@@ -132,7 +138,7 @@ impl Engine {
         clock: SharedClock,
         settings: EngineSettings,
     ) -> Engine {
-        Engine { runbooks, store, sts, executor, audit, clock, settings }
+        Engine { runbooks, store, sts, executor, audit, clock, settings, interrupt: CancellationToken::new() }
     }
 
     pub fn runbooks(&self) -> &RunbookSet {
@@ -315,7 +321,18 @@ impl Engine {
         self.execute_inner(approved, query).instrument(span).await
     }
 
+    /// Stops every run of this engine that is still going on (between AssumeRole and the last page), and every
+    /// later one before it starts: each ends as Failed with [`INTERRUPTED_BY_SHUTDOWN`], audited. Used by a
+    /// shutdown once its drain deadline has passed; irreversible.
+    pub fn interrupt_running(&self) {
+        self.interrupt.cancel();
+    }
+
     async fn execute_inner(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ExecuteResult> {
+        if self.interrupt.is_cancelled() {
+            // Approved after the drain deadline: never start what would be cut short anyway.
+            return Ok(self.failed_result(&approved, INTERRUPTED_BY_SHUTDOWN).await);
+        }
         let now = self.clock.now();
         let running = match request::start(&approved, &query, now) {
             Ok(running) => running,
@@ -332,9 +349,17 @@ impl Engine {
             Ok(policy) => policy,
             Err(err) => return Ok(self.failed_result(&running, &err.to_string()).await),
         };
-        let assume = AssumeRoleRequest::for_approved(&query, policy.as_json().to_owned());
-        let credentials = match self.sts.assume(&assume).await {
-            Ok(credentials) => credentials,
+        // Cancelling drops the in-flight AWS call and the temporary credentials with it; nothing was delivered.
+        let run = tokio::select! {
+            biased;
+            () = self.interrupt.cancelled() => {
+                warn!("shutdown deadline reached while the query was running");
+                return Ok(self.failed_result(&running, INTERRUPTED_BY_SHUTDOWN).await);
+            }
+            run = self.assume_and_run(&query, policy.as_json()) => run,
+        };
+        let (evidence, result) = match run {
+            Ok(done) => done,
             Err(failure @ AwsFailure::UnacceptableCredentials { .. }) => {
                 // The broker refused (and dropped) them; nothing ran, but the role or STS is misconfigured.
                 error!(failure = %failure, "STS returned credentials jitgate does not accept");
@@ -342,11 +367,6 @@ impl Engine {
                 let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
                 return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
             }
-            Err(failure) => return Ok(self.failed_result(&running, &failure.user_message()).await),
-        };
-        let evidence = credentials.summary();
-        let result = match self.executor.run(&query, credentials).await {
-            Ok(result) => result,
             Err(failure) => return Ok(self.failed_result(&running, &failure.user_message()).await),
         };
         // Audit before delivering: rows leave jitgate only once their execution is on the record.
@@ -378,6 +398,19 @@ impl Engine {
         }
         info!(rows = result.row_count, "query executed");
         Ok(ExecuteResult::Executed { request: Box::new(succeeded), result, audit: Box::new(audit) })
+    }
+
+    /// AssumeRole with the query's session policy, then the query with those credentials only.
+    async fn assume_and_run(
+        &self,
+        query: &ApprovedQuery,
+        policy: &str,
+    ) -> Result<(CredentialSummary, ExecutionResult), AwsFailure> {
+        let assume = AssumeRoleRequest::for_approved(query, policy.to_owned());
+        let credentials = self.sts.assume(&assume).await?;
+        let evidence = credentials.summary();
+        let result = self.executor.run(query, credentials).await?;
+        Ok((evidence, result))
     }
 
     async fn failed_result(&self, request: &AccessRequest, reason: &str) -> ExecuteResult {

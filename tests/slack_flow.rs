@@ -210,7 +210,7 @@ async fn a_double_click_runs_the_query_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_and_a_duplicated_envelope_execute_once() {
-    let h = Harness::start_with(Options { replicas: 2 }).await;
+    let h = Harness::start_with(Options { replicas: 2, ..Options::default() }).await;
     let card = h.request(ALICE, ORDERS_OF_C2).await;
     let click = h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, card.id.as_str()).await;
     // Slack delivers the same envelope again, to another connection (possibly the other replica).

@@ -14,6 +14,7 @@ use hyper_rustls::HttpsConnectorBuilder;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use slack_morphism::prelude::*;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::event::{self, SlackEvent};
@@ -75,6 +76,8 @@ impl SocketMode {
 struct Shared {
     handler: Arc<dyn EventHandler>,
     events: Arc<AtomicUsize>,
+    /// Where the work after each ack runs, so a shutdown can wait for it.
+    tasks: TaskTracker,
 }
 
 /// A Web API client for `api_base` that accepts `http://` too (a local Slack) and speaks HTTP/1 and HTTP/2.
@@ -95,16 +98,22 @@ pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
     Arc::new(SlackClient::new(connector))
 }
 
-/// Connects and starts delivering events to `handler`.
-pub async fn start(settings: &SocketSettings, handler: Arc<dyn EventHandler>) -> anyhow::Result<SocketMode> {
+/// Connects and starts delivering events to `handler`; the work after each ack is spawned on `tasks`.
+pub async fn start(
+    settings: &SocketSettings,
+    handler: Arc<dyn EventHandler>,
+    tasks: TaskTracker,
+) -> anyhow::Result<SocketMode> {
     let client = slack_client(&settings.api_base);
     let events = Arc::new(AtomicUsize::new(0));
     let callbacks =
         SlackSocketModeListenerCallbacks::new().with_command_events(on_command).with_interaction_events(on_interaction);
     let environment = Arc::new(
-        SlackClientEventsListenerEnvironment::new(client)
-            .with_error_handler(on_error)
-            .with_user_state(Shared { handler, events: events.clone() }),
+        SlackClientEventsListenerEnvironment::new(client).with_error_handler(on_error).with_user_state(Shared {
+            handler,
+            events: events.clone(),
+            tasks,
+        }),
     );
     let config = SlackClientSocketModeConfig::new()
         .with_max_connections_count(settings.connections)
@@ -116,9 +125,9 @@ pub async fn start(settings: &SocketSettings, handler: Arc<dyn EventHandler>) ->
     Ok(SocketMode { listener, events })
 }
 
-async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn EventHandler>, Arc<AtomicUsize>)> {
+async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn EventHandler>, Arc<AtomicUsize>, TaskTracker)> {
     let guard = state.read().await;
-    guard.get_user_state::<Shared>().map(|s| (s.handler.clone(), s.events.clone()))
+    guard.get_user_state::<Shared>().map(|s| (s.handler.clone(), s.events.clone(), s.tasks.clone()))
 }
 
 async fn on_command(
@@ -127,7 +136,7 @@ async fn on_command(
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let empty = SlackCommandEventResponse::new(SlackMessageContent::new());
-    let Some((handler, events)) = shared(&state).await else { return Ok(empty) };
+    let Some((handler, events, tasks)) = shared(&state).await else { return Ok(empty) };
     events.fetch_add(1, Ordering::Relaxed);
     let translated = serde_json::to_value(&event).ok().and_then(|json| event::from_command(&json));
     let Some(event) = translated else {
@@ -135,7 +144,7 @@ async fn on_command(
         return Ok(empty);
     };
     let ack = handler.ack(&event);
-    tokio::spawn(async move { handler.handle(event).await });
+    tasks.spawn(async move { handler.handle(event).await });
     Ok(match ack {
         Ack::Reply(message) => SlackCommandEventResponse::new(SlackMessageContent::new().with_text(message.text))
             .with_response_type(SlackMessageResponseType::Ephemeral),
@@ -148,7 +157,7 @@ async fn on_interaction(
     _client: Arc<SlackHyperClient>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackInteractionResponse> {
-    let Some((handler, events)) = shared(&state).await else { return Ok(SlackInteractionResponse::Empty) };
+    let Some((handler, events, tasks)) = shared(&state).await else { return Ok(SlackInteractionResponse::Empty) };
     events.fetch_add(1, Ordering::Relaxed);
     let translated = serde_json::to_value(&event).ok().and_then(|json| event::from_interaction(&json));
     let Some(event) = translated else {
@@ -156,7 +165,7 @@ async fn on_interaction(
         return Ok(SlackInteractionResponse::Empty);
     };
     let ack = handler.ack(&event);
-    tokio::spawn(async move { handler.handle(event).await });
+    tasks.spawn(async move { handler.handle(event).await });
     Ok(match ack {
         Ack::ViewErrors(errors) => SlackInteractionResponse::ViewSubmission(SlackViewSubmissionResponse::Errors(
             SlackViewSubmissionErrorsResponse::new(errors.into_iter().collect()),

@@ -42,11 +42,15 @@ pub struct Card {
 
 pub struct Options {
     pub replicas: usize,
+    /// Where the bot's AWS calls go, when not straight to the local server (e.g. a [`super::gate::Gate`]).
+    pub aws_endpoint: Option<String>,
+    /// `requests.shutdown_drain`.
+    pub shutdown_drain: &'static str,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1 }
+        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s" }
     }
 }
 
@@ -97,9 +101,11 @@ impl Harness {
         let audit_table = super::unique("audit");
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
+             [requests]\nshutdown_drain = \"{}\"\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\n",
             super::REGION,
             super::unique("bot"),
+            options.shutdown_drain,
         );
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
@@ -111,13 +117,17 @@ impl Harness {
             pagerduty_api_url: pagerduty.base_url(),
             link_secret: Some(SecretString::from("test-link-secret-".repeat(4))),
         };
+        let bot_aws = match &options.aws_endpoint {
+            Some(endpoint) => super::aws_config_for(endpoint, "AKIAJITGATETESTS0001", "test-secret"),
+            None => aws.clone(),
+        };
         let mut apps = Vec::new();
         for _ in 0..options.replicas {
             let runbooks = shipped_runbooks_on(&table);
             let start = StartOptions { background_sweeper: false, socket_stagger_seconds: 0 };
             let clock: SharedClock = clock.clone();
             let app =
-                jitgate::app::start(&config, &secrets, runbooks, &aws, clock, start).await.expect("start jitgate");
+                jitgate::app::start(&config, &secrets, runbooks, &bot_aws, clock, start).await.expect("start jitgate");
             apps.push(app);
         }
         slack.wait_for_connections(2 * options.replicas).await;

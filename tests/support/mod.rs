@@ -59,4 +59,5 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 pub mod fixtures;
+pub mod gate;
 pub mod harness;
