@@ -35,7 +35,7 @@ use crate::runbook::RunbookSet;
 use crate::slack::socket::{self, SocketMode, SocketSettings};
 use crate::slack::{SlackWeb, WebSettings};
 use crate::store::{RateLimit, RequestStore, StoreSettings};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How the app is started beyond its config.
 #[derive(Debug, Clone)]
@@ -79,8 +79,8 @@ pub struct App {
     http: JoinHandle<std::io::Result<()>>,
     http_addr: std::net::SocketAddr,
     stop_http: tokio::sync::oneshot::Sender<()>,
-    /// Socket connections the listener keeps open; 0 once it is shut down (see `http::readiness`).
-    sockets_up: Arc<AtomicUsize>,
+    /// False once shutdown starts: readiness then reports no socket (see `http::readiness`).
+    sockets_up: Arc<AtomicBool>,
 }
 
 impl App {
@@ -101,7 +101,7 @@ impl App {
     /// Stops taking envelopes, lets taken work finish within `requests.shutdown_drain`, interrupts what is left,
     /// then stops the sweeper and the HTTP server (which answers `/readyz` with 503 meanwhile).
     pub async fn shutdown(self) -> ShutdownOutcome {
-        self.sockets_up.store(0, Ordering::Relaxed);
+        self.sockets_up.store(false, Ordering::Relaxed);
         // Closing the sockets is how a replica stops taking envelopes: Slack sends them to the open ones.
         self.socket.shutdown().await;
         info!(drain = ?self.drain, "sockets closed; waiting for the work in progress");
@@ -182,14 +182,17 @@ pub async fn start(
         ..StoreSettings::default()
     };
     let redis_url = secrets.redis_url.expose_secret();
-    let store = RequestStore::connect(redis_url, store_settings).await.context("connecting to Redis (REDIS_URL)")?;
-    let audit = AuditLog::new(sdk, config.aws.audit_table.clone(), clock.clone());
+    let store = RequestStore::connect(redis_url, store_settings)
+        .await
+        .context("connecting to Redis (REDIS_URL)")?
+        .with_metrics(metrics.clone());
+    let audit = AuditLog::new(sdk, config.aws.audit_table.clone(), clock.clone()).with_metrics(metrics.clone());
     audit.ensure_table().await.context("checking the audit table")?;
     let engine = Arc::new(Engine::new(
         runbooks.clone(),
         store,
-        StsBroker::new(sdk).with_clock(clock.clone()),
-        Executor::new(sdk.clone(), clock.clone()),
+        StsBroker::new(sdk).with_clock(clock.clone()).with_metrics(metrics.clone()),
+        Executor::new(sdk.clone(), clock.clone()).with_metrics(metrics.clone()),
         audit,
         clock.clone(),
         EngineSettings {
@@ -198,11 +201,12 @@ pub async fn start(
         },
     ));
 
-    let slack = SlackWeb::new(&secrets.slack_api_url, bot_token.clone(), WebSettings::default())?;
+    let slack =
+        SlackWeb::new(&secrets.slack_api_url, bot_token.clone(), WebSettings::default())?.with_metrics(metrics.clone());
     let identity = slack.auth_test().await.context("checking SLACK_BOT_TOKEN with auth.test")?;
     info!(bot_user = %identity.user_id, team = ?identity.team, "connected to Slack");
 
-    let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone())?;
+    let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone(), &metrics)?;
     let bot = Arc::new(Bot::new(
         engine.clone(),
         slack,
@@ -222,18 +226,22 @@ pub async fn start(
         stagger_seconds: options.socket_stagger_seconds,
     };
     let tasks = TaskTracker::new();
-    let socket = socket::start(&socket_settings, bot.clone(), tasks.clone()).await?;
-    // slack-morphism does not report its live connections; while the listener runs it keeps reconnecting them,
-    // so readiness counts the configured connections from start until shutdown.
-    let sockets_up = Arc::new(AtomicUsize::new(config.slack.connections as usize));
-    let sockets_seen = sockets_up.clone();
+    let socket = socket::start(&socket_settings, bot.clone(), tasks.clone(), metrics.clone()).await?;
+    // slack-morphism does not report its live connections, only Slack's `hello` on each new one, and it keeps
+    // re-opening dropped ones by itself: readiness counts greeted connections, up to the configured number, from
+    // the first hello until shutdown.
+    let sockets_up = Arc::new(AtomicBool::new(true));
+    let (listening, hellos, configured) = (sockets_up.clone(), socket.hellos(), config.slack.connections as usize);
+    let sockets_seen = move || {
+        if listening.load(Ordering::Relaxed) { hellos.load(Ordering::Relaxed).min(configured) } else { 0 }
+    };
     let state = HttpState {
         store: engine.store().clone(),
         audit: engine.audit().clone(),
         links,
         clock,
         metrics,
-        slack_sockets: Arc::new(move || sockets_seen.load(Ordering::Relaxed)),
+        slack_sockets: Arc::new(sockets_seen),
         region: config.region().to_owned(),
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -281,6 +289,7 @@ fn roster_provider(
     runbooks: &RunbookSet,
     directory: Arc<dyn SlackDirectory>,
     clock: SharedClock,
+    metrics: &Metrics,
 ) -> anyhow::Result<RosterProvider> {
     let static_roster: BTreeMap<String, BTreeSet<SlackUserId>> = config
         .oncall
@@ -296,9 +305,10 @@ fn roster_provider(
             || approvers.pagerduty_schedules.iter().any(|s| !static_roster.contains_key(s))
     });
     let pagerduty = match (&secrets.pagerduty_token, needs_pagerduty) {
-        (Some(token), _) => {
-            Some(PagerDutyClient::new(&secrets.pagerduty_api_url, token.clone(), PagerDutySettings::default())?)
-        }
+        (Some(token), _) => Some(
+            PagerDutyClient::new(&secrets.pagerduty_api_url, token.clone(), PagerDutySettings::default())?
+                .with_metrics(metrics.clone()),
+        ),
         (None, true) => anyhow::bail!(
             "PAGERDUTY_API_TOKEN is not set, but runbooks name PagerDuty schedules or escalation policies — set it, or list those schedules under [oncall.static_roster]"
         ),

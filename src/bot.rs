@@ -42,7 +42,7 @@ pub struct BotSettings {
     /// Signs the audit page links, which the HTTP server only serves with a valid, unexpired signature.
     pub links: crate::links::AuditLinkSigner,
     /// Where outcomes and latencies are counted (rendered at `/metrics`).
-    pub metrics: crate::http::Metrics,
+    pub metrics: crate::telemetry::Metrics,
 }
 
 /// The bot: one per replica.

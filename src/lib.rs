@@ -23,3 +23,4 @@ pub mod request;
 pub mod runbook;
 pub mod slack;
 pub mod store;
+pub mod telemetry;

@@ -55,6 +55,26 @@ async fn happy_path_request_card_approve_results_in_thread_with_audit_link() {
         .find(|l| l.starts_with("jitgate_requests_total") && l.contains("outcome=\"succeeded\""))
         .unwrap_or_else(|| panic!("no succeeded count in:\n{metrics}"));
     assert!(succeeded.contains("runbook=\"orders-by-customer\"") && succeeded.ends_with(" 1"), "{succeeded}");
+    // Every service the story touched is counted by operation, with its latency.
+    for (service, op, calls) in [
+        ("sts", "AssumeRole", 1),
+        ("dynamodb", "Query", 1),
+        ("audit", "TransactWriteItems", 3),
+        ("slack", "chat.postMessage", 3),
+        ("slack", "chat.update", 2),
+        ("pagerduty", "oncalls", 1), // the click reuses the roster cached at request time
+        ("redis", "script", 0),
+    ] {
+        let prefix = format!("jitgate_external_calls_total{{service=\"{service}\",op=\"{op}\",result=\"ok\"}} ");
+        let line =
+            metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"));
+        let count: u64 = line[prefix.len()..].parse().unwrap();
+        assert!(if calls == 0 { count > 0 } else { count == calls }, "{line}: expected {calls}");
+    }
+    assert!(metrics.contains("jitgate_external_call_duration_seconds_count{service=\"sts\",op=\"AssumeRole\"} 1"));
+    // The only failed call: at start-up the audit table did not exist yet (DescribeTable, then CreateTable).
+    let failed: Vec<_> = metrics.lines().filter(|l| l.contains("result=\"error\"")).collect();
+    assert_eq!(failed, [r#"jitgate_external_calls_total{service="audit",op="DescribeTable",result="error"} 1"#]);
     if std::env::var("JITGATE_PRINT_TRANSCRIPT").is_ok() {
         for call in h.slack.calls() {
             println!("{} {}", call.method, call.params);
@@ -292,6 +312,8 @@ async fn a_socket_disconnect_mid_flow_loses_nothing() {
     h.thread_reply(&card).await;
     h.dm_for(ALICE).await;
     assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "executed"]);
+    // Slack's hello on the re-opened connection is counted as a reconnect.
+    assert_eq!(h.metric_line("jitgate_slack_socket_reconnects_total").await, "jitgate_slack_socket_reconnects_total 1");
     h.slack.assert_everything_read();
     h.shutdown().await;
 }

@@ -107,6 +107,18 @@ impl AuditLog {
         AuditLog { client: Client::new(config), table, clock, retry: AppendRetry::default() }
     }
 
+    /// The same log, counting and timing its calls to the audit table in `metrics` (service `audit`).
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> AuditLog {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(crate::aws::observe::CallMetrics::new(metrics, "audit"))
+            .build();
+        self.client = Client::from_conf(config);
+        self
+    }
+
     /// Replaces the append retry policy.
     pub fn with_retry(mut self, retry: AppendRetry) -> AuditLog {
         self.retry = retry;

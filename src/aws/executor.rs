@@ -23,6 +23,7 @@ use time::Duration;
 
 use super::credentials::TemporaryCredentials;
 use super::error::{AwsFailure, ErrorFacts, is_denial_code, is_throttling_code};
+use super::observe::CallMetrics;
 use super::value::{Row, row_from_item};
 use crate::clock::SharedClock;
 use crate::request::{ApprovedQuery, ExecutionSummary};
@@ -90,6 +91,7 @@ pub struct Executor {
     base: SdkConfig,
     clock: SharedClock,
     page_size: Option<NonZeroU32>,
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 /// The operations that page.
@@ -110,7 +112,13 @@ impl Executor {
     /// An executor that takes region, endpoint, HTTP and retry settings from `base` — never its credentials — and
     /// judges credential expiry by `clock`.
     pub fn new(base: SdkConfig, clock: SharedClock) -> Self {
-        Executor { base, clock, page_size: None }
+        Executor { base, clock, page_size: None, metrics: None }
+    }
+
+    /// Counts and times the DynamoDB calls of every run in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Asks DynamoDB for at most `page_size` items per call (by default only the item cap and DynamoDB's 1 MB page
@@ -172,12 +180,15 @@ impl Executor {
             Some(SystemTime::from(credentials.expiration())),
             "jitgate-assumed-role",
         );
-        let config = aws_sdk_dynamodb::config::Builder::from(&self.base)
+        let mut config = aws_sdk_dynamodb::config::Builder::from(&self.base)
             // Replaces the base config's provider: the bot's own identity must never sign a data call.
             .credentials_provider(static_credentials)
             // Nothing to cache for static credentials, and nothing should outlive this client.
-            .identity_cache(IdentityCache::no_cache())
-            .build();
+            .identity_cache(IdentityCache::no_cache());
+        if let Some(metrics) = &self.metrics {
+            config = config.interceptor(CallMetrics::new(metrics.clone(), "dynamodb"));
+        }
+        let config = config.build();
         aws_sdk_dynamodb::Client::from_conf(config)
     }
 

@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod demo_table;
 pub mod error;
 pub mod executor;
+pub mod observe;
 pub mod sts;
 pub mod value;
 

@@ -20,6 +20,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::credentials::TemporaryCredentials;
 use super::error::{AwsFailure, ErrorFacts, is_throttling_code};
+use super::observe::CallMetrics;
 use crate::clock::{SharedClock, SystemClock};
 use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::request::ApprovedQuery;
@@ -131,6 +132,13 @@ impl StsBroker {
     /// system clock.
     pub fn new(config: &SdkConfig) -> Self {
         StsBroker { client: aws_sdk_sts::Client::new(config), clock: Arc::new(SystemClock) }
+    }
+
+    /// The same broker, counting and timing its STS calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> Self {
+        let config = self.client.config().to_builder().interceptor(CallMetrics::new(metrics, "sts")).build();
+        self.client = aws_sdk_sts::Client::from_conf(config);
+        self
     }
 
     /// The same broker judging credential lifetimes by `clock`.

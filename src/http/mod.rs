@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` while the process runs |
 //! | `GET /readyz` | `200` or `503` with JSON naming each check and whether it is up (see [`readiness`]) |
-//! | `GET /metrics` | Prometheus text (see [`metrics`]) |
+//! | `GET /metrics` | Prometheus text (see [`crate::telemetry`]) |
 //! | `GET /audit/{request_id}?exp=…&sig=…` | the request's audit trail as HTML, for a link signed by [`AuditLinkSigner`] |
 //!
 //! The audit route checks the link's signature before anything else: an unsigned, tampered, expired or other
@@ -14,7 +14,7 @@
 
 pub mod audit_page;
 pub mod html;
-pub mod metrics;
+
 pub mod readiness;
 
 use std::future::Future;
@@ -32,13 +32,13 @@ use tracing::{info, warn};
 
 use self::audit_page::ReviewedEntry;
 use self::html::{esc, page};
-pub use self::metrics::Metrics;
 pub use self::readiness::SocketCount;
 use crate::audit::{AuditLog, GENESIS_HASH};
 use crate::clock::SharedClock;
 use crate::ids::RequestId;
 use crate::links::AuditLinkSigner;
 use crate::store::RequestStore;
+pub use crate::telemetry::Metrics;
 
 /// How often recorded histogram samples are folded into buckets while the server runs.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(10);

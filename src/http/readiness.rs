@@ -10,9 +10,9 @@
 //! # The Slack seam
 //!
 //! slack-morphism does not expose how many socket-mode connections are open, so the app passes a [`SocketCount`]:
-//! a closure answering "how many connections are up now". Until the socket layer counts its connections, `app.rs`
-//! passes one that answers the configured connection count once the listener has started and 0 before (a listener
-//! that started keeps reconnecting by itself). When the socket layer learns to count, only that closure changes.
+//! a closure answering "how many connections are up now". `app.rs` passes one counting the connections Slack has
+//! greeted with `hello`, capped at the configured count (a listener keeps re-opening dropped ones by itself), and
+//! 0 once shutdown starts.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -114,6 +114,8 @@ pub struct PagerDutyClient {
     token: SecretString,
     settings: PagerDutySettings,
     pause: Arc<dyn Pause>,
+    /// Where each call is counted and timed (`service="pagerduty"`, `op` = the resource, e.g. `oncalls`).
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 impl PagerDutyClient {
@@ -136,7 +138,14 @@ impl PagerDutyClient {
             token,
             settings,
             pause: Arc::new(TokioPause),
+            metrics: None,
         })
+    }
+
+    /// Counts and times every API call (retries included) in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> PagerDutyClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replaces how the client waits between attempts.
@@ -271,8 +280,24 @@ impl PagerDutyClient {
         Ok(shifts.into_iter().collect())
     }
 
-    /// One GET with retries on 429, 5xx and connection failures.
+    /// One GET with retries on 429, 5xx and connection failures, counted and timed.
     async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        budget: &mut Budget,
+    ) -> Result<T, PagerDutyError> {
+        let started = std::time::Instant::now();
+        let result = self.get_with_retries(path, query, budget).await;
+        if let Some(metrics) = &self.metrics {
+            // The resource, not the path: ids in the path would make a metric series per schedule or user.
+            let resource = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+            metrics.external_call("pagerduty", resource, result.is_ok(), started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn get_with_retries<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],

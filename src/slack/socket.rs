@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use super::event::{self, SlackEvent};
 use crate::messages::SlackMessage;
+use crate::telemetry::Metrics;
 
 /// What to put in the ack of an envelope.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +59,7 @@ pub struct SocketSettings {
 pub struct SocketMode {
     listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
     events: Arc<AtomicUsize>,
+    hellos: Arc<AtomicUsize>,
 }
 
 impl SocketMode {
@@ -70,6 +72,12 @@ impl SocketMode {
     pub fn events_received(&self) -> usize {
         self.events.load(Ordering::Relaxed)
     }
+
+    /// Connections Slack has greeted with `hello` so far, first ones and re-opened ones alike. slack-morphism
+    /// reports nothing else about its connections, so this is the only sign that one is really up.
+    pub fn hellos(&self) -> Arc<AtomicUsize> {
+        self.hellos.clone()
+    }
 }
 
 /// State the plain-`fn` callbacks reach through slack-morphism's user state.
@@ -78,6 +86,10 @@ struct Shared {
     events: Arc<AtomicUsize>,
     /// Where the work after each ack runs, so a shutdown can wait for it.
     tasks: TaskTracker,
+    hellos: Arc<AtomicUsize>,
+    /// Connections opened at start; every `hello` beyond them is a re-opened connection.
+    initial_connections: usize,
+    metrics: Metrics,
 }
 
 /// A Web API client for `api_base` that accepts `http://` too (a local Slack) and speaks HTTP/1 and HTTP/2.
@@ -103,16 +115,24 @@ pub async fn start(
     settings: &SocketSettings,
     handler: Arc<dyn EventHandler>,
     tasks: TaskTracker,
+    metrics: Metrics,
 ) -> anyhow::Result<SocketMode> {
     let client = slack_client(&settings.api_base);
     let events = Arc::new(AtomicUsize::new(0));
-    let callbacks =
-        SlackSocketModeListenerCallbacks::new().with_command_events(on_command).with_interaction_events(on_interaction);
+    let hellos = Arc::new(AtomicUsize::new(0));
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        // The event type is not exported by slack-morphism; only the fact that a hello arrived matters here.
+        .with_hello_events(|_hello, _client, state| on_hello(state))
+        .with_command_events(on_command)
+        .with_interaction_events(on_interaction);
     let environment = Arc::new(
         SlackClientEventsListenerEnvironment::new(client).with_error_handler(on_error).with_user_state(Shared {
             handler,
             events: events.clone(),
             tasks,
+            hellos: hellos.clone(),
+            initial_connections: settings.connections as usize,
+            metrics,
         }),
     );
     let config = SlackClientSocketModeConfig::new()
@@ -122,12 +142,24 @@ pub async fn start(
     let token = SlackApiToken::new(settings.app_token.expose_secret().to_owned().into());
     listener.listen_for(&token).await.map_err(|e| anyhow::anyhow!("{e}")).context("opening Slack socket mode")?;
     listener.start().await;
-    Ok(SocketMode { listener, events })
+    Ok(SocketMode { listener, events, hellos })
 }
 
 async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn EventHandler>, Arc<AtomicUsize>, TaskTracker)> {
     let guard = state.read().await;
     guard.get_user_state::<Shared>().map(|s| (s.handler.clone(), s.events.clone(), s.tasks.clone()))
+}
+
+/// Slack greets every new connection with `hello`: the first `connections` are the start, later ones re-opened
+/// connections (after a `disconnect` envelope, a refresh or a dropped socket).
+async fn on_hello(state: SlackClientEventsUserState) {
+    let guard = state.read().await;
+    let Some(shared) = guard.get_user_state::<Shared>() else { return };
+    let seen = shared.hellos.fetch_add(1, Ordering::Relaxed) + 1;
+    if seen > shared.initial_connections {
+        shared.metrics.socket_reconnect();
+        debug!(connections_opened = seen, "socket-mode connection re-opened");
+    }
 }
 
 async fn on_command(

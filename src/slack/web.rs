@@ -183,6 +183,8 @@ pub struct SlackWeb {
     authorization: HeaderValue,
     settings: WebSettings,
     pause: Arc<dyn Pause>,
+    /// Where each call is counted and timed (`service="slack"`, `op` = the method).
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 impl fmt::Debug for SlackWeb {
@@ -228,7 +230,14 @@ impl SlackWeb {
             authorization,
             settings,
             pause: Arc::new(TokioPause),
+            metrics: None,
         })
+    }
+
+    /// Counts and times every Web API call in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> SlackWeb {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replaces how the client waits before retrying after HTTP 429.

@@ -89,6 +89,8 @@ pub struct RequestStore {
     endpoint: Arc<str>,
     /// Kept only to scrub it from error messages.
     password: Option<Arc<SecretString>>,
+    /// Where each command is counted and timed (`service="redis"`, `op` = the command, `pipeline` or `script`).
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 impl std::fmt::Debug for RequestStore {
@@ -138,7 +140,7 @@ impl RequestStore {
                 Ok(Err(err)) => return Err(error::classify(&endpoint, secret, &err)),
                 Err(_) => return Err(timed_out(&endpoint, settings.operation_timeout)),
             };
-        let store = RequestStore { conn, keys, settings: Arc::new(settings), endpoint, password };
+        let store = RequestStore { conn, keys, settings: Arc::new(settings), endpoint, password, metrics: None };
         store.ping().await?;
         Ok(store)
     }
@@ -153,6 +155,12 @@ impl RequestStore {
         }
     }
 
+    /// Counts and times every Redis operation in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> RequestStore {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The settings this store was opened with.
     pub fn settings(&self) -> &StoreSettings {
         &self.settings
@@ -161,25 +169,36 @@ impl RequestStore {
     /// Runs one command within the operation timeout.
     async fn query<T: FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(async move { cmd.query_async(&mut conn).await }).await
+        // Commands are built in this module from fixed names, so the name is a bounded label value.
+        let op = match cmd.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+            _ => "command".to_owned(),
+        };
+        self.bounded(&op, async move { cmd.query_async(&mut conn).await }).await
     }
 
     /// Runs a pipeline within the operation timeout.
     async fn query_pipe<T: FromRedisValue>(&self, pipe: redis::Pipeline) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(async move { pipe.query_async(&mut conn).await }).await
+        self.bounded("pipeline", async move { pipe.query_async(&mut conn).await }).await
     }
 
     /// Runs one script within the operation timeout.
     async fn invoke<T: FromRedisValue>(&self, invocation: redis::ScriptInvocation<'_>) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(async move { invocation.invoke_async(&mut conn).await }).await
+        self.bounded("script", async move { invocation.invoke_async(&mut conn).await }).await
     }
 
     /// Bounds an operation by `operation_timeout` and translates its error. The client's own timeouts cover one
     /// connect or one reply; this also covers waiting out a reconnect with backoff.
-    async fn bounded<T>(&self, operation: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.settings.operation_timeout, operation).await {
+    async fn bounded<T>(&self, op: &str, operation: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(self.settings.operation_timeout, operation).await;
+        if let Some(metrics) = &self.metrics {
+            let ok = matches!(outcome, Ok(Ok(_)));
+            metrics.external_call("redis", op, ok, started.elapsed().as_secs_f64());
+        }
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 Err(error::classify(&self.endpoint, self.password.as_ref().map(|p| p.expose_secret()), &err))

@@ -230,6 +230,21 @@ impl Harness {
         reqwest::get(&url).await.expect("metrics").text().await.unwrap_or_default()
     }
 
+    /// Waits until `/metrics` has a line starting with `prefix` (metrics recorded by a callback that runs beside
+    /// the story, like a socket's `hello`, land a moment later); returns that line. Polls with a deadline.
+    pub async fn metric_line(&self, prefix: &str) -> String {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(25);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.metrics().await;
+            if let Some(line) = text.lines().find(|l| l.starts_with(prefix)) {
+                return line.to_owned();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no metric line starting with {prefix:?} in:\n{text}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     pub async fn audit_kinds(&self, id: &RequestId) -> Vec<&'static str> {
         self.audit().entries_for(id).await.expect("audit").iter().map(|e| e.event.kind()).collect()
     }

@@ -59,6 +59,15 @@ impl SlackWeb {
     /// message twice. A timeout or a 5xx may have been acted on, so those are returned to the caller, which knows
     /// whether repeating is safe.
     pub(super) async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, SlackError> {
+        let (method, started) = (call.method.name(), Instant::now());
+        let result = self.call_with_retries(call).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.external_call("slack", method, result.is_ok(), started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn call_with_retries<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, SlackError> {
         let method = call.method.name();
         // A scope missing from REQUIRED_BOT_SCOPES (and so from the manifest) would fail in production with
         // `missing_scope`; every test that makes the call catches it here first.

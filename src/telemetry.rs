@@ -6,7 +6,7 @@
 //! | `jitgate_decision_latency_seconds` | histogram | | from a request to its approval or denial |
 //! | `jitgate_execution_latency_seconds` | histogram | | from the last approval to the rows being delivered |
 //! | `jitgate_pending_requests` | gauge | | requests waiting for approval, as last counted |
-//! | `jitgate_external_calls_total` | counter | `service`, `op`, `result` (`ok`/`error`) | calls to Slack, PagerDuty, STS, DynamoDB, Redis |
+//! | `jitgate_external_calls_total` | counter | `service`, `op`, `result` (`ok`/`error`) | calls to `slack`, `pagerduty`, `sts`, `dynamodb` (approved queries), `audit` (the audit table), `redis` |
 //! | `jitgate_external_call_duration_seconds` | histogram | `service`, `op` | how long those calls took |
 //! | `jitgate_slack_socket_reconnects_total` | counter | | socket-mode connections re-opened |
 //! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts: `unacceptable_credentials`, `stuck_run` |
