@@ -32,7 +32,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 # A fixed numeric UID/GID: Kubernetes' runAsNonRoot can only verify a numeric user, and manifests/k8s runs as 10001.
 RUN groupadd --system --gid 10001 jitgate \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin jitgate
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin jitgate
 COPY --from=builder /usr/local/bin/jitgate /usr/local/bin/jitgate
 COPY runbooks /etc/jitgate/runbooks
 COPY deploy/jitgate.toml /etc/jitgate/jitgate.toml
