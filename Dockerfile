@@ -16,6 +16,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY emulators emulators
 COPY src src
+# Cargo.toml declares the latency benchmark as a target: cargo refuses a manifest whose target file is missing.
+COPY benches benches
 # --locked: build exactly the dependency versions in Cargo.lock. The cache mounts keep the registry and compiled
 # dependencies between builds; the binary is copied out of the cached target dir.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -46,11 +46,13 @@ pub struct Options {
     pub aws_endpoint: Option<String>,
     /// `requests.shutdown_drain`.
     pub shutdown_drain: &'static str,
+    /// `requests.per_user_limit` (benchmarks make more requests than a person would).
+    pub per_user_limit: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s" }
+        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10 }
     }
 }
 
@@ -101,11 +103,12 @@ impl Harness {
         let audit_table = super::unique("audit");
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
-             [requests]\nshutdown_drain = \"{}\"\n\
+             [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\n",
             super::REGION,
             super::unique("bot"),
             options.shutdown_drain,
+            options.per_user_limit,
         );
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
