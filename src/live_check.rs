@@ -1,15 +1,18 @@
 //! `jitgate check --live`: compares the runbooks with the real world before anyone depends on them.
 //!
 //! For every runbook: the table exists and its key names match (DescribeTable), the index exists with the key
-//! names the runbook declares; for every role: jitgate can assume it (with the same session name prefix and
-//! source identity a real request uses, so trust-policy conditions are exercised; the credentials are dropped at
-//! once); for every PagerDuty schedule and escalation policy: it exists. Each check is one line of the report.
+//! names the runbook declares; for every role: jitgate can assume it the way a real request does — session name
+//! `jit-JIT-…`, a SourceIdentity, jitgate's three session tags — so the trust policy's conditions (see
+//! `manifests/iam/jitgate.yaml`) are exercised, but with a deny-everything session policy, so the credentials could
+//! do nothing even before they are dropped; for every PagerDuty schedule and escalation policy: it exists. Each
+//! check is one line of the report.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use aws_config::SdkConfig;
 
+use crate::aws::sts::{TAG_APPROVERS, TAG_REQUEST_ID, TAG_RUNBOOK};
 use crate::oncall::PagerDutyClient;
 use crate::runbook::{KeySchema, RunbookSet};
 
@@ -33,6 +36,17 @@ fn line(check: &'static str, target: impl Into<String>, passed: bool, detail: im
     CheckLine { check, target: target.into(), passed, detail: detail.into() }
 }
 
+/// The pseudo request id of a live check: shaped like a request's (`JIT-…`), so a trust policy that admits only
+/// jitgate's sessions admits it, and plainly not one in CloudTrail (`jit-JIT-LIVE-CHECK`).
+pub const LIVE_CHECK_REQUEST_ID: &str = "JIT-LIVE-CHECK";
+/// Allows nothing: the live check's credentials prove the role can be assumed and nothing else.
+const DENY_EVERYTHING: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#;
+
+fn tag(key: &str, value: &str) -> aws_sdk_sts::types::Tag {
+    // Only fails without a key or value, and both are given.
+    aws_sdk_sts::types::Tag::builder().key(key).value(value).build().expect("key and value are set")
+}
+
 /// Runs every live check. `pagerduty` is `None` when no token is configured: schedules that the static roster
 /// covers pass, others fail.
 pub async fn run(
@@ -52,8 +66,12 @@ pub async fn run(
         let assumed = sts
             .assume_role()
             .role_arn(&role)
-            .role_session_name("jit-live-check")
+            .role_session_name(format!("jit-{LIVE_CHECK_REQUEST_ID}"))
             .source_identity("jitgate-live-check")
+            .tags(tag(TAG_REQUEST_ID, LIVE_CHECK_REQUEST_ID))
+            .tags(tag(TAG_RUNBOOK, "live-check"))
+            .tags(tag(TAG_APPROVERS, "none"))
+            .policy(DENY_EVERYTHING)
             .duration_seconds(900)
             .send()
             .await;

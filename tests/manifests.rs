@@ -842,6 +842,9 @@ fn the_query_role_admits_only_the_bot_with_jitgates_session_name_source_identity
     assert!(!glob_matches(session_glob, "someone-else"));
     let id_glob = condition["StringLike"][&request_tag].as_str().expect("a request id condition");
     assert!(glob_matches(id_glob, &tags[TAG_REQUEST_ID]), "{id_glob} vs {}", tags[TAG_REQUEST_ID]);
+    // `jitgate check --live` assumes the role the same way (with a deny-everything session policy), so it passes.
+    let live = jitgate::live_check::LIVE_CHECK_REQUEST_ID;
+    assert!(glob_matches(session_glob, &format!("jit-{live}")) && glob_matches(id_glob, live), "{live}");
     let allowed_keys: BTreeSet<String> =
         strings(&condition["ForAllValues:StringEquals"]["aws:TagKeys"]).into_iter().collect();
     assert_eq!(allowed_keys, tag_keys, "exactly jitgate's session tags");
