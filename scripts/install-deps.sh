@@ -23,7 +23,12 @@ if [ ! -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || ! "$TOOLS_DIR/venv/bin/pip" show moto 2>/dev/null | grep -q "^Version: $MOTO_VERSION$"; then
+# Installed versions, read by the venv's Python (pip itself takes a second or more to start).
+versions() { "$TOOLS_DIR/venv/bin/python" -c 'import importlib.metadata as m
+for name in ("moto", "parliament"):
+    try: print(name, m.version(name))
+    except m.PackageNotFoundError: print(name, "missing")' 2>/dev/null || true; }
+if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || [ "$(versions)" != "$(printf 'moto %s\nparliament %s' "$MOTO_VERSION" "$PARLIAMENT_VERSION")" ]; then
   echo "installing moto $MOTO_VERSION and parliament into $TOOLS_DIR/venv…"
   mkdir -p "$TOOLS_DIR"
   python3 -m venv "$TOOLS_DIR/venv"
@@ -31,4 +36,4 @@ if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || ! "$TOOLS_DIR/venv/bin/pip" sho
     "moto[dynamodb]==$MOTO_VERSION" flask flask-cors "parliament==$PARLIAMENT_VERSION"
 fi
 
-echo "redis: $(redis-server --version | awk '{print $3}')  moto: $("$TOOLS_DIR/venv/bin/pip" show moto | awk '/^Version/{print $2}')  parliament: $("$TOOLS_DIR/venv/bin/pip" show parliament | awk '/^Version/{print $2}')"
+echo "redis: $(redis-server --version | awk '{print $3}')  $(versions | awk '{printf "%s: %s  ", $1, $2}')"
