@@ -398,7 +398,7 @@ async fn seed_demo(config: &Config, env: &Environment, seed: &SeedDemo) -> ExitC
     let (client, target) = match (local_endpoint(endpoint, ignored), seed.allow_aws) {
         (Ok(url), _) => {
             let dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(url.as_str()).build();
-            (aws_sdk_dynamodb::Client::from_conf(dynamo), url.to_string())
+            (aws_sdk_dynamodb::Client::from_conf(dynamo), url.as_str().trim_end_matches('/').to_owned())
         }
         (Err(_), true) => {
             (aws_sdk_dynamodb::Client::new(&sdk), format!("the AWS account of your credentials ({})", config.region()))
