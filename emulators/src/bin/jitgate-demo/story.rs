@@ -166,11 +166,33 @@ pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Resu
     Ok(Outcome { request_id, audit_link })
 }
 
-/// What changed between two versions of a message: `- ` lines that went, `+ ` lines that came.
+/// What changed between two versions of a message: `- ` lines that went, `+ ` lines that came. Links count as
+/// unchanged when only their URL changed: jitgate signs the card's audit link afresh on every update, with a new
+/// expiry, which is no news to the reader.
 fn changes(before: &[String], after: &[String]) -> Vec<String> {
-    let gone = before.iter().filter(|l| !after.contains(l)).map(|l| format!("- {l}"));
-    let came = after.iter().filter(|l| !before.contains(l)).map(|l| format!("+ {l}"));
+    let before_keys: Vec<String> = before.iter().map(|l| without_urls(l)).collect();
+    let after_keys: Vec<String> = after.iter().map(|l| without_urls(l)).collect();
+    let gone = before.iter().zip(&before_keys).filter(|(_, k)| !after_keys.contains(k)).map(|(l, _)| format!("- {l}"));
+    let came = after.iter().zip(&after_keys).filter(|(_, k)| !before_keys.contains(k)).map(|(l, _)| format!("+ {l}"));
     gone.chain(came).collect()
+}
+
+/// The line with every `(http…)` that [`render`](crate::render) made of a link's URL taken out.
+fn without_urls(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(start) = rest.find("(http") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find(')') {
+            Some(end) => rest = &rest[start + end + 1..],
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -182,6 +204,9 @@ mod tests {
         let before = ["a".to_owned(), "b".to_owned(), "[Approve] [Deny]".to_owned()];
         let after = ["a".to_owned(), "b · approved".to_owned()];
         assert_eq!(changes(&before, &after), ["- b", "- [Approve] [Deny]", "+ b · approved"]);
+        let resigned = |exp: u32| vec![format!("Audit trail (http://x/audit/J?exp={exp}&sig=a) · end")];
+        assert!(changes(&resigned(1), &resigned(2)).is_empty(), "a link signed afresh is no change");
+        assert_eq!(without_urls("a (http://x) b (https://y"), "a  b (https://y");
     }
 
     #[tokio::test]
