@@ -78,6 +78,22 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Create (if missing) and fill the demo Orders table in a local DynamoDB, for `make demo` and `make dev`.
+    /// Refuses unless AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_DYNAMODB) points outside AWS, or --allow-aws is given.
+    SeedDemo {
+        /// The table to create and fill; the shipped runbooks read `Orders`.
+        #[arg(long, default_value = "Orders")]
+        table: String,
+        /// Customers C000001, C000002, … to write orders for.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        customers: u32,
+        /// Orders per customer, one hour apart from 2026-01-01T00:00:00Z.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+        orders_per_customer: u32,
+        /// Write the demo data wherever the AWS SDK points, even into a real AWS account.
+        #[arg(long)]
+        allow_aws: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +148,10 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
         Command::Audit { command: AuditCommand::Show { request_id } } => audit_show(&config, &request_id).await,
         Command::Audit { command: AuditCommand::Export { since, format: _ } } => {
             audit_export(&config, since.as_deref()).await
+        }
+        Command::SeedDemo { table, customers, orders_per_customer, allow_aws } => {
+            let seed = SeedDemo { table, customers, orders_per_customer, allow_aws };
+            seed_demo(&config, &env, &seed).await
         }
         Command::Healthcheck { url, timeout } => {
             healthcheck(&url.unwrap_or_else(|| healthz_url(config.http.listen)), timeout).await
@@ -429,4 +449,74 @@ async fn audit_export(config: &Config, since: Option<&str>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What `jitgate seed-demo` was asked to write.
+struct SeedDemo {
+    table: String,
+    customers: u32,
+    orders_per_customer: u32,
+    allow_aws: bool,
+}
+
+/// `jitgate seed-demo`: the demo table, created if missing and filled with the deterministic demo orders. Writing
+/// the same items again changes nothing, so a second run is harmless.
+async fn seed_demo(config: &Config, env: &Environment, seed: &SeedDemo) -> ExitCode {
+    use crate::aws::demo_table::{
+        check_demo_orders_layout, create_demo_orders_table, demo_customer_id, local_endpoint, seed_demo_orders,
+    };
+    let sdk = sdk_config(config).await;
+    // The SDK prefers the DynamoDB-specific variable, so the check does too; the client is then pinned to the
+    // endpoint that was checked, whatever else the SDK's profile files say.
+    let endpoint = env.get("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env.get("AWS_ENDPOINT_URL"));
+    let ignored = env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let (client, target) = match (local_endpoint(endpoint, ignored), seed.allow_aws) {
+        (Ok(url), _) => {
+            let dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(url.as_str()).build();
+            (aws_sdk_dynamodb::Client::from_conf(dynamo), url.as_str().trim_end_matches('/').to_owned())
+        }
+        (Err(_), true) => {
+            (aws_sdk_dynamodb::Client::new(&sdk), format!("the AWS account of your credentials ({})", config.region()))
+        }
+        (Err(why), false) => {
+            eprintln!("error: seed-demo refuses to write demo data to AWS: {why}.");
+            eprintln!(
+                "Point AWS_ENDPOINT_URL at a local DynamoDB (make demo and make dev start one), or pass --allow-aws to \
+                 create and fill table `{}` in the AWS account of your credentials.",
+                seed.table
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let existed = match check_demo_orders_layout(&client, &seed.table).await {
+        Ok(existed) => existed,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if !existed && let Err(err) = create_demo_orders_table(&client, &seed.table).await {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
+    let orders = match seed_demo_orders(&client, &seed.table, seed.customers, seed.orders_per_customer).await {
+        Ok(orders) => orders,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let what = if existed { "already there, layout checked" } else { "created with its two indexes" };
+    println!("table {} at {target}: {what}", seed.table);
+    let span = match (orders.first(), orders.last()) {
+        (Some(first), Some(last)) => format!(", created {} … {}", first.created_at, last.created_at),
+        _ => String::new(),
+    };
+    println!(
+        "seeded {} orders: customers C000001…{} × {} orders each{span}",
+        orders.len(),
+        demo_customer_id(seed.customers),
+        seed.orders_per_customer
+    );
+    ExitCode::SUCCESS
 }

@@ -557,6 +557,14 @@ mod tests {
     }
 
     #[test]
+    fn the_dev_config_is_valid_with_what_make_dev_adds() {
+        let added = "\n[slack]\napproval_channel = \"C0123ABCD\"\n[http]\nlisten = \"127.0.0.1:8080\"\n\
+                     [oncall.static_roster]\nPORDERS1 = [\"U0AAA1\"]\n";
+        let config = parse(&format!("{}{added}", include_str!("../jitgate.dev.toml"))).unwrap();
+        assert_eq!((config.region(), config.redis.key_prefix.as_str()), ("us-east-1", "jitgate-dev"));
+    }
+
+    #[test]
     fn defaults_fill_an_almost_empty_file() {
         let config = parse("[aws]\nregion = \"eu-west-1\"\n").unwrap();
         assert_eq!(config.aws.audit_table, "jitgate-audit");

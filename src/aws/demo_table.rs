@@ -8,6 +8,9 @@
 //!
 //! The data is a pure function of (customer number, order number), so a test computes what it expects with
 //! [`demo_orders`] instead of hard-coding it.
+//!
+//! `jitgate seed-demo` writes it only where [`local_endpoint`] says the DynamoDB endpoint is not AWS, so demo data
+//! never lands in a real account by accident.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -136,6 +139,58 @@ pub async fn create_demo_orders_table(client: &aws_sdk_dynamodb::Client, table_n
     Ok(())
 }
 
+/// Whether an existing table is laid out like the demo table: partition key `order_id` and both GSIs. The seed
+/// data would be rejected by (or, worse, mixed into) a table of another shape.
+pub async fn check_demo_orders_layout(client: &aws_sdk_dynamodb::Client, table_name: &str) -> anyhow::Result<bool> {
+    let described = match client.describe_table().table_name(table_name).send().await {
+        Ok(out) => out,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => return Ok(false),
+        Err(err) => return Err(anyhow::Error::new(err).context(format!("describing table {table_name}"))),
+    };
+    let Some(table) = described.table() else { bail!("DescribeTable answered without the table {table_name}") };
+    let hash_key =
+        table.key_schema().iter().find(|k| k.key_type() == &KeyType::Hash).map(|k| k.attribute_name().to_owned());
+    let indexes: Vec<&str> = table.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect();
+    let missing: Vec<&str> =
+        [CUSTOMER_CREATED_INDEX, STATUS_CREATED_INDEX].into_iter().filter(|i| !indexes.contains(i)).collect();
+    if hash_key.as_deref() != Some("order_id") || !missing.is_empty() {
+        bail!(
+            "table {table_name} exists but is not the demo table (partition key {}, missing indexes {missing:?}) — \
+             delete it, or seed another table with --table",
+            hash_key.as_deref().unwrap_or("none")
+        );
+    }
+    Ok(true)
+}
+
+/// Where demo data may be written: the DynamoDB endpoint the AWS SDK will use, as set in the environment, when it
+/// is not an AWS endpoint. `dynamodb_endpoint` is `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL`;
+/// `endpoints_ignored` is `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`, under which the SDK goes to AWS whatever
+/// they say. The error says why the endpoint is not known to be local.
+pub fn local_endpoint(dynamodb_endpoint: Option<&str>, endpoints_ignored: bool) -> Result<url::Url, String> {
+    let Some(text) = dynamodb_endpoint else {
+        return Err(
+            "neither AWS_ENDPOINT_URL_DYNAMODB nor AWS_ENDPOINT_URL is set, so the AWS SDK would use AWS".into()
+        );
+    };
+    if endpoints_ignored {
+        return Err(format!(
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is set, so the AWS SDK would ignore {text} and use AWS"
+        ));
+    }
+    let url = url::Url::parse(text).map_err(|e| format!("the endpoint `{text}` is not a URL ({e})"))?;
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() || !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("the endpoint `{text}` is not an http(s) URL with a host"));
+    }
+    // AWS service endpoints, including FIPS, dual-stack and China partition names.
+    let aws = ["amazonaws.com", "amazonaws.com.cn", "api.aws", "amazonwebservices.com.cn"];
+    if aws.iter().any(|suffix| host == *suffix || host.ends_with(&format!(".{suffix}"))) {
+        return Err(format!("the endpoint {text} is AWS"));
+    }
+    Ok(url)
+}
+
 /// Writes [`demo_orders`]`(n_customers, orders_per_customer)` into `table_name` and returns them.
 pub async fn seed_demo_orders(
     client: &aws_sdk_dynamodb::Client,
@@ -176,6 +231,28 @@ pub async fn seed_demo_orders(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_endpoint_outside_aws_counts_as_local() {
+        for ok in ["http://127.0.0.1:8000", "http://localhost:4566/", "http://dynamodb-local:8000", "http://[::1]:9"] {
+            assert!(local_endpoint(Some(ok), false).is_ok(), "{ok}");
+        }
+        let refused = [
+            (None, false, "neither AWS_ENDPOINT_URL_DYNAMODB nor AWS_ENDPOINT_URL is set"),
+            (Some("http://127.0.0.1:8000"), true, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is set"),
+            (Some("https://dynamodb.us-east-1.amazonaws.com"), false, "is AWS"),
+            (Some("https://DynamoDB-FIPS.us-gov-west-1.AmazonAWS.com."), false, "is AWS"),
+            (Some("https://dynamodb.us-east-1.api.aws"), false, "is AWS"),
+            (Some("https://dynamodb.cn-north-1.amazonaws.com.cn"), false, "is AWS"),
+            (Some("localhost:8000"), false, "not an http(s) URL"),
+            (Some("127.0.0.1:8000"), false, "is not a URL"),
+            (Some("not a url"), false, "is not a URL"),
+        ];
+        for (endpoint, ignored, expected) in refused {
+            let err = local_endpoint(endpoint, ignored).unwrap_err();
+            assert!(err.contains(expected), "{endpoint:?}: {err}");
+        }
+    }
 
     #[test]
     fn demo_data_is_deterministic_ordered_and_survives_number_normalisation() {
