@@ -65,7 +65,7 @@ pub enum ShutdownOutcome {
 }
 
 /// How long interrupted runs get to record their failure (Redis, audit, card) after the drain deadline.
-const INTERRUPT_CLEANUP: Duration = Duration::from_secs(15);
+pub const INTERRUPT_CLEANUP: Duration = Duration::from_secs(15);
 
 /// A running jitgate.
 pub struct App {

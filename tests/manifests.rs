@@ -1016,3 +1016,27 @@ fn the_slack_app_keeps_token_rotation_off() {
     assert!(manifest["features"]["slash_commands"][0].get("url").is_none());
     assert!(manifest["settings"]["interactivity"].get("request_url").is_none());
 }
+
+/// `requests.shutdown_drain` of a config text, plus the time interrupted runs get to record their failure.
+fn shutdown_needs(config_text: &str) -> std::time::Duration {
+    let env = jitgate::config::Environment::from_pairs([("AWS_REGION", "us-east-1")]);
+    let config = jitgate::config::Config::parse(Path::new("jitgate.toml"), config_text, &env).expect("a valid config");
+    config.requests.shutdown_drain + jitgate::app::INTERRUPT_CLEANUP
+}
+
+#[test]
+fn orchestrators_give_jitgate_time_to_drain_and_record_interruptions_before_killing_it() {
+    // Kubernetes sends SIGKILL terminationGracePeriodSeconds after SIGTERM, compose stop_grace_period after: a
+    // kill mid-drain would leave runs for the sweeper to fail 16 minutes later instead of at once.
+    let configmap = yaml(&format!("{K8S}/configmap.yaml"));
+    let k8s_needs = shutdown_needs(configmap["data"]["jitgate.toml"].as_str().expect("jitgate.toml in the ConfigMap"));
+    let deployment = yaml(&format!("{K8S}/deployment.yaml"));
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().expect("grace");
+    assert!(k8s_needs.as_secs() < grace, "drain + clean-up {k8s_needs:?} must end before the kill after {grace}s");
+
+    let compose_needs = shutdown_needs(&read("deploy/compose/jitgate.toml"));
+    let compose = yaml("docker-compose.yml");
+    let stop = compose["services"]["jitgate"]["stop_grace_period"].as_str().expect("stop_grace_period");
+    let stop = humantime::parse_duration(stop).expect("a duration");
+    assert!(compose_needs < stop, "drain + clean-up {compose_needs:?} must end before compose kills after {stop:?}");
+}
