@@ -3,3 +3,4 @@
 
 pub mod pagerduty;
 pub mod slack;
+pub mod world;

@@ -15,20 +15,13 @@ use jitgate::clock::{Clock as _, ManualClock, SharedClock};
 use jitgate::config::{Config, Environment, Secrets};
 use jitgate::ids::RequestId;
 use jitgate::runbook::{RunbookDefaults, RunbookSet};
-use jitgate_emulators::pagerduty::{FakePagerDuty, OnCall};
-use jitgate_emulators::slack::{Channel, EnvelopeHandle, FakeSlack, Message, MessageUpdate, SlackConfig, User};
+use jitgate_emulators::pagerduty::FakePagerDuty;
+use jitgate_emulators::slack::{EnvelopeHandle, FakeSlack, Message, MessageUpdate};
 use secrecy::SecretString;
 
-pub const ALICE: &str = "U0ALICE";
-pub const BOB: &str = "U0BOB";
-pub const CAROL: &str = "U0CAROL";
-pub const MALLORY: &str = "U0MALLORY";
-/// Where cards go.
-pub const ONCALL: &str = "C0ONCALL";
-/// Where people type commands.
-pub const DEV: &str = "C0DEVTEAM";
-pub const SCHEDULE: &str = "PORDERS1";
-pub const POLICY: &str = "PORDERSEP";
+// The world's names, for the stories (each test binary uses some of them).
+#[allow(unused_imports)]
+pub use jitgate_emulators::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL, POLICY, SCHEDULE};
 pub const CUSTOMERS: u32 = 4;
 pub const ORDERS_PER_CUSTOMER: u32 = 30;
 
@@ -71,28 +64,10 @@ impl Harness {
 
     pub async fn start_with(options: Options) -> Harness {
         let clock = ManualClock::new(super::fixtures::wall_clock_now());
-        let slack = FakeSlack::start(
-            SlackConfig::default()
-                .with_user(User::new(ALICE, "alice").with_email(Some("alice@example.com")))
-                .with_user(User::new(BOB, "bob").with_email(Some("bob@example.com")))
-                .with_user(User::new(CAROL, "carol").with_email(Some("carol@example.com")))
-                .with_user(User::new(MALLORY, "mallory").with_email(Some("mallory@example.com")))
-                .with_channel(Channel::public(ONCALL, "oncall"))
-                .with_channel(Channel::public(DEV, "dev")),
-        )
-        .await;
+        let slack = FakeSlack::start(jitgate_emulators::world::slack_config()).await;
         let pagerduty = FakePagerDuty::start().await;
         pagerduty.set_now(clock.now());
-        pagerduty.add_user("PBOB", "Bob", "bob@example.com");
-        pagerduty.add_user("PCAROL", "Carol", "carol@example.com");
-        pagerduty.add_user("PTIM", "Tim Wright", "tim@example.com");
-        pagerduty.add_schedule(SCHEDULE, "Orders primary");
-        pagerduty.add_escalation_policy(POLICY, "Orders");
-        pagerduty.add_oncall(OnCall::new("PBOB", POLICY, 1).via_schedule(SCHEDULE));
-        pagerduty.add_oncall(OnCall::new("PCAROL", POLICY, 1).via_schedule(SCHEDULE));
-        // The requester is on call too: being on call must never let anyone approve their own request.
-        pagerduty.add_user("PALICE", "Alice", "alice@example.com");
-        pagerduty.add_oncall(OnCall::new("PALICE", POLICY, 1).via_schedule(SCHEDULE));
+        jitgate_emulators::world::add_oncall_roster(&pagerduty);
 
         let table = super::unique("Orders");
         let aws = super::aws_config();

@@ -1,52 +1,21 @@
-//! The demo's world, the same one the Slack stories in `tests/support/harness.rs` run in: a workspace with
-//! @alice, @bob, @carol and @mallory, an approval channel and a team channel, and a PagerDuty account whose
-//! "Orders primary" schedule (`PORDERS1`, the schedule the shipped runbooks name) has Bob, Carol and Alice on call.
-//! PagerDuty people are matched to Slack users by email, as jitgate does for real.
+//! The demo's world: [`jitgate_emulators::world`], the one the Slack stories in `tests/support/harness.rs` run in,
+//! started for the demo, with the names the transcript prints.
 
-use jitgate_emulators::pagerduty::{FakePagerDuty, OnCall};
-use jitgate_emulators::slack::{Channel, FakeSlack, SlackConfig, User};
+use jitgate_emulators::pagerduty::FakePagerDuty;
+use jitgate_emulators::slack::FakeSlack;
+pub use jitgate_emulators::world::{ALICE, BOB, DEV, MALLORY, ONCALL, SCHEDULE};
 
 use crate::render::Names;
 
-pub const ALICE: &str = "U0ALICE";
-pub const BOB: &str = "U0BOB";
-pub const CAROL: &str = "U0CAROL";
-pub const MALLORY: &str = "U0MALLORY";
-/// Where approval cards go (`slack.approval_channel`).
-pub const ONCALL: &str = "C0ONCALL";
-/// Where people type commands.
-pub const DEV: &str = "C0DEVTEAM";
-/// The schedule the shipped runbooks take approvers from.
-pub const SCHEDULE: &str = "PORDERS1";
-const POLICY: &str = "PORDERSEP";
-
 /// The Slack emulator with the workspace, and how long its waits may take before the step fails.
 pub async fn slack(wait_deadline: std::time::Duration) -> anyhow::Result<FakeSlack> {
-    FakeSlack::try_start(
-        SlackConfig::default()
-            .with_user(User::new(ALICE, "alice").with_email(Some("alice@example.com")))
-            .with_user(User::new(BOB, "bob").with_email(Some("bob@example.com")))
-            .with_user(User::new(CAROL, "carol").with_email(Some("carol@example.com")))
-            .with_user(User::new(MALLORY, "mallory").with_email(Some("mallory@example.com")))
-            .with_channel(Channel::public(ONCALL, "oncall"))
-            .with_channel(Channel::public(DEV, "dev"))
-            .with_wait_deadline(wait_deadline),
-    )
-    .await
+    FakeSlack::try_start(jitgate_emulators::world::slack_config().with_wait_deadline(wait_deadline)).await
 }
 
 /// The PagerDuty emulator with the on-call roster.
 pub async fn pagerduty() -> FakePagerDuty {
     let pagerduty = FakePagerDuty::start().await;
-    pagerduty.add_user("PBOB", "Bob", "bob@example.com");
-    pagerduty.add_user("PCAROL", "Carol", "carol@example.com");
-    pagerduty.add_user("PALICE", "Alice", "alice@example.com");
-    pagerduty.add_schedule(SCHEDULE, "Orders primary");
-    pagerduty.add_escalation_policy(POLICY, "Orders");
-    // Alice is on call too: being on call never lets anyone approve their own request.
-    for user in ["PBOB", "PCAROL", "PALICE"] {
-        pagerduty.add_oncall(OnCall::new(user, POLICY, 1).via_schedule(SCHEDULE));
-    }
+    jitgate_emulators::world::add_oncall_roster(&pagerduty);
     pagerduty
 }
 
