@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::audit::{AttemptedAction, AuditEntry, AuditEvent, AuditLog, CredentialEvidence};
@@ -25,7 +26,6 @@ use crate::request::{
 };
 use crate::runbook::{ParamError, RunbookSet, session_policy};
 use crate::store::{Admission, Created, RateLimit, RequestStore, Transition};
-use tokio_util::sync::CancellationToken;
 
 /// How many times a decision is re-made after losing a compare-and-set to a concurrent change of the same request.
 /// Each retry starts from the record that won, so a few always suffice unless the record is being hammered.
