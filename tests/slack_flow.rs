@@ -55,7 +55,9 @@ async fn happy_path_request_card_approve_results_in_thread_with_audit_link() {
         .find(|l| l.starts_with("jitgate_requests_total") && l.contains("outcome=\"succeeded\""))
         .unwrap_or_else(|| panic!("no succeeded count in:\n{metrics}"));
     assert!(succeeded.contains("runbook=\"orders-by-customer\"") && succeeded.ends_with(" 1"), "{succeeded}");
-    // Every service the story touched is counted by operation, with its latency.
+    // Every service the story touched is counted by operation, with its latency. The DM is the story's last call.
+    h.wait_for_metric(r#"jitgate_external_calls_total{service="slack",op="chat.postMessage",result="ok"} 3"#).await;
+    let metrics = h.metrics().await;
     for (service, op, calls) in [
         ("sts", "AssumeRole", 1),
         ("dynamodb", "Query", 1),

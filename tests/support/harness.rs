@@ -211,14 +211,24 @@ impl Harness {
     /// Waits until `/metrics` has a line starting with `prefix` (metrics recorded by a callback that runs beside
     /// the story, like a socket's `hello`, land a moment later); returns that line. Polls with a deadline.
     pub async fn metric_line(&self, prefix: &str) -> String {
+        self.metric_line_where(prefix, |line| line.starts_with(prefix)).await
+    }
+
+    /// Waits until `/metrics` has exactly `line` (a client records a call just after the other side answered it,
+    /// so a count can trail what the emulator has seen by a moment).
+    pub async fn wait_for_metric(&self, line: &str) {
+        self.metric_line_where(line, |l| l == line).await;
+    }
+
+    async fn metric_line_where(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         const POLL: std::time::Duration = std::time::Duration::from_millis(25);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let text = self.metrics().await;
-            if let Some(line) = text.lines().find(|l| l.starts_with(prefix)) {
+            if let Some(line) = text.lines().find(|l| matches(l)) {
                 return line.to_owned();
             }
-            assert!(tokio::time::Instant::now() < deadline, "no metric line starting with {prefix:?} in:\n{text}");
+            assert!(tokio::time::Instant::now() < deadline, "no metric line like {what:?} in:\n{text}");
             tokio::time::sleep(POLL).await;
         }
     }
