@@ -4,21 +4,22 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jitgate::clock::{Clock, ManualClock};
 use jitgate::ids::SlackUserId;
 use jitgate::oncall::{
-    PagerDutyClient, PagerDutyError, PagerDutySettings, Pause, RosterCache, RosterError, RosterOrigin, RosterProvider,
+    PagerDutyClient, PagerDutyError, PagerDutySettings, RosterCache, RosterError, RosterOrigin, RosterProvider,
     RosterReport, RosterSettings, SlackDirectory, UnmappedOnCall,
 };
 use jitgate::request::RosterSource;
 use jitgate::runbook::{ApprovalPolicy, ApproverSources};
 use jitgate_emulators::pagerduty::{FakePagerDuty, OnCall};
 use secrecy::SecretString;
+use support::pauses::RecordedPauses;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -45,23 +46,6 @@ impl SlackDirectory for FixedDirectory {
         anyhow::ensure!(!self.down.load(Ordering::Relaxed), "slack.com is unreachable");
         // Exact match on purpose: the provider promises lower-cased, trimmed emails.
         Ok(self.accounts.get(email).cloned())
-    }
-}
-
-/// Records every wait the client asks for and returns at once.
-#[derive(Debug, Default)]
-struct RecordedPauses(Mutex<Vec<Duration>>);
-
-#[async_trait]
-impl Pause for RecordedPauses {
-    async fn pause(&self, duration: Duration) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(duration);
-    }
-}
-
-impl RecordedPauses {
-    fn taken(&self) -> Vec<Duration> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -4,21 +4,21 @@
 
 #[path = "slack_web/socket_user.rs"]
 mod socket_user;
+mod support;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use jitgate::ids::SlackUserId;
 use jitgate::messages::SlackMessage;
 use jitgate::oncall::SlackDirectory;
-use jitgate::pause::Pause;
 use jitgate::slack::{Conversation, MessageRef, REQUIRED_BOT_SCOPES, SlackError, SlackWeb, WebSettings};
 use jitgate_emulators::slack::{CallOutcome, Channel, EphemeralSource, FakeSlack, SlackConfig, User};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use socket_user::SocketConnection;
+use support::pauses::RecordedPauses;
 
 const ALICE: &str = "U0ALICE";
 const BOB: &str = "U0BOB";
@@ -33,23 +33,6 @@ const OLD: &str = "C0OLD";
 const SECRET: &str = "G0SECRET";
 /// A private channel without the bot: invisible to it.
 const HIDDEN: &str = "G0HIDDEN";
-
-/// Records every wait the client asks for and returns at once.
-#[derive(Debug, Default)]
-struct RecordedPauses(Mutex<Vec<Duration>>);
-
-#[async_trait]
-impl Pause for RecordedPauses {
-    async fn pause(&self, duration: Duration) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(duration);
-    }
-}
-
-impl RecordedPauses {
-    fn taken(&self) -> Vec<Duration> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
 
 /// A workspace with Alice, Bob and Carol (deactivated), the channels above, and the client pointed at it.
 struct World {

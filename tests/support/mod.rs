@@ -61,3 +61,4 @@ pub fn unique(prefix: &str) -> String {
 pub mod fixtures;
 pub mod gate;
 pub mod harness;
+pub mod pauses;
