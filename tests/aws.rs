@@ -555,24 +555,34 @@ impl OwnMoto {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("local addr").port()
         };
-        let child = Command::new(program)
+        let mut child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start moto_server");
-        let mut moto = OwnMoto { child, endpoint: format!("http://127.0.0.1:{port}") };
-        // Wait for the port to open (a connect loop, as the test script does), failing fast if moto exits.
-        for _ in 0..600 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return moto;
+        // Its HTTP server logs " * Running on http://…" once it listens: wait for that line (read on a thread,
+        // which then keeps draining the request log so a full pipe never blocks moto).
+        let log = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let mut ready = Some(ready_tx);
+            for line in log.lines().map_while(Result::ok) {
+                if line.contains("Running on")
+                    && let Some(ready) = ready.take()
+                {
+                    let _ = ready.send(());
+                }
             }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited before opening port {port}: {status}");
-            }
-            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        });
+        let moto = OwnMoto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        match tokio::time::timeout(StdDuration::from_secs(30), ready_rx).await {
+            Ok(Ok(())) => moto,
+            // The sender is dropped when the log ends: moto exited before listening.
+            Ok(Err(_)) => panic!("moto_server exited before opening port {port}"),
+            Err(_) => panic!("moto_server did not open port {port} within 30 s"),
         }
-        panic!("moto_server did not open port {port}");
     }
 
     /// An unsigned-but-attributed IAM query-protocol call (moto routes by the credential scope; it checks

@@ -614,27 +614,29 @@ impl OwnRedis {
     }
 
     async fn restart(&mut self) {
-        let child = tokio::process::Command::new("redis-server")
+        use tokio::io::AsyncBufReadExt as _;
+        let mut child = tokio::process::Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server is on PATH");
-        self.process = Some(child);
-        // Ready when a connection answers PING: poll, with a deadline, instead of guessing a start-up time.
-        let deadline = tokio::time::Instant::now() + NO_HANG;
-        loop {
-            if let Ok(client) = redis::Client::open(self.url())
-                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
-            {
-                return;
+        // Redis logs "Ready to accept connections" once it listens: wait for that line, not for a guessed time.
+        let mut log = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let ready = tokio::time::timeout(NO_HANG, async {
+            while let Ok(Some(line)) = log.next_line().await {
+                if line.contains("Ready to accept connections") {
+                    return true;
+                }
             }
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start on port {}", self.port);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            false
+        });
+        assert!(matches!(ready.await, Ok(true)), "redis-server did not start on port {}", self.port);
+        // Keep reading its log so a full pipe never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+        self.process = Some(child);
     }
 
     /// `SHUTDOWN NOSAVE`, then wait for the process to exit.
