@@ -1,12 +1,20 @@
 # The commands a newcomer needs. See README.md.
-.PHONY: test deps check demo dev
+.PHONY: test deps deps-demo check demo dev self-contained
 
+# Everything the tests need (Redis, moto, Chromium, the deployment validators); deps-demo only the local stack's.
 deps:
-	scripts/install-deps.sh
+	scripts/install-deps.sh test
+
+deps-demo:
+	scripts/install-deps.sh demo
+
+# A clone on its own must build and pass: no tracked file may refer to a path outside the repository.
+self-contained:
+	scripts/check-self-contained.py
 
 # The whole test suite, exactly as CI runs it: formatting, lints, then every test against a private
 # Redis and local DynamoDB/STS server.
-test: deps
+test: deps self-contained
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/with-services.sh cargo test --workspace --all-targets
@@ -18,10 +26,10 @@ check:
 # demo Orders table, the Slack and PagerDuty emulators, the real `jitgate run`, and a request → refusal →
 # approval → results story printed as text. Exits non-zero, naming the step, if anything goes wrong.
 # `make demo DEMO_ARGS=--keep-running` leaves it all running afterwards, to open the audit page.
-demo: deps
+demo: deps-demo
 	scripts/local-stack.sh demo $(DEMO_ARGS)
 
 # The same local Redis and DynamoDB/STS, with jitgate connected to your own Slack workspace: settings from .env
 # (start from .env.example). Ctrl-C stops everything.
-dev: deps
+dev: deps-demo
 	scripts/local-stack.sh dev

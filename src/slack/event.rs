@@ -1,7 +1,7 @@
 //! Our own event type: what a Slack envelope means to jitgate, free of any client library's types.
 //!
 //! The socket-mode transport serialises whatever its library handed it back to Slack's wire JSON and calls the
-//! functions here, so translation is tested against the recorded Slack payloads in `shared/samples/slack/`
+//! functions here, so translation is tested against the recorded Slack payloads in `samples/slack/`
 //! and handlers never see library types. Payloads we do not act on translate to `None` (acked and ignored).
 
 use std::collections::BTreeMap;
@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     fn sample(name: &str) -> Value {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/slack").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/slack").join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()
     }

@@ -1,5 +1,5 @@
 //! A local Slack for tests and the demo: the Web API (`/api/<method>`) and socket mode over a real WebSocket,
-//! faithful to the wire formats in `shared/samples/slack/`, recording everything the bot does so a test can
+//! faithful to the wire formats in `samples/slack/`, recording everything the bot does so a test can
 //! read it like a story and fail on anything it did not expect.
 //!
 //! ```no_run
