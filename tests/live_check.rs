@@ -11,7 +11,12 @@ use jitgate_emulators::pagerduty::FakePagerDuty;
 
 /// A config folder with the shipped runbooks pointed at `table`, each runbook's text passed through `edit`.
 fn setup(dir: &Path, table: &str, edit: impl Fn(&str, String) -> String) {
-    std::fs::write(dir.join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\n").unwrap();
+    // `jitgate check` (live or not) refuses a config `jitgate run` would refuse, as one without this channel.
+    std::fs::write(
+        dir.join("jitgate.toml"),
+        "[aws]\nregion = \"us-east-1\"\n[slack]\napproval_channel = \"C0ONCALL\"\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.join("runbooks")).unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
     for entry in std::fs::read_dir(shipped).unwrap() {
