@@ -186,6 +186,7 @@ pub async fn start(
         SlackWeb::new(&secrets.slack_api_url, bot_token.clone(), WebSettings::default())?.with_metrics(metrics.clone());
     let identity = slack.auth_test().await.context("checking SLACK_BOT_TOKEN with auth.test")?;
     info!(bot_user = %identity.user_id, team = ?identity.team, "connected to Slack");
+    check_approval_channel(&slack, &approval_channel).await?;
 
     let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone(), &metrics)?;
     let bot = Arc::new(Bot::new(
@@ -334,4 +335,29 @@ pub fn pagerduty_required(config: &Config, runbooks: &RunbookSet) -> bool {
 fn missing_secrets(errors: Vec<crate::config::EnvError>) -> anyhow::Error {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
     anyhow::anyhow!("{}", lines.join("\n"))
+}
+
+/// Start-up check of the approval channel with `conversations.info` (what the `channels:read` and `groups:read`
+/// scopes are for).
+///
+/// Fail closed on what Slack says for certain: a channel that does not exist (or is private without the bot),
+/// one the bot is not in, or an archived one can never receive a card, so every request would fail; jitgate
+/// refuses to start with the fix, and in a rolling deploy the new replica never turns ready while the old ones
+/// keep serving. When Slack gives no answer about the channel (unreachable, rate limited, an error code such as
+/// `missing_scope`), that says nothing about the channel: jitgate logs a warning and starts, so a Slack hiccup
+/// between `auth.test` and this call cannot keep replicas restarting; a card posted into a bad channel later
+/// fails with its own message naming the fix.
+async fn check_approval_channel(slack: &SlackWeb, channel: &str) -> anyhow::Result<()> {
+    use crate::live_check::ApprovalChannel;
+    let status = ApprovalChannel::check(slack, channel).await;
+    match &status {
+        ApprovalChannel::Ready(_) => info!(channel, "approval channel: {}", status.describe(channel)),
+        ApprovalChannel::Unknown(_) => {
+            warn!(channel, "approval channel not checked, starting anyway: {}", status.describe(channel))
+        }
+        ApprovalChannel::NotFound | ApprovalChannel::NotMember(_) | ApprovalChannel::Archived(_) => {
+            anyhow::bail!("approval channel: {}", status.describe(channel))
+        }
+    }
+    Ok(())
 }

@@ -58,8 +58,9 @@ pub enum Command {
     Run,
     /// Validate the config and every runbook as `jitgate run` would, and print one line per runbook.
     Check {
-        /// Also compare each runbook with its real table and index, assume each role, and look up each
-        /// PagerDuty schedule and escalation policy; print what passed and what did not.
+        /// Also compare each runbook with its real table and index, assume each role, look up each PagerDuty
+        /// schedule and escalation policy, and ask Slack whether the bot is in the approval channel; print what
+        /// passed and what did not.
         #[arg(long)]
         live: bool,
         /// Also require what `jitgate run` needs from the environment (SLACK_APP_TOKEN, SLACK_BOT_TOKEN,
@@ -297,7 +298,15 @@ async fn live_check(config: &Config, env: &Environment) -> ExitCode {
     };
     let static_schedules = config.oncall.static_roster.keys().cloned().collect();
     let sdk = sdk_config(config).await;
-    let lines = crate::live_check::run(&runbooks, &sdk, pagerduty.as_ref(), &static_schedules).await;
+    let mut lines = crate::live_check::run(&runbooks, &sdk, pagerduty.as_ref(), &static_schedules).await;
+    if let Ok(channel) = config.approval_channel_for_run() {
+        let slack = match &secrets.slack_bot_token {
+            Some(token) => crate::slack::SlackWeb::new(&secrets.slack_api_url, token.clone(), Default::default())
+                .map_err(|err| format!("{err:#}")),
+            None => Err("SLACK_BOT_TOKEN is not set, so Slack cannot be asked about the channel".to_owned()),
+        };
+        lines.push(crate::live_check::approval_channel_line(slack.as_ref().map_err(Clone::clone), channel).await);
+    }
     println!("live checks:");
     for line in &lines {
         println!("{line}");
