@@ -249,11 +249,12 @@ fn check(config: &Config, env: Option<&Environment>) -> ExitCode {
             None
         }
     };
+    let mut environment = None;
     if let Some(env) = env {
         // Without the runbooks it is unknown whether PagerDuty is needed; their errors already fail the check.
         let needs_pagerduty = runbooks.as_ref().is_some_and(|r| crate::app::pagerduty_required(config, r));
         match crate::config::Secrets::from_env(env).require_for_run(needs_pagerduty) {
-            Ok(_) => println!("environment: {}", secrets_line(needs_pagerduty)),
+            Ok(_) => environment = Some(secrets_line(needs_pagerduty)),
             Err(errors) => {
                 for error in &errors {
                     eprintln!("error: {error}");
@@ -276,6 +277,9 @@ fn check(config: &Config, env: Option<&Environment>) -> ExitCode {
         println!("ok  {}", runbook_line(runbook));
     }
     println!("{} runbook(s) valid in {}", runbooks.len(), config.runbook_dir().display());
+    if let Some(environment) = environment {
+        println!("environment: {environment}");
+    }
     ExitCode::SUCCESS
 }
 
