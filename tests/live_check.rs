@@ -108,7 +108,8 @@ const REFUSED: [(&str, &str); 4] = [
     (HIDDEN, "channel G0HIDDEN not found: check slack.approval_channel"),
     (
         OUTSIDE,
-        "the bot is not a member of #outside (C0OUTSIDE), so it cannot post approval cards there: invite the bot: /invite @jitgate in #outside",
+        "the bot is not a member of #outside (C0OUTSIDE), so it cannot post approval cards there: invite the bot: \
+         /invite @jitgate in #outside",
     ),
     (ARCHIVED, "#old-oncall (C0ARCHIVE) is archived: unarchive it, or set slack.approval_channel to a live channel"),
 ];
