@@ -92,7 +92,7 @@ ln -s "$PWD/runbooks" "$CONFIG_DIR/runbooks"
   if [ -n "$ROSTER" ]; then printf '\n[oncall.static_roster]\nPORDERS1 = [%s]\n' "$ROSTER"; fi
 } >"$CONFIG_DIR/jitgate.toml"
 
-"$BIN/jitgate" --config "$CONFIG_DIR/jitgate.toml" check
+"$BIN/jitgate" --config "$CONFIG_DIR/jitgate.toml" check --secrets
 echo "jitgate dev: Redis $REDIS_URL, local DynamoDB/STS $AWS_ENDPOINT_URL, audit pages on http://127.0.0.1:$PORT."
 echo "Type /jit help in Slack; Ctrl-C stops jitgate, Redis and DynamoDB/STS."
 "$BIN/jitgate" --config "$CONFIG_DIR/jitgate.toml" run

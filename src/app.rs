@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use aws_config::SdkConfig;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ use crate::config::{Config, Secrets};
 use crate::engine::{Engine, EngineSettings};
 use crate::http::{self, HttpState, Metrics};
 use crate::ids::SlackUserId;
-use crate::links::{self, AuditLinkSigner};
+use crate::links::AuditLinkSigner;
 use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
 use crate::runbook::RunbookSet;
 use crate::slack::socket::{self, SocketMode, SocketSettings};
@@ -136,10 +136,6 @@ impl App {
     }
 }
 
-fn required<'a>(value: &'a Option<SecretString>, name: &str, fix: &str) -> anyhow::Result<&'a SecretString> {
-    value.as_ref().with_context(|| format!("{name} is not set — {fix}"))
-}
-
 /// Builds everything and connects to Slack.
 pub async fn start(
     config: &Config,
@@ -149,26 +145,11 @@ pub async fn start(
     clock: SharedClock,
     options: StartOptions,
 ) -> anyhow::Result<App> {
-    let approval_channel = config
-        .slack
-        .approval_channel
-        .clone()
-        .context("slack.approval_channel is not set — set it to the id of the channel where cards go")?;
-    let app_token = required(
-        &secrets.slack_app_token,
-        "SLACK_APP_TOKEN",
-        "create an app-level token (xapp-…) with connections:write",
-    )?;
-    let bot_token =
-        required(&secrets.slack_bot_token, "SLACK_BOT_TOKEN", "install the app and copy its bot token (xoxb-…)")?;
-    // Audit pages are only served through signed links: without a key there would be no safe way to serve them.
-    let link_secret = required(
-        &secrets.link_secret,
-        links::LINK_SECRET_ENV,
-        "it signs the audit page links posted in Slack; make one with `openssl rand -hex 32`",
-    )?;
-    links::check_secret(link_secret).map_err(anyhow::Error::msg)?;
-    let links = AuditLinkSigner::new(link_secret.clone(), config.http.audit_link_ttl);
+    // The same checks as `jitgate check --secrets`, before anything is connected.
+    let approval_channel = config.approval_channel_for_run()?.to_owned();
+    let needed = secrets.require_for_run(pagerduty_required(config, &runbooks)).map_err(missing_secrets)?;
+    let (app_token, bot_token) = (&needed.slack_app_token, &needed.slack_bot_token);
+    let links = AuditLinkSigner::new(needed.link_secret.clone(), config.http.audit_link_ttl);
     let metrics = Metrics::new();
     let runbooks = Arc::new(runbooks);
 
@@ -205,6 +186,7 @@ pub async fn start(
         SlackWeb::new(&secrets.slack_api_url, bot_token.clone(), WebSettings::default())?.with_metrics(metrics.clone());
     let identity = slack.auth_test().await.context("checking SLACK_BOT_TOKEN with auth.test")?;
     info!(bot_user = %identity.user_id, team = ?identity.team, "connected to Slack");
+    check_approval_channel(&slack, &approval_channel).await?;
 
     let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone(), &metrics)?;
     let bot = Arc::new(Bot::new(
@@ -297,22 +279,14 @@ fn roster_provider(
         .iter()
         .map(|(schedule, users)| (schedule.clone(), users.iter().filter_map(|u| SlackUserId::parse(u)).collect()))
         .collect();
-    // PagerDuty is needed as soon as one runbook names a schedule the static roster does not cover, or any
-    // escalation policy; without its token those runbooks could never be approved, so refuse to start.
-    let needs_pagerduty = runbooks.iter().any(|r| {
-        let approvers = &r.approval().approvers;
-        !approvers.pagerduty_escalation_policies.is_empty()
-            || approvers.pagerduty_schedules.iter().any(|s| !static_roster.contains_key(s))
-    });
-    let pagerduty = match (&secrets.pagerduty_token, needs_pagerduty) {
-        (Some(token), _) => Some(
+    // Without a token no runbook needs PagerDuty: `start` has refused to start otherwise (`pagerduty_required`).
+    debug_assert!(secrets.pagerduty_token.is_some() || !pagerduty_required(config, runbooks));
+    let pagerduty = match &secrets.pagerduty_token {
+        Some(token) => Some(
             PagerDutyClient::new(&secrets.pagerduty_api_url, token.clone(), PagerDutySettings::default())?
                 .with_metrics(metrics.clone()),
         ),
-        (None, true) => anyhow::bail!(
-            "PAGERDUTY_API_TOKEN is not set, but runbooks name PagerDuty schedules or escalation policies — set it, or list those schedules under [oncall.static_roster]"
-        ),
-        (None, false) => None,
+        None => None,
     };
     let cache = RosterCache::new(secrets.redis_url.expose_secret(), &config.redis.key_prefix)?;
     RosterProvider::new(
@@ -343,5 +317,47 @@ pub async fn run(
     shutdown.await;
     info!("shutting down");
     app.shutdown().await;
+    Ok(())
+}
+
+/// Whether `jitgate run` needs PagerDuty: as soon as one runbook names a schedule that `[oncall.static_roster]`
+/// does not cover, or any escalation policy. Without the token those runbooks could never be approved, so `run`
+/// refuses to start and `jitgate check --secrets` refuses the setup (see `Secrets::require_for_run`).
+pub fn pagerduty_required(config: &Config, runbooks: &RunbookSet) -> bool {
+    runbooks.iter().any(|r| {
+        let approvers = &r.approval().approvers;
+        !approvers.pagerduty_escalation_policies.is_empty()
+            || approvers.pagerduty_schedules.iter().any(|s| !config.oncall.static_roster.contains_key(s))
+    })
+}
+
+/// All of the environment's problems in one error, one per line, each naming the variable and the fix.
+fn missing_secrets(errors: Vec<crate::config::EnvError>) -> anyhow::Error {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("{}", lines.join("\n"))
+}
+
+/// Start-up check of the approval channel with `conversations.info` (what the `channels:read` and `groups:read`
+/// scopes are for).
+///
+/// Fail closed on what Slack says for certain: a channel that does not exist (or is private without the bot),
+/// one the bot is not in, or an archived one can never receive a card, so every request would fail; jitgate
+/// refuses to start with the fix, and in a rolling deploy the new replica never turns ready while the old ones
+/// keep serving. When Slack gives no answer about the channel (unreachable, rate limited, an error code such as
+/// `missing_scope`), that says nothing about the channel: jitgate logs a warning and starts, so a Slack hiccup
+/// between `auth.test` and this call cannot keep replicas restarting; a card posted into a bad channel later
+/// fails with its own message naming the fix.
+async fn check_approval_channel(slack: &SlackWeb, channel: &str) -> anyhow::Result<()> {
+    use crate::live_check::ApprovalChannel;
+    let status = ApprovalChannel::check(slack, channel).await;
+    match &status {
+        ApprovalChannel::Ready(_) => info!(channel, "approval channel: {}", status.describe(channel)),
+        ApprovalChannel::Unknown(_) => {
+            warn!(channel, "approval channel not checked, starting anyway: {}", status.describe(channel))
+        }
+        ApprovalChannel::NotFound | ApprovalChannel::NotMember(_) | ApprovalChannel::Archived(_) => {
+            anyhow::bail!("approval channel: {}", status.describe(channel))
+        }
+    }
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! The command line: `jitgate check`, `jitgate audit verify` and `jitgate healthcheck`. Each command returns the
-//! text to print and an exit code, so `main` stays a thin shell and the commands are testable as functions and as
-//! a binary.
+//! The command line: `jitgate run`, `jitgate check [--secrets] [--live]`, `jitgate audit verify`, `jitgate audit
+//! show`, `jitgate audit export`, `jitgate healthcheck` and `jitgate seed-demo`. Each command returns the text to
+//! print and an exit code, so `main` stays a thin shell and the commands are testable as functions and as a binary.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,12 +56,18 @@ pub fn init_logging(
 pub enum Command {
     /// Connect to Slack (socket mode) and serve requests until SIGTERM or Ctrl-C.
     Run,
-    /// Validate the config and every runbook, and print one line per runbook.
+    /// Validate the config and every runbook as `jitgate run` would, and print one line per runbook.
     Check {
-        /// Also compare each runbook with its real table and index, assume each role, and look up each
-        /// PagerDuty schedule and escalation policy; print what passed and what did not.
+        /// Also compare each runbook with its real table and index, assume each role, look up each PagerDuty
+        /// schedule and escalation policy, and ask Slack whether the bot is in the approval channel; print what
+        /// passed and what did not.
         #[arg(long)]
         live: bool,
+        /// Also require what `jitgate run` needs from the environment (SLACK_APP_TOKEN, SLACK_BOT_TOKEN,
+        /// JITGATE_LINK_SECRET, PAGERDUTY_API_TOKEN when runbooks need PagerDuty, a valid REDIS_URL); leave it off
+        /// where the secrets are not available, such as CI.
+        #[arg(long)]
+        secrets: bool,
     },
     /// Inspect the audit trail.
     Audit {
@@ -135,7 +141,7 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
         },
     };
     match cli.command {
-        Command::Check { live } => match (check(&config), live) {
+        Command::Check { live, secrets } => match (check(&config, secrets.then_some(&env)), live) {
             (code, false) => code,
             (code, true) if code != ExitCode::SUCCESS => code,
             (_, true) => live_check(&config, &env).await,
@@ -223,16 +229,43 @@ pub fn load_runbooks(config: &Config) -> Result<RunbookSet, Vec<crate::runbook::
     RunbookSet::load_dir(&config.runbook_dir(), &RunbookDefaults { ttl: config.runbooks.default_approval_ttl })
 }
 
-fn check(config: &Config) -> ExitCode {
+/// `jitgate check`: the config as `jitgate run` needs it, every runbook and, given the environment (`--secrets`),
+/// the secrets `run` requires: the same functions `run` calls at start, so `check` refuses what `run` would. Every
+/// problem is printed, not only the first.
+fn check(config: &Config, env: Option<&Environment>) -> ExitCode {
+    let mut problems = 0;
+    if let Err(error) = config.approval_channel_for_run() {
+        eprintln!("error: {error}");
+        problems += 1;
+    }
     let runbooks = match load_runbooks(config) {
-        Ok(runbooks) => runbooks,
+        Ok(runbooks) => Some(runbooks),
         Err(errors) => {
             for error in &errors {
                 eprintln!("error: {error}");
             }
             eprintln!("runbooks are invalid: {} problem(s) in {}", errors.len(), config.runbook_dir().display());
-            return ExitCode::from(2);
+            problems += errors.len();
+            None
         }
+    };
+    let mut environment = None;
+    if let Some(env) = env {
+        // Without the runbooks it is unknown whether PagerDuty is needed; their errors already fail the check.
+        let needs_pagerduty = runbooks.as_ref().is_some_and(|r| crate::app::pagerduty_required(config, r));
+        match crate::config::Secrets::from_env(env).require_for_run(needs_pagerduty) {
+            Ok(_) => environment = Some(secrets_line(needs_pagerduty)),
+            Err(errors) => {
+                for error in &errors {
+                    eprintln!("error: {error}");
+                }
+                problems += errors.len();
+            }
+        }
+    }
+    let Some(runbooks) = runbooks.filter(|_| problems == 0) else {
+        eprintln!("jitgate run would refuse this setup: {problems} problem(s)");
+        return ExitCode::from(2);
     };
     println!(
         "config {} is valid (region {}, audit table {})",
@@ -244,6 +277,9 @@ fn check(config: &Config) -> ExitCode {
         println!("ok  {}", runbook_line(runbook));
     }
     println!("{} runbook(s) valid in {}", runbooks.len(), config.runbook_dir().display());
+    if let Some(environment) = environment {
+        println!("environment: {environment}");
+    }
     ExitCode::SUCCESS
 }
 
@@ -266,7 +302,15 @@ async fn live_check(config: &Config, env: &Environment) -> ExitCode {
     };
     let static_schedules = config.oncall.static_roster.keys().cloned().collect();
     let sdk = sdk_config(config).await;
-    let lines = crate::live_check::run(&runbooks, &sdk, pagerduty.as_ref(), &static_schedules).await;
+    let mut lines = crate::live_check::run(&runbooks, &sdk, pagerduty.as_ref(), &static_schedules).await;
+    if let Ok(channel) = config.approval_channel_for_run() {
+        let slack = match &secrets.slack_bot_token {
+            Some(token) => crate::slack::SlackWeb::new(&secrets.slack_api_url, token.clone(), Default::default())
+                .map_err(|err| format!("{err:#}")),
+            None => Err("SLACK_BOT_TOKEN is not set, so Slack cannot be asked about the channel".to_owned()),
+        };
+        lines.push(crate::live_check::approval_channel_line(slack.as_ref().map_err(Clone::clone), channel).await);
+    }
     println!("live checks:");
     for line in &lines {
         println!("{line}");
@@ -302,6 +346,16 @@ pub fn runbook_line(runbook: &Runbook) -> String {
         approvers.join(", "),
         humantime::format_duration(policy.ttl),
     )
+}
+
+/// What `check --secrets` found, by name only: the values are secrets.
+fn secrets_line(needs_pagerduty: bool) -> String {
+    let pagerduty = if needs_pagerduty {
+        "PAGERDUTY_API_TOKEN set"
+    } else {
+        "PAGERDUTY_API_TOKEN not required (no runbook needs PagerDuty beyond [oncall.static_roster])"
+    };
+    format!("SLACK_APP_TOKEN, SLACK_BOT_TOKEN and JITGATE_LINK_SECRET set, REDIS_URL valid, {pagerduty}")
 }
 
 /// The AWS SDK configuration: the standard chain (credentials, `AWS_ENDPOINT_URL`…) in the config's region.

@@ -4,6 +4,13 @@
 //! environment (see the table in `docs/design.md`). Every setting is checked here, together with the settings
 //! it depends on, so a mistake stops jitgate at start with a message naming the key and the fix instead of
 //! surfacing later as a refused request.
+//!
+//! What only `jitgate run` needs (the approval channel, the tokens, the link secret) is checked by
+//! [`Config::approval_channel_for_run`] and [`Secrets::require_for_run`], which `jitgate run` calls at start and
+//! `jitgate check` calls too (the secrets with `--secrets`), so `check` refuses exactly what `run` would.
+//!
+//! The only I/O here is reading the file ([`Config::load`]) and the one snapshot of the process environment
+//! ([`Environment::from_process`], taken in `main`); everything else works on values already read.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Default config path when `JITGATE_CONFIG` is not set.
@@ -457,7 +464,8 @@ impl Config {
     }
 }
 
-/// Secrets and endpoints that only come from the environment; needed by `jitgate run`, not by `jitgate check`.
+/// Secrets and endpoints that only come from the environment; needed by `jitgate run` (and `jitgate check
+/// --secrets`, which checks them with [`Secrets::require_for_run`]), not by plain `jitgate check`.
 #[derive(Debug, Clone)]
 pub struct Secrets {
     /// `REDIS_URL`: a secret because it may carry a password.
@@ -492,6 +500,143 @@ impl Secrets {
             pagerduty_token: secret("PAGERDUTY_API_TOKEN"),
             pagerduty_api_url: env.get("PAGERDUTY_API_URL").unwrap_or(DEFAULT_PAGERDUTY_API_URL).to_owned(),
             link_secret: secret(crate::links::LINK_SECRET_ENV),
+        }
+    }
+}
+
+impl Config {
+    /// The approval channel, which a file may leave out (`jitgate audit …` does not need it) but `jitgate run`
+    /// cannot do without: cards would have nowhere to go. `jitgate run` and `jitgate check` both call this.
+    pub fn approval_channel_for_run(&self) -> Result<&str, ConfigError> {
+        self.slack.approval_channel.as_deref().ok_or_else(|| {
+            error(
+                &self.path,
+                "slack.approval_channel",
+                "is not set",
+                "set it to the id (C… or G…) of the channel where approval cards go, and invite the app there \
+                 (/invite @jitgate)",
+            )
+        })
+    }
+}
+
+/// A variable `jitgate run` needs from the environment that is missing or unusable. The text names the variable
+/// and the fix, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl EnvError {
+    fn new(variable: &'static str, problem: &str, fix: &str) -> EnvError {
+        EnvError { variable, message: format!("{variable} {problem} — {fix}") }
+    }
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+/// The secrets `jitgate run` cannot start without, known to be present and usable.
+#[derive(Debug, Clone)]
+pub struct RunSecrets {
+    pub slack_app_token: SecretString,
+    pub slack_bot_token: SecretString,
+    pub link_secret: SecretString,
+}
+
+impl Secrets {
+    /// Checks everything `jitgate run` needs from the environment, before it connects anywhere, and reports every
+    /// problem at once. `needs_pagerduty`: some runbook takes approvers from PagerDuty that `[oncall.static_roster]`
+    /// does not cover (see `app::pagerduty_required`), so `PAGERDUTY_API_TOKEN` is required. `jitgate run` calls
+    /// this at start and `jitgate check --secrets` calls it too, with the same messages.
+    pub fn require_for_run(&self, needs_pagerduty: bool) -> Result<RunSecrets, Vec<EnvError>> {
+        let mut errors = Vec::new();
+        // The two Slack tokens are easy to swap; each is refused in the other's place before Slack is asked.
+        let app_token = match &self.slack_app_token {
+            None => {
+                errors.push(EnvError::new(
+                    "SLACK_APP_TOKEN",
+                    "is not set",
+                    "create an app-level token (xapp-…) with connections:write",
+                ));
+                None
+            }
+            Some(token) if !token.expose_secret().trim().starts_with("xapp-") => {
+                errors.push(EnvError::new(
+                    "SLACK_APP_TOKEN",
+                    "is not an app-level token (xapp-…)",
+                    "create one under Basic Information → App-Level Tokens with connections:write; the bot token \
+                     (xoxb-…) belongs in SLACK_BOT_TOKEN",
+                ));
+                None
+            }
+            Some(token) => Some(token.clone()),
+        };
+        let bot_token = match &self.slack_bot_token {
+            None => {
+                errors.push(EnvError::new(
+                    "SLACK_BOT_TOKEN",
+                    "is not set",
+                    "install the app and copy its bot token (xoxb-…)",
+                ));
+                None
+            }
+            Some(token) if !token.expose_secret().trim().starts_with("xoxb-") => {
+                errors.push(EnvError::new(
+                    "SLACK_BOT_TOKEN",
+                    "is not a bot token (xoxb-…)",
+                    "use the app's Bot User OAuth Token (Install App); the app-level token (xapp-…) belongs in \
+                     SLACK_APP_TOKEN",
+                ));
+                None
+            }
+            Some(token) => Some(token.clone()),
+        };
+        // Audit pages are only served through signed links: without a key there would be no safe way to serve them.
+        let link_secret = match &self.link_secret {
+            None => {
+                errors.push(EnvError::new(
+                    crate::links::LINK_SECRET_ENV,
+                    "is not set",
+                    "it signs the audit page links posted in Slack; make one with `openssl rand -hex 32`",
+                ));
+                None
+            }
+            Some(secret) => match crate::links::check_secret(secret) {
+                Ok(()) => Some(secret.clone()),
+                Err(message) => {
+                    errors.push(EnvError { variable: crate::links::LINK_SECRET_ENV, message });
+                    None
+                }
+            },
+        };
+        if needs_pagerduty && self.pagerduty_token.is_none() {
+            errors.push(EnvError::new(
+                "PAGERDUTY_API_TOKEN",
+                "is not set, but runbooks name PagerDuty schedules or escalation policies",
+                "set it, or list those schedules under [oncall.static_roster]",
+            ));
+        }
+        // Parsing only; whether Redis answers is for start-up (and /readyz) to find out. The URL may hold a
+        // password, so neither it nor the parser's message (which can quote it) is repeated.
+        if redis::IntoConnectionInfo::into_connection_info(self.redis_url.expose_secret()).is_err() {
+            errors.push(EnvError::new(
+                "REDIS_URL",
+                "is not a valid Redis URL",
+                "use redis://host:6379 (rediss:// for TLS), with the password in the URL if Redis needs one",
+            ));
+        }
+        match (app_token, bot_token, link_secret) {
+            (Some(slack_app_token), Some(slack_bot_token), Some(link_secret)) if errors.is_empty() => {
+                Ok(RunSecrets { slack_app_token, slack_bot_token, link_secret })
+            }
+            _ => Err(errors),
         }
     }
 }
@@ -641,5 +786,50 @@ mod tests {
             secrets.link_secret.map(|s| s.expose_secret().to_owned()).as_deref(),
             Some("correct-horse-battery-staple")
         );
+    }
+    #[test]
+    fn run_needs_an_approval_channel_that_other_commands_do_without() {
+        let config = parse("[aws]\nregion = \"eu-west-1\"\n").expect("valid for audit commands");
+        let err = config.approval_channel_for_run().unwrap_err().to_string();
+        assert!(err.starts_with("jitgate.toml: slack.approval_channel: is not set — set it to the id"), "{err}");
+        assert!(err.contains("/invite @jitgate"), "{err}");
+        let config = parse("[aws]\nregion = \"eu-west-1\"\n[slack]\napproval_channel = \"C0123ABCD\"\n").unwrap();
+        assert_eq!(config.approval_channel_for_run(), Ok("C0123ABCD"));
+    }
+
+    #[test]
+    fn run_secrets_name_every_missing_or_swapped_variable_and_never_a_value() {
+        let missing = Secrets::from_env(&Environment::default()).require_for_run(true).unwrap_err();
+        let named: Vec<&str> = missing.iter().map(|e| e.variable).collect();
+        assert_eq!(named, ["SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "JITGATE_LINK_SECRET", "PAGERDUTY_API_TOKEN"]);
+        assert!(missing.iter().all(|e| e.to_string().contains(" — ")), "each says how to fix it: {missing:?}");
+        let without_pagerduty = Secrets::from_env(&Environment::default()).require_for_run(false).unwrap_err();
+        assert_eq!(without_pagerduty.len(), 3, "{without_pagerduty:?}");
+
+        let swapped = Environment::from_pairs([
+            ("SLACK_APP_TOKEN", "xoxb-secret-bot"),
+            ("SLACK_BOT_TOKEN", "xapp-secret-app"),
+            ("JITGATE_LINK_SECRET", "swordfish"),
+            ("REDIS_URL", "http://:hunter2@cache"),
+        ]);
+        let errors = Secrets::from_env(&swapped).require_for_run(false).unwrap_err();
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 4, "{all:?}");
+        assert!(all[0].starts_with("SLACK_APP_TOKEN is not an app-level token (xapp-…)"), "{all:?}");
+        assert!(all[1].starts_with("SLACK_BOT_TOKEN is not a bot token (xoxb-…)"), "{all:?}");
+        assert!(all[2].starts_with("JITGATE_LINK_SECRET is 9 bytes long"), "{all:?}");
+        assert!(all[3].starts_with("REDIS_URL is not a valid Redis URL"), "{all:?}");
+        for secret in ["secret-bot", "secret-app", "swordfish", "hunter2"] {
+            assert!(all.iter().all(|e| !e.contains(secret)), "{secret} printed: {all:?}");
+        }
+
+        let complete = Environment::from_pairs([
+            ("SLACK_APP_TOKEN", "xapp-1-A0-1"),
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("JITGATE_LINK_SECRET", &"k".repeat(64)),
+            ("PAGERDUTY_API_TOKEN", "pd"),
+        ]);
+        let ready = Secrets::from_env(&complete).require_for_run(true).expect("complete");
+        assert_eq!(ready.slack_bot_token.expose_secret(), "xoxb-1");
     }
 }

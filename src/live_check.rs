@@ -4,8 +4,9 @@
 //! names the runbook declares; for every role: jitgate can assume it the way a real request does — session name
 //! `jit-JIT-…`, a SourceIdentity, jitgate's three session tags — so the trust policy's conditions (see
 //! `manifests/iam/jitgate.yaml`) are exercised, but with a deny-everything session policy, so the credentials could
-//! do nothing even before they are dropped; for every PagerDuty schedule and escalation policy: it exists. Each
-//! check is one line of the report.
+//! do nothing even before they are dropped; for every PagerDuty schedule and escalation policy: it exists; for the
+//! approval channel: it exists, is not archived and the bot is a member ([`ApprovalChannel`], which `jitgate run`
+//! also checks at start-up). Each check is one line of the report.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -15,6 +16,7 @@ use aws_config::SdkConfig;
 use crate::aws::sts::{TAG_APPROVERS, TAG_REQUEST_ID, TAG_RUNBOOK};
 use crate::oncall::PagerDutyClient;
 use crate::runbook::{KeySchema, RunbookSet};
+use crate::slack::{Conversation, SlackError, SlackWeb};
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,4 +166,69 @@ async fn table_check(
         }
     }
     line("table", target, true, "keys match")
+}
+
+/// What Slack says about the approval channel (`conversations.info`): whether cards can be posted there. Used by
+/// `jitgate run` at start-up (which refuses the three definite problems, see `app`) and by `jitgate check --live`.
+#[derive(Debug)]
+pub enum ApprovalChannel {
+    /// A live channel the bot is a member of: cards can be posted.
+    Ready(Conversation),
+    /// No such channel, or a private one the bot is not in (Slack answers both with `channel_not_found`).
+    NotFound,
+    /// The bot has not been invited.
+    NotMember(Conversation),
+    /// Archived: nobody can post there, members or not.
+    Archived(Conversation),
+    /// Slack gave no answer about the channel (unreachable, rate limited, another error code).
+    Unknown(SlackError),
+}
+
+impl ApprovalChannel {
+    /// Asks Slack about `channel` (an id).
+    pub async fn check(slack: &SlackWeb, channel: &str) -> ApprovalChannel {
+        match slack.conversation_info(channel).await {
+            Ok(None) => ApprovalChannel::NotFound,
+            Ok(Some(found)) if found.is_archived => ApprovalChannel::Archived(found),
+            Ok(Some(found)) if !found.is_member => ApprovalChannel::NotMember(found),
+            Ok(Some(found)) => ApprovalChannel::Ready(found),
+            Err(err) => ApprovalChannel::Unknown(err),
+        }
+    }
+
+    /// One line for the operator: what Slack said about `channel` and, for a problem, what to do.
+    pub fn describe(&self, channel: &str) -> String {
+        match self {
+            ApprovalChannel::Ready(found) => format!("#{} ({channel}): the bot is a member", found.name),
+            ApprovalChannel::NotFound => format!(
+                "channel {channel} not found: check slack.approval_channel (the channel's id, from its details in \
+                 Slack); a private channel stays invisible until the bot is invited: /invite @jitgate in it"
+            ),
+            ApprovalChannel::NotMember(found) => format!(
+                "the bot is not a member of #{name} ({channel}), so it cannot post approval cards there: invite \
+                 the bot: /invite @jitgate in #{name}",
+                name = found.name
+            ),
+            ApprovalChannel::Archived(found) => format!(
+                "#{} ({channel}) is archived: unarchive it, or set slack.approval_channel to a live channel",
+                found.name
+            ),
+            ApprovalChannel::Unknown(err) => match err.user_hint() {
+                Some(hint) => format!("cannot check channel {channel}: {err} — {hint}"),
+                None => format!("cannot check channel {channel}: {err}"),
+            },
+        }
+    }
+}
+
+/// The approval channel's line of the live report. `slack` is the client built from `SLACK_BOT_TOKEN` and
+/// `SLACK_API_URL`, or why there is none.
+pub async fn approval_channel_line(slack: Result<&SlackWeb, String>, channel: &str) -> CheckLine {
+    match slack {
+        Ok(slack) => {
+            let status = ApprovalChannel::check(slack, channel).await;
+            line("approval channel", channel, matches!(status, ApprovalChannel::Ready(_)), status.describe(channel))
+        }
+        Err(why) => line("approval channel", channel, false, why),
+    }
 }

@@ -164,3 +164,87 @@ async fn audit_verify_reports_an_intact_chain_then_the_edited_entry() {
     assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("BROKEN") && text(&out.stdout).contains("entry 1"), "{}", text(&out.stdout));
 }
+
+// `jitgate check` refuses what `jitgate run` would refuse: the config's run-only settings always, the secrets
+// from the environment with --secrets (CI has none, so plain `check` leaves them alone).
+
+/// The variables `check --secrets` and `run` look at, removed so the caller's environment cannot leak in.
+const RUN_VARIABLES: [&str; 6] =
+    ["SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "JITGATE_LINK_SECRET", "PAGERDUTY_API_TOKEN", "REDIS_URL", "SLACK_API_URL"];
+
+fn jitgate_with_only(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
+    command.args(args).env_remove("JITGATE_CONFIG").env("AWS_EC2_METADATA_DISABLED", "true");
+    for name in RUN_VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(envs.iter().copied());
+    command.output().expect("run jitgate")
+}
+
+#[test]
+fn check_refuses_a_config_without_an_approval_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    std::fs::copy(repo_file("runbooks/order-by-id.yaml"), dir.path().join("runbooks/order-by-id.yaml")).unwrap();
+    let out = jitgate_with_only(&["--config", &dir.path().join("jitgate.toml").display().to_string(), "check"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("jitgate.toml: slack.approval_channel: is not set — set it to the id"), "{stderr}");
+    assert!(stderr.contains("jitgate run would refuse this setup: 1 problem(s)"), "{stderr}");
+    assert!(!text(&out.stdout).contains("valid"), "nothing is called valid: {}", text(&out.stdout));
+}
+
+#[test]
+fn check_with_secrets_names_each_missing_secret_and_passes_once_they_are_set() {
+    let config = repo_file("jitgate.example.toml");
+    // CI: no secrets, and plain `check` passes.
+    let out = jitgate_with_only(&["--config", &config, "check"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = jitgate_with_only(&["--config", &config, "check", "--secrets"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "error: SLACK_APP_TOKEN is not set — create an app-level token (xapp-…)",
+        "error: SLACK_BOT_TOKEN is not set — install the app and copy its bot token (xoxb-…)",
+        "error: JITGATE_LINK_SECRET is not set — it signs the audit page links posted in Slack; make one with \
+         `openssl rand -hex 32`",
+        // The shipped runbooks take approvers from PagerDuty schedule PORDERS1, which no static roster covers.
+        "error: PAGERDUTY_API_TOKEN is not set, but runbooks name PagerDuty schedules or escalation policies — set \
+         it, or list those schedules under [oncall.static_roster]",
+        "jitgate run would refuse this setup: 4 problem(s)",
+    ] {
+        assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+    }
+
+    // `run` refuses the same setup with the same messages, before it connects to anything.
+    let out = jitgate_with_only(&["--config", &config, "run"], &[]);
+    let run_stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{run_stderr}");
+    for variable in ["SLACK_APP_TOKEN is not set", "SLACK_BOT_TOKEN is not set", "PAGERDUTY_API_TOKEN is not set"] {
+        assert!(run_stderr.contains(variable), "expected {variable:?} in:\n{run_stderr}");
+    }
+
+    let secret = "k".repeat(64);
+    let envs = [
+        ("SLACK_APP_TOKEN", "xapp-1-A0-check"),
+        ("SLACK_BOT_TOKEN", "xoxb-check"),
+        ("JITGATE_LINK_SECRET", secret.as_str()),
+        ("PAGERDUTY_API_TOKEN", "pd-check"),
+    ];
+    let out = jitgate_with_only(&["--config", &config, "check", "--secrets"], &envs);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN and JITGATE_LINK_SECRET set"), "{stdout}");
+    assert!(!stdout.contains(&secret) && !stdout.contains("xoxb-check"), "values are never printed: {stdout}");
+
+    // A swapped token is named with the fix, its value never printed.
+    let swapped = [("SLACK_BOT_TOKEN", "xapp-1-A0-swapped"), envs[0], envs[2], envs[3]];
+    let out = jitgate_with_only(&["--config", &config, "check", "--secrets"], &swapped);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SLACK_BOT_TOKEN is not a bot token (xoxb-…)"), "{stderr}");
+    assert!(!stderr.contains("swapped"), "{stderr}");
+}

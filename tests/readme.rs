@@ -213,3 +213,49 @@ fn every_slash_command_in_the_readme_parses_and_the_example_finds_demo_rows() {
     }
     assert!(queries >= 1, "the README's example query went missing");
 }
+
+/// Every command clap knows, as words after `jitgate` (`run`, `audit verify`, …): the leaves of the command tree.
+fn clap_commands() -> Vec<String> {
+    fn leaves(command: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = format!("{prefix}{}", sub.get_name());
+            if sub.has_subcommands() {
+                leaves(sub, &format!("{path} "), out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    leaves(&<jitgate::cli::Cli as clap::CommandFactory>::command(), "", &mut out);
+    out
+}
+
+#[test]
+fn every_command_and_check_flag_is_in_the_readme_list_and_the_cli_header() {
+    let commands = clap_commands();
+    assert!(commands.len() >= 7 && commands.contains(&"audit export".to_owned()), "{commands:?}");
+    let listed = jitgate_commands();
+    // The cli.rs header as one line, so a name broken across comment lines still reads as one.
+    let source = read("src/cli.rs");
+    let header: Vec<&str> = source.lines().map_while(|l| l.strip_prefix("//!")).map(str::trim).collect();
+    let header = header.join(" ");
+    for command in &commands {
+        let words = format!("jitgate {command}");
+        assert!(
+            listed.iter().any(|l| l == &words || l.starts_with(&format!("{words} "))),
+            "README's command list lacks `{words}`: {listed:?}"
+        );
+        assert!(header.contains(&format!("`{words}")), "the src/cli.rs header does not name `{words}`: {header}");
+    }
+    let check = <jitgate::cli::Cli as clap::CommandFactory>::command();
+    let check = check.find_subcommand("check").expect("a check command");
+    let flags: Vec<&str> =
+        check.get_arguments().filter_map(|a| a.get_long()).filter(|f| !["config", "log-format"].contains(f)).collect();
+    assert!(flags.contains(&"live") && flags.contains(&"secrets"), "{flags:?}");
+    for flag in flags {
+        let words = format!("jitgate check --{flag}");
+        assert!(listed.contains(&words), "README's command list lacks `{words}`: {listed:?}");
+        assert!(header.contains(&format!("--{flag}")), "the src/cli.rs header does not name `{words}`: {header}");
+    }
+}

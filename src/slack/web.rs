@@ -47,9 +47,10 @@ pub const REQUIRED_BOT_SCOPES: &[&str] = &[
     "im:write",
     // files.getUploadURLExternal and files.completeUploadExternal (CSV results).
     "files:write",
-    // conversations.info on a public channel (start-up and readiness checks of the configured channels).
+    // conversations.info on a public channel: the approval channel exists and the bot is in it (checked by
+    // `jitgate run` at start-up and by `jitgate check --live`).
     "channels:read",
-    // conversations.info on a private channel.
+    // conversations.info on a private channel (the same check).
     "groups:read",
 ];
 

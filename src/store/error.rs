@@ -1,7 +1,8 @@
 //! What can go wrong talking to Redis, sorted by what the caller does about it.
 //!
-//! The engine branches on [`StoreError::Unavailable`] (Redis down or slow: fail closed, tell the user to try
-//! again, report not-ready) versus everything else (a bug or a damaged record: internal error with a reference).
+//! [`StoreError::Unavailable`] (Redis down or slow: the outcome of a write is unknown, readiness reports not-ready)
+//! can be told apart from everything else (a bug or a damaged record). Either way nothing is approved or run: the bot
+//! shows the user its generic internal error with a reference, and the log line carries this error's text.
 //! Messages name the Redis endpoint but never the credentials from the URL.
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
