@@ -8,6 +8,8 @@
 //! Tests start the same [`App`] in-process against the Slack and PagerDuty emulators, the local DynamoDB/STS server
 //! and a real Redis, with an injected clock and the background sweeper off (they call [`Bot::sweep_once`]).
 
+mod directory;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use crate::slack::socket::{self, SocketMode, SocketSettings};
 use crate::slack::{SlackWeb, WebSettings};
 use crate::store::{RateLimit, RequestStore, StoreSettings};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use directory::SlackWebDirectory;
 
 /// How the app is started beyond its config.
 #[derive(Debug, Clone)]
@@ -206,7 +210,14 @@ pub async fn start(
     let identity = slack.auth_test().await.context("checking SLACK_BOT_TOKEN with auth.test")?;
     info!(bot_user = %identity.user_id, team = ?identity.team, "connected to Slack");
 
-    let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone(), &metrics)?;
+    let roster = roster_provider(
+        config,
+        secrets,
+        &runbooks,
+        Arc::new(SlackWebDirectory::new(slack.clone())),
+        clock.clone(),
+        &metrics,
+    )?;
     let bot = Arc::new(Bot::new(
         engine.clone(),
         slack,

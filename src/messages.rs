@@ -7,9 +7,10 @@
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
 
-use crate::aws::{ExecutionResult, Row};
 use crate::ids::{RequestId, SlackUserId};
-use crate::request::{AccessRequest, Refusal, RequestState, Status};
+use crate::request::{AccessRequest, ExecutionResult, Refusal, RequestState, Row, Status};
+// The message type is the Slack client's; re-exported because every function here returns one.
+pub use crate::slack::SlackMessage;
 
 /// Action ids of the card's buttons; the Slack layer routes clicks by them.
 pub const APPROVE_ACTION: &str = "jit_approve";
@@ -21,13 +22,6 @@ const SECTION_LIMIT: usize = 2900;
 pub const INLINE_ROWS: usize = 20;
 /// Widest cell in the inline table.
 const CELL_WIDTH: usize = 32;
-
-/// A message: fallback `text` (notifications, screen readers) plus `blocks`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlackMessage {
-    pub text: String,
-    pub blocks: Vec<Json>,
-}
 
 /// Escapes text for mrkdwn, so user-supplied text stays text.
 pub fn escape(text: &str) -> String {

@@ -109,12 +109,8 @@ impl AuditLog {
 
     /// The same log, counting and timing its calls to the audit table in `metrics` (service `audit`).
     pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> AuditLog {
-        let config = self
-            .client
-            .config()
-            .to_builder()
-            .interceptor(crate::aws::observe::CallMetrics::new(metrics, "audit"))
-            .build();
+        let config =
+            self.client.config().to_builder().interceptor(crate::telemetry::CallMetrics::new(metrics, "audit")).build();
         self.client = Client::from_conf(config);
         self
     }

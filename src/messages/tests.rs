@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::macros::datetime;
 
 use super::*;
-use crate::aws::Value;
 use crate::ids::RunbookId;
+use crate::request::Value;
 use crate::request::{self, ExecutionSummary, NewRequest, Roster, RosterSource};
 use crate::runbook::{ApprovalPolicy, ApproverSources, BoundValue, KeyValue, Operation, RenderedQuery};
 

@@ -11,9 +11,13 @@
 //! the user, audited) or the next record with its version bumped. The store then writes the next record with a
 //! compare-and-set on the old state and version, so of two racing transitions exactly one lands.
 //!
+//! [`result`] holds what an execution delivers (rows of display values), which the executor produces and the
+//! messages render.
+//!
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 
 mod approve;
+pub mod result;
 mod roster;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +27,7 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use result::{ExecutionResult, Row, Value};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
 /// The kind of state a request is in, without its details: what compare-and-set checks.

@@ -5,11 +5,19 @@
 //! - [`web`]: typed Web API calls (post, update, ephemeral, DM, modals, directory, permalinks, file upload) with
 //!   bounded rate-limit retries and errors that name the fix.
 //!
-//! Knows nothing of requests, runbooks or AWS: it takes channel ids, user ids and [`crate::messages::SlackMessage`]s.
+//! Knows nothing of requests, runbooks, AWS or on-call: it takes channel ids, user ids and [`SlackMessage`]s, which
+//! the `messages` module builds.
 
 pub mod event;
 pub mod socket;
 pub mod web;
+
+/// A message: fallback `text` (notifications, screen readers) plus Block Kit `blocks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackMessage {
+    pub text: String,
+    pub blocks: Vec<serde_json::Value>,
+}
 
 pub use web::{
     BotIdentity, Conversation, DEFAULT_API_URL, MessageRef, REQUIRED_BOT_SCOPES, SlackError, SlackWeb, WebSettings,

@@ -17,8 +17,8 @@ use slack_morphism::prelude::*;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::SlackMessage;
 use super::event::{self, SlackEvent};
-use crate::messages::SlackMessage;
 use crate::telemetry::Metrics;
 
 /// What to put in the ack of an envelope.
