@@ -470,6 +470,21 @@ pub fn roster_unavailable(message: &str) -> SlackMessage {
     plain(escape(message))
 }
 
+/// The failure of a run, in the card's thread.
+pub fn run_failed_reply(reason: &str) -> SlackMessage {
+    plain(format!("❌ {}", escape(reason)))
+}
+
+/// Next to the runbook select of the picker form, when none was picked.
+pub fn runbook_not_picked() -> String {
+    "Pick a runbook.".to_owned()
+}
+
+/// Next to the reason input of a query form, when the runbook needs a reason and none was given.
+pub fn reason_missing() -> String {
+    "A reason is required (an incident or ticket id helps).".to_owned()
+}
+
 /// The half-way reminder in the card's thread.
 pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> SlackMessage {
     let who = if approvers_now.is_empty() { "on-call approvers".to_owned() } else { mentions(approvers_now) };

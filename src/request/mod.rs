@@ -244,6 +244,17 @@ impl AccessRequest {
     }
 }
 
+/// Whether `user` may approve or deny `request` now, per `roster`: the checks Approve and Deny share (pending,
+/// inside its window, not the requester, a fresh roster naming them through a source the policy accepts).
+pub fn may_decide(
+    request: &AccessRequest,
+    user: &SlackUserId,
+    roster: &Roster,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    approve::check_may_decide(request, user, roster, now).map(|_| ())
+}
+
 /// Denies a pending request. Who may deny is who may approve: an eligible approver who is not the requester.
 pub fn deny(
     request: &AccessRequest,
