@@ -3,10 +3,10 @@
 //! Dependencies point inward. The pure domain (`ids`, `request`, `runbook`, `clock`) does no I/O beyond reading
 //! runbook files. The five clients — `slack`, `aws`, `store`, `oncall`, `audit` — each talk to one outside service
 //! and import none of each other, only the domain and the shared plumbing (`pause`, `telemetry`); a test below
-//! holds them to it. `engine` composes the domain with `store`, `aws` and `audit`; `bot` puts Slack and the
-//! on-call roster in front of the engine, with every user-visible text from `messages`; `app` is the composition
-//! root that builds the clients and adapts one to another where they meet (the Slack directory on-call lookups
-//! use). See `docs/design.md` for the flow.
+//! holds them to it. `engine` composes the domain with `store`, `aws` and `audit` (recording failures in the words
+//! `messages` gives them); `bot` puts Slack and the on-call roster in front of the engine, with every user-visible
+//! text from `messages`; `app` is the composition root that builds the clients and adapts one to another where they
+//! meet (the Slack directory on-call lookups use). See `docs/design.md` for the flow.
 
 pub mod app;
 pub mod audit;

@@ -4,11 +4,15 @@
 //! Everything that came from a user or a table is escaped for Slack's mrkdwn (`&`, `<`, `>`) so a parameter value
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
+mod failure;
+
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
 
 use crate::ids::{RequestId, SlackUserId};
-use crate::request::{AccessRequest, ExecutionResult, Refusal, RequestState, Row, Status};
+use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, RequestState, Row, Status};
+
+pub use failure::failure_reason;
 // The message type is the Slack client's; re-exported because every function here returns one.
 pub use crate::slack::SlackMessage;
 
@@ -179,7 +183,7 @@ pub fn status_line(request: &AccessRequest) -> String {
             if summary.row_count == 1 { "" } else { "s" },
             if summary.truncated { " (capped)" } else { "" },
         ),
-        Status::Failed { reason, .. } => format!("❌ Failed: {}", escape(reason)),
+        Status::Failed { reason, .. } => format!("❌ Failed: {}", escape(&failure_reason(reason))),
         Status::Denied { by, reason, .. } => match reason {
             Some(reason) => format!("⛔ Denied by {}: {}", mention(by), escape(reason)),
             None => format!("⛔ Denied by {}", mention(by)),
@@ -471,8 +475,8 @@ pub fn roster_unavailable(message: &str) -> SlackMessage {
 }
 
 /// The failure of a run, in the card's thread.
-pub fn run_failed_reply(reason: &str) -> SlackMessage {
-    plain(format!("❌ {}", escape(reason)))
+pub fn run_failed_reply(reason: &FailureReason) -> SlackMessage {
+    plain(format!("❌ {}", escape(&failure_reason(reason))))
 }
 
 /// Next to the runbook select of the picker form, when none was picked.
@@ -497,13 +501,13 @@ pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> Slack
 }
 
 /// The fail-safe alert posted in the approval channel: something in the setup needs an operator now.
-pub fn security_alert(request: &AccessRequest, what: &str) -> SlackMessage {
+pub fn security_alert(request: &AccessRequest, what: &FailureReason) -> SlackMessage {
     plain(format!(
         "🚨 *jitgate security alert* for {} ({}): {}. Nothing was run with those credentials. Operators: check the role's \
          maximum session duration and STS, and the audit trail of this request.",
         request.id,
         request.query.runbook,
-        escape(what)
+        escape(&failure_reason(what))
     ))
 }
 

@@ -658,6 +658,7 @@ mod tests {
     fn oversized_events_are_refused_with_their_size() {
         let event = AuditEvent::Failed {
             request: RequestId::parse("JIT-7Q2M4X").unwrap(),
+            code: None,
             reason: "x".repeat(MAX_EVENT_BYTES),
         };
         let err = encode_event(&event).unwrap_err();

@@ -10,7 +10,7 @@ use super::Bot;
 use crate::ids::RunbookId;
 use crate::messages::{self, CardContext, SlackMessage};
 use crate::oncall::RosterReport;
-use crate::request::{AccessRequest, ExecutionResult, RequestState, Status};
+use crate::request::{AccessRequest, ExecutionResult, FailureReason, RequestState, Status};
 use crate::slack::MessageRef;
 
 /// What just happened to a request, beyond its new state.
@@ -22,7 +22,7 @@ pub(super) enum Happened<'a> {
     /// Its query ran: the rows go in the card's thread.
     Ran(&'a ExecutionResult),
     /// Its run failed: the reason goes in the card's thread too.
-    RunFailed(&'a str),
+    RunFailed(&'a FailureReason),
 }
 
 impl Bot {

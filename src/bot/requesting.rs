@@ -10,7 +10,7 @@ use crate::command::{Command, CommandError};
 use crate::engine::{DecisionResult, FormProblem, SubmitOutcome};
 use crate::ids::{RunbookId, SlackUserId};
 use crate::messages::{self, SlackMessage};
-use crate::request::CardRef;
+use crate::request::{CardRef, FailureReason};
 use crate::slack::event::{SlashCommand, ViewSubmission};
 use crate::slack::socket::Ack;
 
@@ -116,7 +116,8 @@ impl Bot {
             Err(err) => {
                 error!(request_id = %request.id, error = %err, "could not post the approval card");
                 let problem = err.user_hint().unwrap_or_else(|| err.to_string());
-                self.engine.abandon(&request.id, &format!("the approval card could not be posted: {problem}")).await?;
+                let reason = FailureReason::CardNotPosted { problem: problem.clone() };
+                self.engine.abandon(&request.id, reason).await?;
                 self.ephemeral(channel, user, messages::card_not_posted(&request, &problem)).await;
                 return Ok(());
             }

@@ -3,11 +3,11 @@
 
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{AUDIT_UNAVAILABLE, ApproveResult, Decision, DecisionResult, Engine, MAX_DECISION_ATTEMPTS, MayDecide};
+use super::{ApproveResult, Decision, DecisionResult, Engine, MAX_DECISION_ATTEMPTS, MayDecide};
 use crate::audit::{AttemptedAction, AuditEvent, refusal_code};
 use crate::ids::{RequestId, SlackUserId};
 use crate::oncall::RosterProvider;
-use crate::request::{self, AccessRequest, ApproveOutcome, Refusal, Roster};
+use crate::request::{self, AccessRequest, ApproveOutcome, FailureReason, Refusal, Roster};
 
 impl Engine {
     /// Who may decide on a request, asked by every click and form before a decision is offered or made: loads the
@@ -98,8 +98,9 @@ impl Engine {
             Ok(_) => None,
             Err(err) => {
                 warn!(error = %err, "audit append failed; failing the request");
-                let failed = self.fail(request, AUDIT_UNAVAILABLE).await.unwrap_or_else(|| request.clone());
-                Some(ApproveResult::Failed { request: Box::new(failed), reason: AUDIT_UNAVAILABLE.to_owned() })
+                let reason = FailureReason::AuditUnavailable;
+                let failed = self.fail(request, &reason).await.unwrap_or_else(|| request.clone());
+                Some(ApproveResult::Failed { request: Box::new(failed), reason })
             }
         }
     }

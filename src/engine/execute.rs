@@ -3,11 +3,12 @@
 
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::{Engine, ExecuteResult, INTERRUPTED_BY_SHUTDOWN, MAX_DECISION_ATTEMPTS};
+use super::{Engine, ExecuteResult, MAX_DECISION_ATTEMPTS};
 use crate::audit::{AuditEvent, CredentialEvidence};
 use crate::aws::{AssumeRoleRequest, AwsFailure, CredentialSummary, ExecutionResult};
 use crate::ids::RequestId;
-use crate::request::{self, AccessRequest, ApprovedQuery};
+use crate::messages;
+use crate::request::{self, AccessRequest, ApprovedQuery, FailureReason};
 use crate::runbook::session_policy;
 
 impl Engine {
@@ -19,8 +20,8 @@ impl Engine {
     }
 
     /// Stops every run of this engine that is still going on (between AssumeRole and the last page), and every
-    /// later one before it starts: each ends as Failed with [`INTERRUPTED_BY_SHUTDOWN`], audited. Used by a
-    /// shutdown once its drain deadline has passed; irreversible.
+    /// later one before it starts: each ends as Failed with [`FailureReason::InterruptedByShutdown`], audited. Used
+    /// by a shutdown once its drain deadline has passed; irreversible.
     pub fn interrupt_running(&self) {
         self.interrupt.cancel();
     }
@@ -28,7 +29,7 @@ impl Engine {
     async fn execute_inner(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ExecuteResult> {
         if self.interrupt.is_cancelled() {
             // Approved after the drain deadline: never start what would be cut short anyway.
-            return Ok(self.failed_result(&approved, INTERRUPTED_BY_SHUTDOWN).await);
+            return Ok(self.failed_result(&approved, FailureReason::InterruptedByShutdown).await);
         }
         let now = self.clock.now();
         let running = match request::start(&approved, &query, now) {
@@ -39,19 +40,21 @@ impl Engine {
             // Nobody else holds this request's ApprovedQuery, so this means the record was changed behind our back
             // (an operator, a sweeper failing it): never run it then.
             let current = self.store.load(&approved.id).await?.unwrap_or(approved);
-            let reason = format!("the request changed while starting (now {})", current.state().as_str());
+            let reason = FailureReason::ChangedWhileStarting { now: current.state() };
             return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
         }
         let policy = match session_policy(query.query()) {
             Ok(policy) => policy,
-            Err(err) => return Ok(self.failed_result(&running, &err.to_string()).await),
+            Err(err) => {
+                return Ok(self.failed_result(&running, FailureReason::Unrunnable { problem: err.to_string() }).await);
+            }
         };
         // Cancelling drops the in-flight AWS call and the temporary credentials with it; nothing was delivered.
         let run = tokio::select! {
             biased;
             () = self.interrupt.cancelled() => {
                 warn!("shutdown deadline reached while the query was running");
-                return Ok(self.failed_result(&running, INTERRUPTED_BY_SHUTDOWN).await);
+                return Ok(self.failed_result(&running, FailureReason::InterruptedByShutdown).await);
             }
             run = self.assume_and_run(&query, policy.as_json()) => run,
         };
@@ -60,11 +63,11 @@ impl Engine {
             Err(failure @ AwsFailure::UnacceptableCredentials { .. }) => {
                 // The broker refused (and dropped) them; nothing ran, but the role or STS is misconfigured.
                 error!(failure = %failure, "STS returned credentials jitgate does not accept");
-                let reason = failure.user_message();
+                let reason = failure.reason();
                 let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
                 return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
             }
-            Err(failure) => return Ok(self.failed_result(&running, &failure.user_message()).await),
+            Err(failure) => return Ok(self.failed_result(&running, failure.reason()).await),
         };
         // Audit before delivering: rows leave jitgate only once their execution is on the record.
         let executed = AuditEvent::Executed {
@@ -82,8 +85,7 @@ impl Engine {
             Ok(entry) => entry,
             Err(err) => {
                 warn!(error = %err, "audit append of the execution failed; withholding the results");
-                let reason = "the audit trail could not record the execution, so its results are withheld";
-                return Ok(self.failed_result(&running, reason).await);
+                return Ok(self.failed_result(&running, FailureReason::AuditOfExecutionFailed).await);
             }
         };
         let succeeded = match request::succeed(&running, result.summary(), self.clock.now()) {
@@ -110,20 +112,20 @@ impl Engine {
         Ok((evidence, result))
     }
 
-    async fn failed_result(&self, request: &AccessRequest, reason: &str) -> ExecuteResult {
-        warn!(reason, "execution failed");
-        let failed = self.fail(request, reason).await.unwrap_or_else(|| request.clone());
-        ExecuteResult::Failed { request: Box::new(failed), reason: reason.to_owned(), alarm: false }
+    async fn failed_result(&self, request: &AccessRequest, reason: FailureReason) -> ExecuteResult {
+        warn!(reason = reason.code(), "execution failed");
+        let failed = self.fail(request, &reason).await.unwrap_or_else(|| request.clone());
+        ExecuteResult::Failed { request: Box::new(failed), reason, alarm: false }
     }
 
     /// Ends a request as Failed and audits it. Best effort: returns the Failed record when the write landed.
-    pub(super) async fn fail(&self, request: &AccessRequest, reason: &str) -> Option<AccessRequest> {
-        let failed = request::fail(request, reason, self.clock.now()).ok()?;
+    pub(super) async fn fail(&self, request: &AccessRequest, reason: &FailureReason) -> Option<AccessRequest> {
+        let failed = request::fail(request, reason.clone(), self.clock.now()).ok()?;
         match self.write(request, &failed).await {
             Ok(true) => {}
             Ok(false) | Err(_) => return None,
         }
-        let event = AuditEvent::Failed { request: request.id.clone(), reason: reason.to_owned() };
+        let event = AuditEvent::failed(request.id.clone(), reason, messages::failure_reason(reason));
         if let Err(err) = self.audit.append(event).await {
             warn!(error = %err, "could not audit the failure");
         }
@@ -131,13 +133,13 @@ impl Engine {
     }
 
     /// Ends a request that cannot go on (e.g. its card could not be posted) as Failed, audited.
-    pub async fn abandon(&self, id: &RequestId, reason: &str) -> anyhow::Result<Option<AccessRequest>> {
+    pub async fn abandon(&self, id: &RequestId, reason: FailureReason) -> anyhow::Result<Option<AccessRequest>> {
         for _ in 0..MAX_DECISION_ATTEMPTS {
             let Some(current) = self.store.load(id).await? else { return Ok(None) };
             if current.state().is_final() {
                 return Ok(Some(current));
             }
-            if let Some(failed) = self.fail(&current, reason).await {
+            if let Some(failed) = self.fail(&current, &reason).await {
                 return Ok(Some(failed));
             }
         }

@@ -7,7 +7,7 @@
 //!
 //! Failing closed: a query runs only after its approval is both written to Redis and recorded in the audit trail;
 //! rows are delivered only after the execution is audited. Any step that breaks ends the request as Failed with a
-//! reason the user can read, and that is audited too.
+//! typed [`FailureReason`], audited as its code plus the text the user reads (from `crate::messages`).
 //!
 //! Callers (the bot, tests) use the public operations only: [`submit`](submit) and form validation,
 //! [`decide`](decide) (who may decide, approve, deny, cancel), [`execute`](execute), the [`sweep`](sweep), and the
@@ -32,7 +32,7 @@ use crate::clock::SharedClock;
 use crate::command::CommandError;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::oncall::{RosterError, RosterReport};
-use crate::request::{self, AccessRequest, ApprovedQuery, CardRef, Refusal};
+use crate::request::{self, AccessRequest, ApprovedQuery, CardRef, FailureReason, Refusal};
 use crate::runbook::{ParamError, RunbookSet};
 use crate::store::{RateLimit, RequestStore, Transition};
 
@@ -50,15 +50,6 @@ const DELIVERY_MEMORY: Duration = Duration::from_secs(3600);
 /// How long a request may stay Running before the sweeper decides its replica died. Longer than the temporary
 /// credentials live (900 s), so a run still going on somewhere could not be using them any more.
 pub const STUCK_AFTER: time::Duration = time::Duration::minutes(16);
-
-/// The reason given when a run was cut short by its replica stopping.
-pub const INTERRUPTED: &str = "interrupted: the jitgate replica running it stopped before it finished; nothing is re-run automatically, ask again if still needed";
-
-/// The reason given when this replica was shut down before a query it was running finished.
-pub const INTERRUPTED_BY_SHUTDOWN: &str = "interrupted: jitgate was shut down before the query finished; no rows were delivered and nothing is re-run automatically, ask again if still needed";
-
-/// The reason recorded when the audit trail cannot take an entry: nothing proceeds without it.
-pub const AUDIT_UNAVAILABLE: &str = "the audit trail could not record this step, so nothing was run";
 
 /// Settings the engine needs beyond its clients.
 #[derive(Debug, Clone)]
@@ -119,8 +110,8 @@ pub enum ApproveResult {
     /// The last approval needed: the request is Approved (in Redis and in the audit trail). Hand `query` to
     /// [`Engine::execute`]; only this caller holds it, so the query runs once.
     Approved { request: Box<AccessRequest>, query: Box<ApprovedQuery> },
-    /// The approval could not be recorded safely; `request` is Failed and `reason` says why in the user's words.
-    Failed { request: Box<AccessRequest>, reason: String },
+    /// The approval could not be recorded safely; `request` is Failed and `reason` says why.
+    Failed { request: Box<AccessRequest>, reason: FailureReason },
 }
 
 /// The answer to running an approved query.
@@ -128,10 +119,10 @@ pub enum ApproveResult {
 pub enum ExecuteResult {
     /// Run and audited. `request` is Succeeded.
     Executed { request: Box<AccessRequest>, result: ExecutionResult, audit: Box<AuditEntry> },
-    /// A step broke; `request` is Failed and `reason` says why in the user's words. `alarm` is set when the
+    /// A step broke; `request` is Failed and `reason` says why. `alarm` is set when the
     /// failure means something is wrong with the setup itself (STS handed out credentials living longer than
     /// jitgate asked for): the operators must be told, not only the requester.
-    Failed { request: Box<AccessRequest>, reason: String, alarm: bool },
+    Failed { request: Box<AccessRequest>, reason: FailureReason, alarm: bool },
 }
 
 /// The answer to a Deny, a Cancel or an expiry: the request as it now is, or why not.
@@ -193,11 +184,6 @@ impl Engine {
 
     pub fn runbooks(&self) -> &RunbookSet {
         &self.runbooks
-    }
-
-    /// Region of the runbooks' tables.
-    pub fn region(&self) -> &str {
-        &self.settings.region
     }
 
     /// The request store, for the composition root (the HTTP server's readiness check reads it too).

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{AUDIT_UNAVAILABLE, Engine, MAX_ID_ATTEMPTS, SubmitOutcome};
+use super::{Engine, MAX_ID_ATTEMPTS, SubmitOutcome};
 use crate::audit::{AttemptedAction, AuditEvent};
 use crate::ids::{RequestId, RunbookId, SlackUserId};
-use crate::request::{AccessRequest, NewRequest};
+use crate::request::{AccessRequest, FailureReason, NewRequest};
 use crate::runbook::{ParamError, session_policy};
 use crate::store::{Admission, Created};
 
@@ -120,7 +120,7 @@ impl Engine {
         if let Err(err) = self.audit.append(AuditEvent::requested(&request)).await {
             // Fail closed: a request the audit trail does not know of must never be approved.
             warn!(error = %err, "audit append failed; failing the request");
-            let failed = self.fail(&request, AUDIT_UNAVAILABLE).await;
+            let failed = self.fail(&request, &FailureReason::AuditUnavailable).await;
             return Err(anyhow::anyhow!(err).context(format!(
                 "recording request {} in the audit trail (request is now {})",
                 request.id,

@@ -3,9 +3,9 @@
 
 use tracing::{info, warn};
 
-use super::{Engine, INTERRUPTED, STUCK_AFTER};
+use super::{Engine, STUCK_AFTER};
 use crate::audit::AuditEvent;
-use crate::request::{self, AccessRequest, RequestState};
+use crate::request::{self, AccessRequest, FailureReason, RequestState};
 
 impl Engine {
     /// Expires every pending request whose window has passed; returns those this call expired. Safe to run on
@@ -57,7 +57,7 @@ impl Engine {
                 continue;
             }
             if let Some(request) = current
-                && let Some(done) = self.fail(&request, INTERRUPTED).await
+                && let Some(done) = self.fail(&request, &FailureReason::Interrupted).await
             {
                 warn!(request_id = %id, "request was left running by a stopped replica; failed, not re-run");
                 failed.push(done);

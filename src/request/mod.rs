@@ -17,6 +17,7 @@
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 
 mod approve;
+mod failure;
 pub mod result;
 mod roster;
 
@@ -27,6 +28,7 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use failure::{AwsProblem, FailureReason};
 pub use result::{ExecutionResult, Row, Value};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
@@ -111,7 +113,8 @@ pub enum Status {
     Failed {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
-        reason: String,
+        /// A plain string in records written before reasons were typed: it loads as [`FailureReason::Legacy`].
+        reason: FailureReason,
     },
     Denied {
         #[serde(with = "time::serde::rfc3339")]
@@ -330,10 +333,10 @@ pub fn succeed(
 }
 
 /// Ends a request that broke at any step before it finished.
-pub fn fail(request: &AccessRequest, reason: impl Into<String>, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
+pub fn fail(request: &AccessRequest, reason: FailureReason, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
     match request.state() {
         RequestState::Pending | RequestState::Approved | RequestState::Running => {
-            Ok(request.with_status(Status::Failed { at: now, reason: reason.into() }))
+            Ok(request.with_status(Status::Failed { at: now, reason }))
         }
         other @ (RequestState::Succeeded
         | RequestState::Failed
