@@ -1,12 +1,12 @@
 //! The Slack-facing side of the engine: each Slack event handled end to end, from the click to the card.
 //!
-//! - [`dispatch`]: the socket's `EventHandler`. The ack decides what needs no I/O (parse errors, help, form
+//! - `dispatch`: the socket's `EventHandler`. The ack decides what needs no I/O (parse errors, help, form
 //!   validation) and hands what it worked out to the work, which claims the delivery once across replicas, routes
 //!   it, and turns an internal failure into "something went wrong (ref …)" for the user and a log line.
-//! - [`requesting`]: slash commands, the request forms, and submitting a request with its approval card.
-//! - [`deciding`]: Approve and Deny clicks, the deny form, running an approved query and posting its rows.
-//! - [`announce`]: brings the card, its thread and the requester's DM in line with a request's state.
-//! - [`sweeping`]: the background pass: expiries, stuck runs, reminders.
+//! - `requesting`: slash commands, the request forms, and submitting a request with its approval card.
+//! - `deciding`: Approve and Deny clicks, the deny form, running an approved query and posting its rows.
+//! - `announce`: brings the card, its thread and the requester's DM in line with a request's state.
+//! - `sweeping`: the background pass: expiries, stuck runs, reminders.
 //!
 //! The bot talks to the [`Engine`]'s public operations only, to Slack through [`SlackWeb`], and takes every text
 //! from [`crate::messages`].

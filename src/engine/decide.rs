@@ -37,7 +37,7 @@ impl Engine {
         Ok(MayDecide::Yes { request: Box::new(request), report: Box::new(report) })
     }
 
-    /// An Approve click. When it is the last approval needed the result carries the [`ApprovedQuery`] to run.
+    /// An Approve click. When it is the last approval needed the result carries the [`ApprovedQuery`](crate::request::ApprovedQuery) to run.
     pub async fn approve(
         &self,
         id: &RequestId,

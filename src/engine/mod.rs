@@ -9,9 +9,10 @@
 //! rows are delivered only after the execution is audited. Any step that breaks ends the request as Failed with a
 //! typed [`FailureReason`], audited as its code plus the text the user reads (from `crate::messages`).
 //!
-//! Callers (the bot, tests) use the public operations only: [`submit`](submit) and form validation,
-//! [`decide`](decide) (who may decide, approve, deny, cancel), [`execute`](execute), the [`sweep`](sweep), and the
-//! small ones here (status, recent requests, delivery claims, refusals that happen before the engine is asked).
+//! Callers (the bot, tests) use the public operations only, one file per job: `submit` (submit, form
+//! validation), `decide` (who may decide, approve, deny, cancel), `execute` (execute, fail, abandon), `sweep`
+//! (expire, fail stuck runs, remind), and the small ones here (status, recent requests, delivery claims, refusals
+//! that happen before the engine is asked).
 //! The store and audit accessors exist for the composition root, which hands the same clients to the HTTP server.
 
 mod decide;
