@@ -320,3 +320,18 @@ fn the_halfway_reminder_comes_once_and_only_while_pending() {
     let cancelled = cancel(&req, &user("UREQ"), NOW).unwrap();
     assert_eq!(remind(&cancelled, NOW + Duration::minutes(15)), None);
 }
+
+#[test]
+fn may_decide_is_what_approve_and_deny_both_check() {
+    let request = pending(1);
+    assert_eq!(may_decide(&request, &user("UBOB"), &roster(), NOW), Ok(()));
+    assert_eq!(may_decide(&request, &user("UREQ"), &roster(), NOW), Err(Refusal::SelfApproval));
+    assert_eq!(may_decide(&request, &user("UMALLORY"), &roster(), NOW), Err(Refusal::NotOnCall));
+    let stale = NOW + MAX_ROSTER_AGE + Duration::seconds(1);
+    assert_eq!(may_decide(&request, &user("UBOB"), &roster(), stale), Err(Refusal::RosterStale));
+    // It agrees with Deny, which the deny form is offered on.
+    for who in ["UBOB", "UREQ", "UMALLORY"] {
+        let denied = deny(&request, &user(who), None, &roster(), NOW).map(|_| ());
+        assert_eq!(may_decide(&request, &user(who), &roster(), NOW), denied, "{who}");
+    }
+}
