@@ -8,6 +8,8 @@
 //! Tests start the same [`App`] in-process against the Slack and PagerDuty emulators, the local DynamoDB/STS server
 //! and a real Redis, with an injected clock and the background sweeper off (they call [`Bot::sweep_once`]).
 
+mod directory;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use crate::slack::socket::{self, SocketMode, SocketSettings};
 use crate::slack::{SlackWeb, WebSettings};
 use crate::store::{RateLimit, RequestStore, StoreSettings};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use directory::SlackWebDirectory;
 
 /// How the app is started beyond its config.
 #[derive(Debug, Clone)]
@@ -188,7 +192,14 @@ pub async fn start(
     info!(bot_user = %identity.user_id, team = ?identity.team, "connected to Slack");
     check_approval_channel(&slack, &approval_channel).await?;
 
-    let roster = roster_provider(config, secrets, &runbooks, Arc::new(slack.clone()), clock.clone(), &metrics)?;
+    let roster = roster_provider(
+        config,
+        secrets,
+        &runbooks,
+        Arc::new(SlackWebDirectory::new(slack.clone())),
+        clock.clone(),
+        &metrics,
+    )?;
     let bot = Arc::new(Bot::new(
         engine.clone(),
         slack,

@@ -4,12 +4,17 @@
 //! Everything that came from a user or a table is escaped for Slack's mrkdwn (`&`, `<`, `>`) so a parameter value
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
+mod failure;
+
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
 
-use crate::aws::{ExecutionResult, Row};
 use crate::ids::{RequestId, SlackUserId};
-use crate::request::{AccessRequest, Refusal, RequestState, Status};
+use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, RequestState, Row, Status};
+
+pub use failure::failure_reason;
+// The message type is the Slack client's; re-exported because every function here returns one.
+pub use crate::slack::SlackMessage;
 
 /// Action ids of the card's buttons; the Slack layer routes clicks by them.
 pub const APPROVE_ACTION: &str = "jit_approve";
@@ -21,13 +26,6 @@ const SECTION_LIMIT: usize = 2900;
 pub const INLINE_ROWS: usize = 20;
 /// Widest cell in the inline table.
 const CELL_WIDTH: usize = 32;
-
-/// A message: fallback `text` (notifications, screen readers) plus `blocks`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlackMessage {
-    pub text: String,
-    pub blocks: Vec<Json>,
-}
 
 /// Escapes text for mrkdwn, so user-supplied text stays text.
 pub fn escape(text: &str) -> String {
@@ -185,7 +183,7 @@ pub fn status_line(request: &AccessRequest) -> String {
             if summary.row_count == 1 { "" } else { "s" },
             if summary.truncated { " (capped)" } else { "" },
         ),
-        Status::Failed { reason, .. } => format!("❌ Failed: {}", escape(reason)),
+        Status::Failed { reason, .. } => format!("❌ Failed: {}", escape(&failure_reason(reason))),
         Status::Denied { by, reason, .. } => match reason {
             Some(reason) => format!("⛔ Denied by {}: {}", mention(by), escape(reason)),
             None => format!("⛔ Denied by {}", mention(by)),
@@ -476,6 +474,21 @@ pub fn roster_unavailable(message: &str) -> SlackMessage {
     plain(escape(message))
 }
 
+/// The failure of a run, in the card's thread.
+pub fn run_failed_reply(reason: &FailureReason) -> SlackMessage {
+    plain(format!("❌ {}", escape(&failure_reason(reason))))
+}
+
+/// Next to the runbook select of the picker form, when none was picked.
+pub fn runbook_not_picked() -> String {
+    "Pick a runbook.".to_owned()
+}
+
+/// Next to the reason input of a query form, when the runbook needs a reason and none was given.
+pub fn reason_missing() -> String {
+    "A reason is required (an incident or ticket id helps).".to_owned()
+}
+
 /// The half-way reminder in the card's thread.
 pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> SlackMessage {
     let who = if approvers_now.is_empty() { "on-call approvers".to_owned() } else { mentions(approvers_now) };
@@ -488,13 +501,13 @@ pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> Slack
 }
 
 /// The fail-safe alert posted in the approval channel: something in the setup needs an operator now.
-pub fn security_alert(request: &AccessRequest, what: &str) -> SlackMessage {
+pub fn security_alert(request: &AccessRequest, what: &FailureReason) -> SlackMessage {
     plain(format!(
         "🚨 *jitgate security alert* for {} ({}): {}. Nothing was run with those credentials. Operators: check the role's \
          maximum session duration and STS, and the audit trail of this request.",
         request.id,
         request.query.runbook,
-        escape(what)
+        escape(&failure_reason(what))
     ))
 }
 

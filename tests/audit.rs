@@ -70,7 +70,7 @@ fn executed(request: &AccessRequest, now: OffsetDateTime) -> AuditEvent {
 }
 
 fn failed(id: &str, reason: String) -> AuditEvent {
-    AuditEvent::Failed { request: request_id(id), reason }
+    AuditEvent::Failed { request: request_id(id), code: None, reason }
 }
 
 /// A fresh audit table of this test's own, with the log, the raw client (to tamper with it) and the clock.

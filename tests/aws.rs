@@ -29,6 +29,17 @@ use time::{Duration, OffsetDateTime};
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/jitgate-orders-read";
 const MASK: &str = "••••";
 
+/// What the user reads for a failure: the reason the request records, rendered by `messages`.
+trait UserMessage {
+    fn user_message(&self) -> String;
+}
+
+impl UserMessage for AwsFailure {
+    fn user_message(&self) -> String {
+        jitgate::messages::failure_reason(&self.reason())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The world: a seeded Orders table, rendered queries, and the one legal way to get an ApprovedQuery.
 

@@ -106,7 +106,7 @@ async fn audit_verify_reports_an_intact_chain_then_the_edited_entry() {
     log.ensure_table().await.unwrap();
     for reason in ["first", "second"] {
         let request = RequestId::parse("JIT-AAAAAA").unwrap();
-        log.append(AuditEvent::Failed { request, reason: reason.into() }).await.unwrap();
+        log.append(AuditEvent::Failed { request, code: None, reason: reason.into() }).await.unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("jitgate.toml");

@@ -959,7 +959,8 @@ async fn the_templates_audit_table_is_the_one_jitgate_writes_and_the_bot_may_wri
     let log = AuditLog::new(&support::aws_config(), name.clone(), clock);
     log.check().await.expect("jitgate accepts the template's audit table layout");
     for n in 0..2 {
-        let event = AuditEvent::Failed { request: RequestId::generate(), reason: format!("test entry {n}") };
+        let event =
+            AuditEvent::Failed { request: RequestId::generate(), code: None, reason: format!("test entry {n}") };
         log.append(event).await.expect("append to the template's audit table");
     }
     let items = client.scan().table_name(&name).send().await.expect("scan").items.unwrap_or_default();

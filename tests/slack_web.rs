@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jitgate::app::SlackWebDirectory;
 use jitgate::ids::SlackUserId;
 use jitgate::messages::SlackMessage;
 use jitgate::oncall::SlackDirectory;
@@ -234,7 +235,7 @@ async fn a_modal_opens_with_the_trigger_of_the_command_and_can_be_updated() {
 #[tokio::test]
 async fn on_call_people_are_found_by_email_and_unknown_or_deactivated_ones_are_not() {
     let w = world().await;
-    let directory: &dyn SlackDirectory = &w.web;
+    let directory: &dyn SlackDirectory = &SlackWebDirectory::new(w.web.clone());
 
     assert_eq!(directory.user_by_email("alice@example.com").await.expect("looked up"), Some(user(ALICE)));
     assert_eq!(w.web.user_by_email("nobody@example.com").await.expect("a miss is an answer"), None);

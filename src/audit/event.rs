@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{RequestId, RunbookId, SlackUserId};
-use crate::request::{AccessRequest, ExecutionSummary, OnCallEntry, Refusal};
+use crate::request::{AccessRequest, ExecutionSummary, FailureReason, OnCallEntry, Refusal};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 /// The `actor` text of events jitgate causes itself (expiry, execution, failures).
@@ -144,6 +144,11 @@ pub enum AuditEvent {
     /// The request ended because a step broke (roster, STS, DynamoDB, Slack …).
     Failed {
         request: RequestId,
+        /// The reason's stable code ([`FailureReason::code`]). Absent from entries written before reasons were
+        /// typed, which are stored (and hashed) without it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// The reason as the user was told it.
         reason: String,
     },
 }
@@ -161,6 +166,11 @@ impl AuditEvent {
             policy: request.policy.clone(),
             expires_at: request.expires_at,
         }
+    }
+
+    /// The `Failed` event: the reason's code, and `text`, the reason as the user reads it.
+    pub fn failed(request: RequestId, reason: &FailureReason, text: String) -> AuditEvent {
+        AuditEvent::Failed { request, code: Some(reason.code().to_owned()), reason: text }
     }
 
     /// The `Refused` event for a refusal from the request state machine.
@@ -284,6 +294,37 @@ mod tests {
             r#"{"type":"refused","request":"JIT-7Q2M4X","by":"UREQ","attempted":{"action":"approve"},"reason":"self_approval"}"#
         );
         assert_eq!(refusal_code(&Refusal::NotPending(RequestState::Approved)), "not_pending:approved");
+    }
+
+    #[test]
+    fn failures_are_recorded_by_code_and_text() {
+        let event = AuditEvent::failed(id(), &FailureReason::InterruptedByShutdown, "interrupted: …".into());
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"type":"failed","request":"JIT-7Q2M4X","code":"interrupted_by_shutdown","reason":"interrupted: …"}"#
+        );
+    }
+
+    #[test]
+    fn a_failure_entry_of_an_older_version_still_reads_and_verifies() {
+        // Written before reasons were typed: no code. Its stored text is what its hash covers, and it must still
+        // parse, or `jitgate audit verify` and the audit page would reject every old chain.
+        let stored = super::super::item::StoredEntry {
+            seq: 1,
+            at: "2026-11-28T12:00:00Z".into(),
+            request_id: Some("JIT-7Q2M4X".into()),
+            actor: "jitgate".into(),
+            event: r#"{"type":"failed","request":"JIT-7Q2M4X","reason":"the audit trail could not record this step, so nothing was run"}"#.into(),
+            prev_hash: super::super::chain::GENESIS_HASH.into(),
+            // Computed independently (the encoding in the `audit` module header) from the bytes above.
+            hash: "73d0098fa3fd5d60d9a661abb47f2e1ee905169224375f9021761ae89ae578c5".into(),
+        };
+        assert_eq!(stored.computed_hash(), stored.hash, "the stored bytes still hash to the stored hash");
+        let entry = stored.parse().expect("an old failure entry parses");
+        let AuditEvent::Failed { code, reason, .. } = &entry.event else { panic!("{:?}", entry.event) };
+        assert_eq!((code, reason.as_str()), (&None, "the audit trail could not record this step, so nothing was run"));
+        // Re-encoding it gives back the bytes that were hashed.
+        assert_eq!(serde_json::to_string(&entry.event).unwrap(), stored.event);
     }
 
     #[test]

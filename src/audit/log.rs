@@ -109,12 +109,8 @@ impl AuditLog {
 
     /// The same log, counting and timing its calls to the audit table in `metrics` (service `audit`).
     pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> AuditLog {
-        let config = self
-            .client
-            .config()
-            .to_builder()
-            .interceptor(crate::aws::observe::CallMetrics::new(metrics, "audit"))
-            .build();
+        let config =
+            self.client.config().to_builder().interceptor(crate::telemetry::CallMetrics::new(metrics, "audit")).build();
         self.client = Client::from_conf(config);
         self
     }
@@ -662,6 +658,7 @@ mod tests {
     fn oversized_events_are_refused_with_their_size() {
         let event = AuditEvent::Failed {
             request: RequestId::parse("JIT-7Q2M4X").unwrap(),
+            code: None,
             reason: "x".repeat(MAX_EVENT_BYTES),
         };
         let err = encode_event(&event).unwrap_err();

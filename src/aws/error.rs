@@ -1,5 +1,5 @@
-//! [`AwsFailure`]: every way an STS or DynamoDB step can fail, as a caller branches on it, and the text a Slack
-//! user reads for each.
+//! [`AwsFailure`]: every way an STS or DynamoDB step can fail, as a caller branches on it, and the
+//! [`FailureReason`] the request records for each (the messages module renders the text a Slack user reads).
 //!
 //! The SDK reports a service error as a code and a message parsed from the body. Some servers (moto, and AWS for
 //! some signature failures) answer a denial with an XML body the JSON protocol cannot parse, so the code is
@@ -10,6 +10,7 @@
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use time::OffsetDateTime;
 
+use crate::request::{AwsProblem, FailureReason};
 use crate::runbook::Fingerprint;
 
 /// A failure of the AWS layer. Nothing was returned to the user when one of these is raised.
@@ -49,53 +50,32 @@ pub enum AwsFailure {
 }
 
 impl AwsFailure {
-    /// What the Slack user reads: what happened and what to do, without internal detail or secrets.
-    pub fn user_message(&self) -> String {
-        match self {
-            AwsFailure::AccessDenied { service, operation, .. } => format!(
-                "AWS access denied: the runbook's role may not call {service} {operation}. Nothing was read. \
-                 Ask the runbook's owners to check the role's IAM policy."
-            ),
-            AwsFailure::Throttled { service, .. } => format!(
-                "{service} is throttling requests right now, so the query did not complete. Try again in a minute."
-            ),
-            AwsFailure::Validation { message } => {
-                format!("DynamoDB rejected the query as invalid: {message}. The runbook needs fixing.")
+    /// Why the request failed, as the domain records it; the messages module turns it into what the user reads. It
+    /// carries nothing internal beyond what the user needs to act on, and never a credential.
+    pub fn reason(&self) -> FailureReason {
+        let owned = |s: &str| s.to_owned();
+        let problem = match self {
+            AwsFailure::AccessDenied { service, operation, .. } => {
+                AwsProblem::AccessDenied { service: owned(service), operation: owned(operation) }
             }
-            AwsFailure::NotFound { resource, .. } => format!(
-                "DynamoDB {resource} was not found in this account and region. Check the runbook's table and index."
-            ),
-            AwsFailure::CredentialsExpired { expired_at } => format!(
-                "The temporary AWS credentials for this request expired or were about to (at {}), so the query \
-                 was not run and nothing was read. Submit the request again.",
-                rfc3339(*expired_at)
-            ),
-            AwsFailure::FingerprintMismatch { .. } => "The query about to run is not the one that was approved \
-                 (fingerprint mismatch), so it was not run. Submit the request again."
-                .to_owned(),
-            AwsFailure::AssumeRoleRefused { role_arn, code, .. } => format!(
-                "AWS STS refused to let jitgate assume the role {role_arn} ({code}). Nothing was run. Ask the \
-                 runbook's owners to check the role's trust policy and jitgate's permission to assume it."
-            ),
+            AwsFailure::Throttled { service, .. } => AwsProblem::Throttled { service: owned(service) },
+            AwsFailure::Validation { message } => AwsProblem::Invalid { message: message.clone() },
+            AwsFailure::NotFound { resource, .. } => AwsProblem::NotFound { resource: resource.clone() },
+            AwsFailure::CredentialsExpired { expired_at } => AwsProblem::CredentialsExpired { expired_at: *expired_at },
+            AwsFailure::FingerprintMismatch { .. } => AwsProblem::FingerprintMismatch,
+            AwsFailure::AssumeRoleRefused { role_arn, code, .. } => {
+                AwsProblem::AssumeRoleRefused { role_arn: role_arn.clone(), code: code.clone() }
+            }
             AwsFailure::UnacceptableCredentials { reason } => {
-                format!("AWS STS returned credentials jitgate will not use ({reason}). Nothing was run.")
+                return FailureReason::UnacceptableCredentials { detail: reason.clone() };
             }
-            AwsFailure::Unreachable { service, .. } => {
-                format!(
-                    "jitgate could not reach AWS {service} (network error or timeout). Nothing was read. Try again."
-                )
-            }
+            AwsFailure::Unreachable { service, .. } => AwsProblem::Unreachable { service: owned(service) },
             AwsFailure::Other { service, operation, code, .. } => {
-                format!("AWS {service} {operation} failed with error {code}. Nothing was delivered.")
+                AwsProblem::Other { service: owned(service), operation: owned(operation), code: code.clone() }
             }
-        }
+        };
+        FailureReason::Aws { problem }
     }
-}
-
-/// RFC 3339 in UTC, to the second: what a person compares with a clock.
-fn rfc3339(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(at);
-    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| at.to_string())
 }
 
 /// What an SDK error says, reduced to what we classify on.
@@ -163,18 +143,16 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn user_messages_say_what_happened() {
+    fn failures_become_the_reasons_requests_record() {
         let denied = AwsFailure::AccessDenied { service: "DynamoDB", operation: "GetItem", code: None };
-        assert!(denied.user_message().contains("access denied"), "{}", denied.user_message());
         assert!(denied.to_string().contains("HTTP 403"));
+        assert_eq!(denied.reason().code(), "aws_access_denied");
         let expired = AwsFailure::CredentialsExpired { expired_at: datetime!(2026-11-28 12:15:00.25 UTC) };
-        assert!(expired.user_message().contains("(at 2026-11-28T12:15:00Z)"), "{}", expired.user_message());
-        let other = AwsFailure::Other {
-            service: "DynamoDB",
-            operation: "Query",
-            code: "InternalServerError".into(),
-            message: None,
+        let FailureReason::Aws { problem: AwsProblem::CredentialsExpired { expired_at } } = expired.reason() else {
+            panic!("{:?}", expired.reason())
         };
-        assert!(other.user_message().contains("InternalServerError"));
+        assert_eq!(expired_at, datetime!(2026-11-28 12:15:00.25 UTC));
+        let unacceptable = AwsFailure::UnacceptableCredentials { reason: "they live 3600 s".into() };
+        assert_eq!(unacceptable.reason(), FailureReason::UnacceptableCredentials { detail: "they live 3600 s".into() });
     }
 }

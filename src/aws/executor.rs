@@ -8,7 +8,6 @@
 //! delivered rows goes to the audit trail. Rows are never logged.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::num::NonZeroU32;
 use std::time::SystemTime;
 
@@ -17,73 +16,22 @@ use aws_sdk_dynamodb::config::IdentityCache;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, Select};
 use secrecy::ExposeSecret;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::Duration;
 
 use super::credentials::TemporaryCredentials;
 use super::error::{AwsFailure, ErrorFacts, is_denial_code, is_throttling_code};
-use super::observe::CallMetrics;
-use super::value::{Row, row_from_item};
+use super::value::row_from_item;
 use crate::clock::SharedClock;
-use crate::request::{ApprovedQuery, ExecutionSummary};
+use crate::request::ApprovedQuery;
+use crate::request::result::{ExecutionResult, Row, result_sha256};
 use crate::runbook::{BoundValue, Operation, RenderedQuery};
+use crate::telemetry::CallMetrics;
 
 /// Credentials must stay valid at least this long after a call starts; closer to expiry they are not used. This
 /// covers the call's own duration, the SDK's retries and a little clock skew.
 pub const EXPIRY_SAFETY_MARGIN: Duration = Duration::seconds(30);
 
 type Item = HashMap<String, AttributeValue>;
-
-/// What one execution delivered.
-#[derive(Clone, PartialEq, Serialize)]
-pub struct ExecutionResult {
-    /// The rows, masked, at most the runbook's item cap.
-    pub rows: Vec<Row>,
-    pub row_count: u32,
-    /// True when the cap was reached and DynamoDB had more matching items.
-    pub truncated: bool,
-    /// Sum of the capacity units DynamoDB reported for every call (table and indexes).
-    pub consumed_capacity: f64,
-    /// DynamoDB calls made.
-    pub pages: u32,
-    /// SHA-256 (hex) of the canonical JSON of `rows` (compact, attributes in name order), as delivered.
-    pub result_sha256: String,
-}
-
-impl ExecutionResult {
-    /// What the request record and the audit trail keep.
-    pub fn summary(&self) -> ExecutionSummary {
-        ExecutionSummary {
-            row_count: self.row_count,
-            truncated: self.truncated,
-            consumed_capacity: self.consumed_capacity,
-            result_sha256: self.result_sha256.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for ExecutionResult {
-    // Rows are customer data: a Debug that someone logs must not carry them.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExecutionResult")
-            .field("rows", &format_args!("[{} rows omitted]", self.rows.len()))
-            .field("row_count", &self.row_count)
-            .field("truncated", &self.truncated)
-            .field("consumed_capacity", &self.consumed_capacity)
-            .field("pages", &self.pages)
-            .field("result_sha256", &self.result_sha256)
-            .finish()
-    }
-}
-
-/// The SHA-256 (hex) of the canonical JSON of delivered rows: compact, maps in key order (rows are `BTreeMap`s).
-/// Anyone holding the delivered JSON can recompute it.
-pub fn result_sha256(rows: &[Row]) -> String {
-    // Rows are string-keyed maps of strings, booleans, nulls and containers of them: encoding cannot fail.
-    let bytes = serde_json::to_vec(rows).expect("rows serialize to JSON");
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// Runs approved queries.
 #[derive(Debug, Clone)]

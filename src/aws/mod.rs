@@ -8,7 +8,7 @@
 //! - [`credentials`]: the temporary credentials, whose secrets never reach a log.
 //! - [`executor`]: runs one [`ApprovedQuery`](crate::request::ApprovedQuery): fingerprint and expiry checks,
 //!   pagination up to the cap, masking, consumed capacity and the SHA-256 of what was delivered.
-//! - [`value`]: DynamoDB `AttributeValue` → the display-oriented [`Value`] and masking.
+//! - [`value`]: DynamoDB `AttributeValue` → the domain's display-oriented [`Value`], masking on the way.
 //! - [`error`]: [`AwsFailure`], the failures a caller branches on, each with a message fit for Slack.
 //! - [`demo_table`]: the demo `Orders` table and its deterministic seed data (test and demo support only).
 
@@ -16,12 +16,13 @@ pub mod credentials;
 pub mod demo_table;
 pub mod error;
 pub mod executor;
-pub mod observe;
 pub mod sts;
 pub mod value;
 
 pub use credentials::{CredentialSummary, TemporaryCredentials};
 pub use error::AwsFailure;
-pub use executor::{ExecutionResult, Executor};
+pub use executor::Executor;
+// What a run delivers is the domain's; re-exported because it is what the executor returns.
+pub use crate::request::result::ExecutionResult;
 pub use sts::{AssumeRoleRequest, StsBroker};
 pub use value::{Row, Value};

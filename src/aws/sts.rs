@@ -20,10 +20,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::credentials::TemporaryCredentials;
 use super::error::{AwsFailure, ErrorFacts, is_throttling_code};
-use super::observe::CallMetrics;
 use crate::clock::{SharedClock, SystemClock};
 use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::request::ApprovedQuery;
+use crate::telemetry::CallMetrics;
 
 /// The lifetime jitgate asks for: the minimum `AssumeRole` allows.
 pub const SESSION_DURATION_SECS: i32 = 900;

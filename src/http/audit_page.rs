@@ -209,7 +209,14 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                 Some(("Expired", vec![row("What happened", "nobody decided within the approval window")]))
             }
             AuditEvent::Cancelled { by, .. } => Some(("Cancelled", vec![row("Cancelled by", &code(by.as_str()))])),
-            AuditEvent::Failed { reason, .. } => Some(("Failed", vec![row("Reason", &esc(reason).to_string())])),
+            AuditEvent::Failed { code: reason_code, reason, .. } => {
+                let mut rows = vec![row("Reason", &esc(reason).to_string())];
+                // Entries written before failure reasons were typed carry no code.
+                if let Some(reason_code) = reason_code {
+                    rows.push(row("Code", &code(reason_code)));
+                }
+                Some(("Failed", rows))
+            }
             AuditEvent::Refused { by, attempted, reason, .. } => Some((
                 "Refused attempt",
                 vec![

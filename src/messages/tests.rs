@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::macros::datetime;
 
 use super::*;
-use crate::aws::Value;
 use crate::ids::RunbookId;
-use crate::request::{self, ExecutionSummary, NewRequest, Roster, RosterSource};
+use crate::request::Value;
+use crate::request::{self, ExecutionSummary, FailureReason, NewRequest, Roster, RosterSource};
 use crate::runbook::{ApprovalPolicy, ApproverSources, BoundValue, KeyValue, Operation, RenderedQuery};
 
 const NOW: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
@@ -101,7 +101,7 @@ fn every_later_state_replaces_the_buttons_with_its_outcome() {
         ("succeeded", request::succeed(&running, summary, NOW).unwrap(), "ran: 3 rows (capped)"),
         (
             "failed",
-            request::fail(&running, "AWS access denied <b>", NOW).unwrap(),
+            request::fail(&running, FailureReason::Legacy("AWS access denied <b>".into()), NOW).unwrap(),
             "❌ Failed: AWS access denied &lt;b&gt;",
         ),
         ("expired", request::expire(&pending, pending.expires_at).unwrap(), "⌛ Expired"),

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::ids::SlackUserId;
 
-/// Finds Slack accounts by email. The Slack layer implements it with `users.lookupByEmail`.
+/// Finds Slack accounts by email. The composition root adapts the Slack client to it (`users.lookupByEmail`).
 #[async_trait]
 pub trait SlackDirectory: Send + Sync {
     /// The Slack user whose account has this email, or `None` when there is none.

@@ -11,9 +11,14 @@
 //! the user, audited) or the next record with its version bumped. The store then writes the next record with a
 //! compare-and-set on the old state and version, so of two racing transitions exactly one lands.
 //!
+//! [`result`] holds what an execution delivers (rows of display values), which the executor produces and the
+//! messages render.
+//!
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 
 mod approve;
+mod failure;
+pub mod result;
 mod roster;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +28,8 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use failure::{AwsProblem, FailureReason};
+pub use result::{ExecutionResult, Row, Value};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
 /// The kind of state a request is in, without its details: what compare-and-set checks.
@@ -106,7 +113,8 @@ pub enum Status {
     Failed {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
-        reason: String,
+        /// A plain string in records written before reasons were typed: it loads as [`FailureReason::Legacy`].
+        reason: FailureReason,
     },
     Denied {
         #[serde(with = "time::serde::rfc3339")]
@@ -239,6 +247,17 @@ impl AccessRequest {
     }
 }
 
+/// Whether `user` may approve or deny `request` now, per `roster`: the checks Approve and Deny share (pending,
+/// inside its window, not the requester, a fresh roster naming them through a source the policy accepts).
+pub fn may_decide(
+    request: &AccessRequest,
+    user: &SlackUserId,
+    roster: &Roster,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    approve::check_may_decide(request, user, roster, now).map(|_| ())
+}
+
 /// Denies a pending request. Who may deny is who may approve: an eligible approver who is not the requester.
 pub fn deny(
     request: &AccessRequest,
@@ -314,10 +333,10 @@ pub fn succeed(
 }
 
 /// Ends a request that broke at any step before it finished.
-pub fn fail(request: &AccessRequest, reason: impl Into<String>, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
+pub fn fail(request: &AccessRequest, reason: FailureReason, now: OffsetDateTime) -> Result<AccessRequest, Refusal> {
     match request.state() {
         RequestState::Pending | RequestState::Approved | RequestState::Running => {
-            Ok(request.with_status(Status::Failed { at: now, reason: reason.into() }))
+            Ok(request.with_status(Status::Failed { at: now, reason }))
         }
         other @ (RequestState::Succeeded
         | RequestState::Failed

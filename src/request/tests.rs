@@ -233,9 +233,35 @@ fn run_lifecycle_start_succeed_and_fail() {
     let done = succeed(&running, summary, NOW).unwrap();
     assert_eq!(done.state(), RequestState::Succeeded);
     assert!(done.state().is_final());
-    assert_eq!(fail(&done, "late", NOW), Err(Refusal::NotPending(RequestState::Succeeded)));
-    let failed = fail(&running, "STS refused", NOW).unwrap();
-    assert_eq!(failed.status, Status::Failed { at: NOW, reason: "STS refused".into() });
+    assert_eq!(fail(&done, FailureReason::Interrupted, NOW), Err(Refusal::NotPending(RequestState::Succeeded)));
+    let failed = fail(&running, FailureReason::AuditUnavailable, NOW).unwrap();
+    assert_eq!(failed.status, Status::Failed { at: NOW, reason: FailureReason::AuditUnavailable });
+}
+
+/// A failed record exactly as the version before typed failure reasons wrote it to Redis: `reason` a plain string.
+const OLD_FAILED_RECORD: &str = r##"{"id":"JIT-7Q2M4X","requester":"UREQ","reason":"INC-812","query":{"runbook":"orders-by-customer","role_arn":"arn:aws:iam::123456789012:role/jitgate-orders-read","table":"Orders","table_arn":"arn:aws:dynamodb:eu-west-1:123456789012:table/Orders","index":null,"index_arn":null,"operation":"query","key":[],"partition_key":{"attribute":"customer_id","value":{"S":"C000042"}},"key_condition_expression":"#pk = :pk","filter_expression":null,"projection_expression":null,"expression_attribute_names":{"#pk":"customer_id"},"expression_attribute_values":{":pk":{"S":"C000042"}},"projected_attributes":[],"accessed_attributes":["customer_id"],"masked_attributes":[],"item_cap":100},"fingerprint":"92639e66882277fa68369f4f2c049852b82ff81771270c9086dc6048873a8d40","policy":{"approvers":{"pagerduty_schedules":["PSCHED1"],"pagerduty_escalation_policies":["PESC1"],"slack_users":["UOWNER"]},"required_approvals":1,"require_reason":true,"ttl":"30m"},"status":{"state":"failed","at":"2026-11-28T12:00:00Z","reason":"the audit trail could not record this step, so nothing was run"},"version":4,"created_at":"2026-11-28T12:00:00Z","expires_at":"2026-11-28T12:30:00Z","approvals":[{"approver":"UBOB","at":"2026-11-28T12:00:00Z","evidence":{"source":{"kind":"schedule","id":"PSCHED1"},"evidence":"PagerDuty schedule PSCHED1"}}],"card":null,"reminded":false}"##;
+
+#[test]
+fn a_failed_record_stored_by_the_previous_version_still_loads() {
+    let old: AccessRequest = serde_json::from_str(OLD_FAILED_RECORD).expect("an old failed record loads");
+    let legacy = FailureReason::Legacy("the audit trail could not record this step, so nothing was run".into());
+    assert_eq!(old.status, Status::Failed { at: NOW, reason: legacy });
+    assert_eq!((old.id.as_str(), old.version, old.approvals.len()), ("JIT-7Q2M4X", 4, 1));
+    // Written back exactly as it was read.
+    assert_eq!(serde_json::to_string(&old).unwrap(), OLD_FAILED_RECORD);
+    // The same request failed now is stored with its code.
+    let ApproveOutcome::Approved { next, query } = approve(&pending(1), &user("UBOB"), &roster(), NOW) else {
+        panic!()
+    };
+    let failed = fail(&start(&next, &query, NOW).unwrap(), FailureReason::AuditUnavailable, NOW).unwrap();
+    let json = serde_json::to_string(&failed).unwrap();
+    assert!(
+        json.contains(
+            r#""status":{"state":"failed","at":"2026-11-28T12:00:00Z","reason":{"code":"audit_unavailable"}}"#
+        ),
+        "{json}"
+    );
+    assert_eq!(serde_json::from_str::<AccessRequest>(&json).unwrap(), failed);
 }
 
 #[test]
@@ -293,4 +319,19 @@ fn the_halfway_reminder_comes_once_and_only_while_pending() {
     assert_eq!(remind(&req, req.expires_at), None, "expired requests are not reminded");
     let cancelled = cancel(&req, &user("UREQ"), NOW).unwrap();
     assert_eq!(remind(&cancelled, NOW + Duration::minutes(15)), None);
+}
+
+#[test]
+fn may_decide_is_what_approve_and_deny_both_check() {
+    let request = pending(1);
+    assert_eq!(may_decide(&request, &user("UBOB"), &roster(), NOW), Ok(()));
+    assert_eq!(may_decide(&request, &user("UREQ"), &roster(), NOW), Err(Refusal::SelfApproval));
+    assert_eq!(may_decide(&request, &user("UMALLORY"), &roster(), NOW), Err(Refusal::NotOnCall));
+    let stale = NOW + MAX_ROSTER_AGE + Duration::seconds(1);
+    assert_eq!(may_decide(&request, &user("UBOB"), &roster(), stale), Err(Refusal::RosterStale));
+    // It agrees with Deny, which the deny form is offered on.
+    for who in ["UBOB", "UREQ", "UMALLORY"] {
+        let denied = deny(&request, &user(who), None, &roster(), NOW).map(|_| ());
+        assert_eq!(may_decide(&request, &user(who), &roster(), NOW), denied, "{who}");
+    }
 }

@@ -17,8 +17,8 @@ use slack_morphism::prelude::*;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use super::SlackMessage;
 use super::event::{self, SlackEvent};
-use crate::messages::SlackMessage;
 use crate::telemetry::Metrics;
 
 /// What to put in the ack of an envelope.
@@ -37,10 +37,26 @@ pub enum Ack {
 /// What handles events: a fast `ack` on the socket task, the real work in a spawned task.
 #[async_trait]
 pub trait EventHandler: Send + Sync + 'static {
-    /// Decides the ack. Runs before the ack is sent: no I/O here.
-    fn ack(&self, event: &SlackEvent) -> Ack;
+    /// What the ack hands on to the work: the event, with whatever deciding the ack already worked out (a parsed
+    /// command, a validated form), so nothing is worked out twice.
+    type Work: Send + 'static;
+    /// Decides the ack and the work that follows it. Runs before the ack is sent: no I/O here.
+    fn ack(&self, event: SlackEvent) -> (Ack, Self::Work);
     /// Does the work, after the ack.
-    async fn handle(&self, event: SlackEvent);
+    async fn handle(&self, work: Self::Work);
+}
+
+/// A handler with its work type erased, as the plain-`fn` callbacks hold it: acks, and spawns the work on `tasks`.
+trait Take: Send + Sync + 'static {
+    fn take(self: Arc<Self>, event: SlackEvent, tasks: &TaskTracker) -> Ack;
+}
+
+impl<H: EventHandler> Take for H {
+    fn take(self: Arc<Self>, event: SlackEvent, tasks: &TaskTracker) -> Ack {
+        let (ack, work) = self.ack(event);
+        tasks.spawn(async move { self.handle(work).await });
+        ack
+    }
 }
 
 /// Settings of the socket-mode connection.
@@ -82,7 +98,7 @@ impl SocketMode {
 
 /// State the plain-`fn` callbacks reach through slack-morphism's user state.
 struct Shared {
-    handler: Arc<dyn EventHandler>,
+    handler: Arc<dyn Take>,
     events: Arc<AtomicUsize>,
     /// Where the work after each ack runs, so a shutdown can wait for it.
     tasks: TaskTracker,
@@ -111,9 +127,9 @@ pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
 }
 
 /// Connects and starts delivering events to `handler`; the work after each ack is spawned on `tasks`.
-pub async fn start(
+pub async fn start<H: EventHandler>(
     settings: &SocketSettings,
-    handler: Arc<dyn EventHandler>,
+    handler: Arc<H>,
     tasks: TaskTracker,
     metrics: Metrics,
 ) -> anyhow::Result<SocketMode> {
@@ -145,7 +161,7 @@ pub async fn start(
     Ok(SocketMode { listener, events, hellos })
 }
 
-async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn EventHandler>, Arc<AtomicUsize>, TaskTracker)> {
+async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn Take>, Arc<AtomicUsize>, TaskTracker)> {
     let guard = state.read().await;
     guard.get_user_state::<Shared>().map(|s| (s.handler.clone(), s.events.clone(), s.tasks.clone()))
 }
@@ -175,8 +191,7 @@ async fn on_command(
         warn!("slash command payload not understood; acked and ignored");
         return Ok(empty);
     };
-    let ack = handler.ack(&event);
-    tasks.spawn(async move { handler.handle(event).await });
+    let ack = handler.take(event, &tasks);
     Ok(match ack {
         Ack::Reply(message) => SlackCommandEventResponse::new(SlackMessageContent::new().with_text(message.text))
             .with_response_type(SlackMessageResponseType::Ephemeral),
@@ -196,8 +211,7 @@ async fn on_interaction(
         debug!("interaction jitgate does not act on; acked and ignored");
         return Ok(SlackInteractionResponse::Empty);
     };
-    let ack = handler.ack(&event);
-    tasks.spawn(async move { handler.handle(event).await });
+    let ack = handler.take(event, &tasks);
     Ok(match ack {
         Ack::ViewErrors(errors) => SlackInteractionResponse::ViewSubmission(SlackViewSubmissionResponse::Errors(
             SlackViewSubmissionErrorsResponse::new(errors.into_iter().collect()),

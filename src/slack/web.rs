@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -22,9 +21,8 @@ use serde_json::{Value, json};
 pub use error::SlackError;
 
 use self::call::{Body, Call, bad_response, describe};
+use super::SlackMessage;
 use crate::ids::SlackUserId;
-use crate::messages::SlackMessage;
-use crate::oncall::SlackDirectory;
 use crate::pause::{Pause, TokioPause};
 
 /// The Web API base URL of slack.com (`SLACK_API_URL` overrides it, e.g. for a local emulator).
@@ -455,13 +453,6 @@ impl SlackWeb {
         } else {
             Err(bad_response(STEP, format!("the upload URL answered HTTP {status}")))
         }
-    }
-}
-
-#[async_trait]
-impl SlackDirectory for SlackWeb {
-    async fn user_by_email(&self, email: &str) -> anyhow::Result<Option<SlackUserId>> {
-        Ok(SlackWeb::user_by_email(self, email).await?)
     }
 }
 

@@ -15,11 +15,19 @@
 //! depends on the process-wide recorder: a process makes one `Metrics` and clones it to every component, and tests
 //! make as many as they like without clashing. Label values must come from small fixed sets (runbook ids, the
 //! outcome names above, service and operation names), never from user input: each distinct value is a new series.
+//!
+//! [`CallMetrics`] is the AWS SDK interceptor that feeds the `external_call` series for the STS client, the
+//! executor's DynamoDB clients and the audit table's client; it lives here so those clients share it without
+//! knowing each other.
+
+mod aws_calls;
 
 use std::sync::Arc;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+pub use aws_calls::CallMetrics;
 
 pub const REQUESTS_TOTAL: &str = "jitgate_requests_total";
 pub const DECISION_LATENCY: &str = "jitgate_decision_latency_seconds";

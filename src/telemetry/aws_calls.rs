@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
-use crate::telemetry::Metrics;
+use super::Metrics;
 
 /// Records `jitgate_external_calls_total` and `jitgate_external_call_duration_seconds` under `service`.
 #[derive(Debug, Clone)]

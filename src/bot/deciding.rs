@@ -1,0 +1,160 @@
+//! Deciding on a request: Approve and Deny clicks, the deny form, running the query once it is approved, and
+//! posting its rows.
+//!
+//! Who may decide is the engine's call ([`Engine::may_decide`](crate::engine::Engine::may_decide)), asked the same
+//! way by a click and by the deny form: it re-fetches the on-call roster (fail closed) and audits any refusal; the
+//! bot only renders the answer.
+
+use tracing::{error, warn};
+
+use super::Bot;
+use super::announce::Happened;
+use crate::engine::{ApproveResult, Decision, DecisionResult, ExecuteResult, MayDecide};
+use crate::ids::{RequestId, SlackUserId};
+use crate::messages;
+use crate::oncall::RosterReport;
+use crate::request::{AccessRequest, ExecutionResult};
+use crate::slack::event::{Click, ViewSubmission};
+
+impl Bot {
+    pub(super) async fn on_click(&self, click: Click) -> anyhow::Result<()> {
+        let Some(id) = RequestId::parse(&click.value) else {
+            warn!(value = %click.value, "click on a button without a request id; ignored");
+            return Ok(());
+        };
+        match click.action_id.as_str() {
+            messages::APPROVE_ACTION => self.approve(&click, &id).await,
+            messages::DENY_ACTION => self.offer_deny(&click, &id).await,
+            other => {
+                warn!(action_id = other, "click on an unknown action; ignored");
+                Ok(())
+            }
+        }
+    }
+
+    /// The engine's answer to "may this user decide now?": the request and roster when yes; otherwise the user is
+    /// told why, where they clicked (`click_channel`) or, for a form, where the card is, and `None` is returned.
+    async fn may_decide(
+        &self,
+        id: &RequestId,
+        user: &SlackUserId,
+        decision: Decision,
+        click_channel: Option<&str>,
+    ) -> anyhow::Result<Option<(Box<AccessRequest>, Box<RosterReport>)>> {
+        let (request, message) = match self.engine.may_decide(id, user, decision, &self.roster).await? {
+            MayDecide::Yes { request, report } => return Ok(Some((request, report))),
+            MayDecide::NotFound => {
+                // A click is told; a form whose request is gone has nothing left to answer.
+                if let Some(channel) = click_channel {
+                    self.ephemeral(channel, user, messages::not_found(id)).await;
+                }
+                return Ok(None);
+            }
+            MayDecide::Refused { request, refusal } => (request, messages::refused(&refusal, Some(id))),
+            MayDecide::RosterUnavailable { request, error } => {
+                (request, messages::roster_unavailable(error.user_message()))
+            }
+        };
+        let channel = click_channel.map_or_else(|| self.card_channel(&request), str::to_owned);
+        self.ephemeral(&channel, user, message).await;
+        Ok(None)
+    }
+
+    /// Where a request's card is: a form has no channel of its own, so its answers go there.
+    fn card_channel(&self, request: &AccessRequest) -> String {
+        request.card.as_ref().map_or_else(|| self.settings.approval_channel.clone(), |c| c.channel.clone())
+    }
+
+    async fn approve(&self, click: &Click, id: &RequestId) -> anyhow::Result<()> {
+        let Some((_, report)) = self.may_decide(id, &click.user, Decision::Approve, Some(&click.channel)).await? else {
+            return Ok(());
+        };
+        match self.engine.approve(id, &click.user, &report.roster).await? {
+            ApproveResult::NotFound => self.ephemeral(&click.channel, &click.user, messages::not_found(id)).await,
+            ApproveResult::Refused { refusal, .. } => {
+                self.ephemeral(&click.channel, &click.user, messages::refused(&refusal, Some(id))).await
+            }
+            ApproveResult::Recorded { request, .. } => {
+                self.announce(&request, Happened::ApprovalCounted(&report)).await
+            }
+            ApproveResult::Failed { request, .. } => self.announce(&request, Happened::Changed).await,
+            ApproveResult::Approved { request, query } => {
+                // "Approved by …, starting" while the query runs.
+                self.announce(&request, Happened::Changed).await;
+                match self.engine.execute(*request, *query).await? {
+                    ExecuteResult::Executed { request, result, .. } => {
+                        self.announce(&request, Happened::Ran(&result)).await
+                    }
+                    ExecuteResult::Failed { request, reason, alarm } => {
+                        if alarm {
+                            let alert = messages::security_alert(&request, &reason);
+                            self.raise_alert(&request, "unacceptable_credentials", alert).await;
+                        }
+                        self.announce(&request, Happened::RunFailed(&reason)).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deny asks for an optional reason first, but only of someone who may decide.
+    async fn offer_deny(&self, click: &Click, id: &RequestId) -> anyhow::Result<()> {
+        let Some((request, _)) = self.may_decide(id, &click.user, Decision::Deny, Some(&click.channel)).await? else {
+            return Ok(());
+        };
+        self.slack.open_view(&click.trigger_id, messages::deny_view(&request)).await?;
+        Ok(())
+    }
+
+    /// The deny form, submitted: checked again (the roster may have changed while it was open), then denied.
+    pub(super) async fn on_deny_form(&self, view: ViewSubmission) -> anyhow::Result<()> {
+        let Some(id) = RequestId::parse(&view.private_metadata) else { return Ok(()) };
+        let Some((request, report)) = self.may_decide(&id, &view.user, Decision::Deny, None).await? else {
+            return Ok(());
+        };
+        let channel = self.card_channel(&request);
+        let reason = view.values.get(messages::REASON_BLOCK).cloned();
+        match self.engine.deny(&id, &view.user, reason, &report.roster).await? {
+            DecisionResult::Done(request) => self.announce(&request, Happened::Changed).await,
+            DecisionResult::Refused { refusal, .. } => {
+                self.ephemeral(&channel, &view.user, messages::refused(&refusal, Some(&id))).await
+            }
+            DecisionResult::NotFound => self.ephemeral(&channel, &view.user, messages::not_found(&id)).await,
+        }
+        Ok(())
+    }
+
+    /// Rows in the card's thread; the full result as CSV and JSON files when it does not fit inline.
+    pub(super) async fn post_results(&self, request: &AccessRequest, result: &ExecutionResult) {
+        let Some(card) = &request.card else { return };
+        let large = result.rows.len() > messages::INLINE_ROWS;
+        let reply = messages::results_reply(request, result, &self.audit_link(&request.id), large);
+        let mut problem = None;
+        if let Err(err) = self.slack.post_message(&card.channel, &reply, Some(&card.ts)).await {
+            error!(request_id = %request.id, error = %err, "could not post the results");
+            problem = Some(err.user_hint().unwrap_or_else(|| err.to_string()));
+        }
+        if large && problem.is_none() {
+            let columns = messages::columns(request, &result.rows);
+            let files = [
+                (format!("{}.csv", request.id), messages::results_csv(&columns, &result.rows)),
+                (format!("{}.json", request.id), messages::results_json(&result.rows)),
+            ];
+            for (name, body) in files {
+                if let Err(err) =
+                    self.slack.upload_file(&card.channel, Some(&card.ts), &name, &name, body.as_bytes()).await
+                {
+                    error!(request_id = %request.id, error = %err, "could not upload the results file");
+                    problem = Some(err.user_hint().unwrap_or_else(|| err.to_string()));
+                    break;
+                }
+            }
+        }
+        let Some(problem) = problem else { return };
+        if let Err(err) = self.slack.send_dm(&request.requester, &messages::results_not_posted(request, &problem)).await
+        {
+            warn!(request_id = %request.id, error = %err, "could not tell the requester either");
+        }
+    }
+}

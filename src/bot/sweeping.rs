@@ -1,0 +1,32 @@
+//! The background sweep, safe on every replica at once (each step is a compare-and-set in the engine): expire what
+//! is due, fail runs whose replica died, count what is pending, remind half-way.
+
+use super::Bot;
+use super::announce::Happened;
+use crate::messages;
+
+/// Requests the sweeper handles per pass.
+const SWEEP_BATCH: usize = 100;
+
+impl Bot {
+    /// One pass of the background sweeper.
+    pub async fn sweep_once(&self) -> anyhow::Result<()> {
+        for request in self.engine.expire_due(SWEEP_BATCH).await? {
+            self.announce(&request, Happened::Changed).await;
+        }
+        for request in self.engine.fail_stuck(SWEEP_BATCH).await? {
+            self.raise_alert(&request, "stuck_run", messages::stuck_run_alert(&request)).await;
+            self.announce(&request, Happened::Changed).await;
+        }
+        self.settings.metrics.pending(self.engine.pending_count().await?);
+        for request in self.engine.remind_due(SWEEP_BATCH).await? {
+            if request.card.is_none() {
+                continue;
+            }
+            let report = self.roster.roster_for(&request.policy).await.ok();
+            let approvers = Self::approvers_now(report.as_ref(), &request.requester);
+            self.post_in_thread(&request, &messages::reminder(&request, &approvers)).await;
+        }
+        Ok(())
+    }
+}

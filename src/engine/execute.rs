@@ -1,0 +1,148 @@
+//! Execution: Approved → Running → Succeeded | Failed, exactly once, failing closed; and the Failed end any step
+//! can lead to, audited.
+
+use tracing::{Instrument, error, info, info_span, warn};
+
+use super::{Engine, ExecuteResult, MAX_DECISION_ATTEMPTS};
+use crate::audit::{AuditEvent, CredentialEvidence};
+use crate::aws::{AssumeRoleRequest, AwsFailure, CredentialSummary, ExecutionResult};
+use crate::ids::RequestId;
+use crate::messages;
+use crate::request::{self, AccessRequest, ApprovedQuery, FailureReason};
+use crate::runbook::session_policy;
+
+impl Engine {
+    /// Approved → Running → Succeeded | Failed. Only the caller whose approval landed holds `query`, and only the
+    /// writer of Approved → Running goes on, so the query runs once.
+    pub async fn execute(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ExecuteResult> {
+        let span = info_span!("execute", request_id = %approved.id);
+        self.execute_inner(approved, query).instrument(span).await
+    }
+
+    /// Stops every run of this engine that is still going on (between AssumeRole and the last page), and every
+    /// later one before it starts: each ends as Failed with [`FailureReason::InterruptedByShutdown`], audited. Used
+    /// by a shutdown once its drain deadline has passed; irreversible.
+    pub fn interrupt_running(&self) {
+        self.interrupt.cancel();
+    }
+
+    async fn execute_inner(&self, approved: AccessRequest, query: ApprovedQuery) -> anyhow::Result<ExecuteResult> {
+        if self.interrupt.is_cancelled() {
+            // Approved after the drain deadline: never start what would be cut short anyway.
+            return Ok(self.failed_result(&approved, FailureReason::InterruptedByShutdown).await);
+        }
+        let now = self.clock.now();
+        let running = match request::start(&approved, &query, now) {
+            Ok(running) => running,
+            Err(refusal) => anyhow::bail!("cannot start {}: {refusal:?}", approved.id),
+        };
+        if !self.write(&approved, &running).await? {
+            // Nobody else holds this request's ApprovedQuery, so this means the record was changed behind our back
+            // (an operator, a sweeper failing it): never run it then.
+            let current = self.store.load(&approved.id).await?.unwrap_or(approved);
+            let reason = FailureReason::ChangedWhileStarting { now: current.state() };
+            return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
+        }
+        let policy = match session_policy(query.query()) {
+            Ok(policy) => policy,
+            Err(err) => {
+                return Ok(self.failed_result(&running, FailureReason::Unrunnable { problem: err.to_string() }).await);
+            }
+        };
+        // Cancelling drops the in-flight AWS call and the temporary credentials with it; nothing was delivered.
+        let run = tokio::select! {
+            biased;
+            () = self.interrupt.cancelled() => {
+                warn!("shutdown deadline reached while the query was running");
+                return Ok(self.failed_result(&running, FailureReason::InterruptedByShutdown).await);
+            }
+            run = self.assume_and_run(&query, policy.as_json()) => run,
+        };
+        let (evidence, result) = match run {
+            Ok(done) => done,
+            Err(failure @ AwsFailure::UnacceptableCredentials { .. }) => {
+                // The broker refused (and dropped) them; nothing ran, but the role or STS is misconfigured.
+                error!(failure = %failure, "STS returned credentials jitgate does not accept");
+                let reason = failure.reason();
+                let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
+                return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
+            }
+            Err(failure) => return Ok(self.failed_result(&running, failure.reason()).await),
+        };
+        // Audit before delivering: rows leave jitgate only once their execution is on the record.
+        let executed = AuditEvent::Executed {
+            request: running.id.clone(),
+            fingerprint: query.approved_fingerprint().clone(),
+            summary: result.summary(),
+            credentials: CredentialEvidence {
+                assumed_role_id: evidence.assumed_role_id,
+                access_key_id: evidence.access_key_id,
+                expires_at: evidence.expiration,
+                session_policy: policy.as_json().to_owned(),
+            },
+        };
+        let audit = match self.audit.append(executed).await {
+            Ok(entry) => entry,
+            Err(err) => {
+                warn!(error = %err, "audit append of the execution failed; withholding the results");
+                return Ok(self.failed_result(&running, FailureReason::AuditOfExecutionFailed).await);
+            }
+        };
+        let succeeded = match request::succeed(&running, result.summary(), self.clock.now()) {
+            Ok(next) => next,
+            Err(refusal) => anyhow::bail!("cannot finish {}: {refusal:?}", running.id),
+        };
+        if !self.write(&running, &succeeded).await? {
+            warn!("the record changed while the query ran; results were audited and are delivered");
+        }
+        info!(rows = result.row_count, "query executed");
+        Ok(ExecuteResult::Executed { request: Box::new(succeeded), result, audit: Box::new(audit) })
+    }
+
+    /// AssumeRole with the query's session policy, then the query with those credentials only.
+    async fn assume_and_run(
+        &self,
+        query: &ApprovedQuery,
+        policy: &str,
+    ) -> Result<(CredentialSummary, ExecutionResult), AwsFailure> {
+        let assume = AssumeRoleRequest::for_approved(query, policy.to_owned());
+        let credentials = self.sts.assume(&assume).await?;
+        let evidence = credentials.summary();
+        let result = self.executor.run(query, credentials).await?;
+        Ok((evidence, result))
+    }
+
+    async fn failed_result(&self, request: &AccessRequest, reason: FailureReason) -> ExecuteResult {
+        warn!(reason = reason.code(), "execution failed");
+        let failed = self.fail(request, &reason).await.unwrap_or_else(|| request.clone());
+        ExecuteResult::Failed { request: Box::new(failed), reason, alarm: false }
+    }
+
+    /// Ends a request as Failed and audits it. Best effort: returns the Failed record when the write landed.
+    pub(super) async fn fail(&self, request: &AccessRequest, reason: &FailureReason) -> Option<AccessRequest> {
+        let failed = request::fail(request, reason.clone(), self.clock.now()).ok()?;
+        match self.write(request, &failed).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return None,
+        }
+        let event = AuditEvent::failed(request.id.clone(), reason, messages::failure_reason(reason));
+        if let Err(err) = self.audit.append(event).await {
+            warn!(error = %err, "could not audit the failure");
+        }
+        Some(failed)
+    }
+
+    /// Ends a request that cannot go on (e.g. its card could not be posted) as Failed, audited.
+    pub async fn abandon(&self, id: &RequestId, reason: FailureReason) -> anyhow::Result<Option<AccessRequest>> {
+        for _ in 0..MAX_DECISION_ATTEMPTS {
+            let Some(current) = self.store.load(id).await? else { return Ok(None) };
+            if current.state().is_final() {
+                return Ok(Some(current));
+            }
+            if let Some(failed) = self.fail(&current, &reason).await {
+                return Ok(Some(failed));
+            }
+        }
+        anyhow::bail!("request {id} kept changing while being abandoned")
+    }
+}

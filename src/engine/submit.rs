@@ -1,0 +1,133 @@
+//! Submit: a new request validated, rendered, rate-limited, stored as Pending and audited; and the same
+//! validation for a form before Slack closes it.
+
+use std::collections::BTreeMap;
+
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{Engine, MAX_ID_ATTEMPTS, SubmitOutcome};
+use crate::audit::{AttemptedAction, AuditEvent};
+use crate::ids::{RequestId, RunbookId, SlackUserId};
+use crate::request::{AccessRequest, FailureReason, NewRequest};
+use crate::runbook::{ParamError, session_policy};
+use crate::store::{Admission, Created};
+
+/// Why one field of a request form would not be accepted.
+#[derive(Debug)]
+pub enum FormProblem {
+    /// A parameter that does not validate (named by [`ParamError::parameter`]).
+    Parameter(ParamError),
+    /// The runbook requires a reason and none was given.
+    ReasonMissing,
+}
+
+impl Engine {
+    /// Checks a request form the way [`Engine::submit`] would, without side effects, so Slack can show the problems
+    /// next to their inputs before it closes the form. `None` when `runbook` names no runbook (the form is then let
+    /// through and `submit` answers it).
+    pub fn validate_form(
+        &self,
+        runbook: &str,
+        args: &BTreeMap<String, String>,
+        reason: Option<&str>,
+    ) -> Option<Vec<FormProblem>> {
+        let runbook = RunbookId::parse(runbook).and_then(|id| self.runbooks.get(&id))?;
+        let mut problems: Vec<FormProblem> = match runbook.render(args, &self.settings.region) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(FormProblem::Parameter).collect(),
+        };
+        if runbook.approval().require_reason && reason.is_none_or(|r| r.trim().is_empty()) {
+            problems.push(FormProblem::ReasonMissing);
+        }
+        Some(problems)
+    }
+
+    /// A new request: validate, render, rate-limit, store as Pending, audit.
+    pub async fn submit(
+        &self,
+        requester: &SlackUserId,
+        runbook: &str,
+        args: &BTreeMap<String, String>,
+        reason: Option<String>,
+    ) -> anyhow::Result<SubmitOutcome> {
+        let span = info_span!("submit", requester = %requester, runbook = %runbook, request_id = tracing::field::Empty);
+        self.submit_inner(requester, runbook, args, reason, &span).instrument(span.clone()).await
+    }
+
+    async fn submit_inner(
+        &self,
+        requester: &SlackUserId,
+        typed: &str,
+        args: &BTreeMap<String, String>,
+        reason: Option<String>,
+        span: &tracing::Span,
+    ) -> anyhow::Result<SubmitOutcome> {
+        let attempted = AttemptedAction::Request { runbook: typed.to_owned() };
+        let Some(runbook) = RunbookId::parse(typed).and_then(|id| self.runbooks.get(&id)) else {
+            self.audit_refusal(None, requester, attempted, "unknown_runbook".to_owned()).await;
+            return Ok(SubmitOutcome::UnknownRunbook {
+                typed: typed.to_owned(),
+                suggestion: self.runbooks.suggest(typed),
+            });
+        };
+        let query = match runbook.render(args, &self.settings.region) {
+            Ok(query) => query,
+            Err(errors) => {
+                let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                self.audit_refusal(None, requester, attempted, format!("bad_parameters: {detail}")).await;
+                return Ok(SubmitOutcome::BadParameters { runbook: runbook.id().clone(), errors });
+            }
+        };
+        // Render the session policy now, so nobody is asked to approve a query that could never run.
+        if let Err(err) = session_policy(&query) {
+            self.audit_refusal(None, requester, attempted, format!("unrunnable: {err}")).await;
+            return Ok(SubmitOutcome::Unrunnable { runbook: runbook.id().clone(), reason: err.to_string() });
+        }
+        let now = self.clock.now();
+        let mut new = NewRequest {
+            id: RequestId::generate(),
+            requester: requester.clone(),
+            reason,
+            query,
+            policy: runbook.approval().clone(),
+        };
+        let request = match AccessRequest::create(new.clone(), now) {
+            Ok(request) => request,
+            Err(refusal) => {
+                self.audit_refusal(None, requester, attempted, crate::audit::refusal_code(&refusal)).await;
+                return Ok(SubmitOutcome::Refused(refusal));
+            }
+        };
+        // Counted only for requests that would be created, so typos do not use up the user's allowance.
+        if let Admission::Limited { retry_after } =
+            self.store.admit_new_request(requester, self.settings.rate_limit, now).await?
+        {
+            self.audit_refusal(None, requester, attempted, "rate_limited".to_owned()).await;
+            return Ok(SubmitOutcome::RateLimited { retry_after });
+        }
+        let mut request = request;
+        for attempt in 1..=MAX_ID_ATTEMPTS {
+            match self.store.create(&request).await? {
+                Created::Inserted => break,
+                Created::IdTaken if attempt < MAX_ID_ATTEMPTS => {
+                    new.id = RequestId::generate();
+                    request = AccessRequest::create(new.clone(), now).map_err(|r| anyhow::anyhow!("{r:?}"))?;
+                }
+                Created::IdTaken => anyhow::bail!("no free request id after {MAX_ID_ATTEMPTS} attempts"),
+            }
+        }
+        span.record("request_id", request.id.as_str());
+        if let Err(err) = self.audit.append(AuditEvent::requested(&request)).await {
+            // Fail closed: a request the audit trail does not know of must never be approved.
+            warn!(error = %err, "audit append failed; failing the request");
+            let failed = self.fail(&request, &FailureReason::AuditUnavailable).await;
+            return Err(anyhow::anyhow!(err).context(format!(
+                "recording request {} in the audit trail (request is now {})",
+                request.id,
+                failed.map(|r| r.state().as_str()).unwrap_or("unknown")
+            )));
+        }
+        info!("request created, waiting for approval");
+        Ok(SubmitOutcome::Created(Box::new(request)))
+    }
+}
