@@ -75,8 +75,9 @@ impl EventHandler for Bot {
                 Ok(false) => return info!("duplicate delivery; already handled"),
                 Err(err) => {
                     // Fail closed: without the de-dup record we cannot know the action is not handled elsewhere.
-                    error!(error = format!("{err:#}"), "cannot claim the event; not acting on it");
-                    return self.tell_internal_error(&user, channel.as_deref(), &RequestId::generate()).await;
+                    let reference = RequestId::generate();
+                    error!(reference = %reference, error = format!("{err:#}"), "cannot claim the event; not acting on it");
+                    return self.tell_internal_error(&user, channel.as_deref(), &reference).await;
                 }
             }
             let result = match action {
