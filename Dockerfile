@@ -41,8 +41,8 @@ COPY runbooks /etc/jitgate/runbooks
 COPY deploy/jitgate.toml /etc/jitgate/jitgate.toml
 ENV JITGATE_CONFIG=/etc/jitgate/jitgate.toml
 USER 10001:10001
-# http.listen in the config: /healthz, /readyz, /metrics and the signed audit pages.
-EXPOSE 8080
+# http.listen in the config: the signed audit pages; http.operations_listen: /healthz, /readyz and /metrics.
+EXPOSE 8080 9090
 # The image has no curl: jitgate probes its own /healthz (the URL comes from http.listen in the config).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 CMD ["jitgate", "healthcheck"]
 ENTRYPOINT ["jitgate"]

@@ -82,15 +82,21 @@ pub struct App {
     stop_sweeper: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     http_addr: std::net::SocketAddr,
-    stop_http: tokio::sync::oneshot::Sender<()>,
+    operations_addr: std::net::SocketAddr,
+    stop_http: tokio::sync::watch::Sender<bool>,
     /// False once shutdown starts: readiness then reports no socket (see `http::readiness`).
     sockets_up: Arc<AtomicBool>,
 }
 
 impl App {
-    /// Where the HTTP server (health, readiness, metrics, audit pages) listens.
+    /// Where the public listener (audit pages, `/healthz`) listens.
     pub fn http_addr(&self) -> std::net::SocketAddr {
         self.http_addr
+    }
+
+    /// Where the operations listener (`/healthz`, `/readyz`, `/metrics`) listens.
+    pub fn operations_addr(&self) -> std::net::SocketAddr {
+        self.operations_addr
     }
 
     pub fn bot(&self) -> &Arc<Bot> {
@@ -129,7 +135,7 @@ impl App {
                 sweeper.abort();
             }
         }
-        let _ = self.stop_http.send(());
+        let _ = self.stop_http.send(true);
         match self.http.await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => warn!(error = %err, "the HTTP server stopped with an error"),
@@ -228,23 +234,42 @@ pub async fn start(
     let sockets_seen = move || {
         if listening.load(Ordering::Relaxed) { hellos.load(Ordering::Relaxed).min(configured) } else { 0 }
     };
+    let readiness = http::ReadinessMonitor::new(engine.store().clone(), engine.audit().clone(), Arc::new(sockets_seen));
     let state = HttpState {
-        store: engine.store().clone(),
         audit: engine.audit().clone(),
         links,
         clock,
         metrics,
-        slack_sockets: Arc::new(sockets_seen),
+        readiness,
         region: config.region().to_owned(),
     };
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("binding the HTTP server to {} (http.listen)", config.http.listen))?;
-    let http_addr = listener.local_addr().context("reading the HTTP server's address")?;
-    let (stop_http, stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(http::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    let bind = |addr: std::net::SocketAddr, key: &'static str| async move {
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP server to {addr} ({key})"))
+    };
+    let public = bind(config.http.listen, "http.listen").await?;
+    let operations = bind(config.http.operations_listen, "http.operations_listen").await?;
+    let http_addr = public.local_addr().context("reading the HTTP server's address")?;
+    let operations_addr = operations.local_addr().context("reading the operations listener's address")?;
+    let (header_read, request) = (config.http.header_read_timeout, config.http.request_timeout);
+    let (stop_http, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let http = tokio::spawn({
+        let limits = http::ServerLimits::public(header_read, request, config.http.max_connections);
+        let (state, stopped) = (state.clone(), stopped.clone());
+        async move {
+            let ops = http::serve_operations(
+                operations,
+                state.clone(),
+                http::ServerLimits::operations(header_read, request),
+                until_stopped(stopped.clone()),
+            );
+            let public = http::serve_public(public, state, limits, until_stopped(stopped));
+            let (ops, public) = tokio::join!(ops, public);
+            ops.and(public)
+        }
+    });
     let stop_sweeper = CancellationToken::new();
     let sweeper = options.background_sweeper.then(|| {
         let (bot, every, stop) = (bot.clone(), config.slack.sweep_interval, stop_sweeper.clone());
@@ -271,6 +296,7 @@ pub async fn start(
         stop_sweeper,
         http,
         http_addr,
+        operations_addr,
         stop_http,
         sockets_up,
     })

@@ -77,7 +77,7 @@ pub enum Command {
     /// Probe a running jitgate's /healthz: exit 0 on HTTP 200, else 1 with the reason (for container health
     /// checks in images without curl).
     Healthcheck {
-        /// URL to probe [default: http://<http.listen>/healthz, on loopback when it listens on all addresses]
+        /// URL to probe [default: http://<http.operations_listen>/healthz, on loopback when it listens on all addresses]
         #[arg(long, value_name = "URL")]
         url: Option<String>,
         /// Give up after this long, e.g. 3s or 500ms.
@@ -160,7 +160,7 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
             seed_demo(&config, &env, &seed).await
         }
         Command::Healthcheck { url, timeout } => {
-            healthcheck(&url.unwrap_or_else(|| healthz_url(config.http.listen)), timeout).await
+            healthcheck(&url.unwrap_or_else(|| healthz_url(config.http.operations_listen)), timeout).await
         }
     }
 }

@@ -119,9 +119,21 @@ pub struct HttpConfig {
     /// Base URL of jitgate's HTTP server as users reach it; links to audit pages start with it.
     #[serde(default = "default_public_url")]
     pub public_url: String,
-    /// Address the HTTP server (health, readiness, metrics, audit pages) listens on.
+    /// Address of the public listener: the signed audit pages (and `/healthz`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Address of the operations listener: `/healthz`, `/readyz` and `/metrics`, for probes and Prometheus only.
+    #[serde(default = "default_operations_listen")]
+    pub operations_listen: SocketAddr,
+    /// A connection must send a complete request head within this time, or it is closed.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Longest time one request may take to be answered (408 after it).
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Connections the public listener keeps open at once; past it new ones wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// How long a signed audit page link posted in Slack stays valid.
     #[serde(default = "default_audit_link_ttl", with = "humantime_serde")]
     pub audit_link_ttl: Duration,
@@ -259,6 +271,18 @@ fn default_public_url() -> String {
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_operations_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_audit_link_ttl() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
@@ -441,6 +465,32 @@ impl Config {
             "http.audit_link_ttl",
             format!("{} is outside 1m..365d", humantime::format_duration(self.http.audit_link_ttl)),
             "use \"30d\" (the default): long enough to follow up an incident, short enough to age out",
+        );
+        check(
+            (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&self.http.header_read_timeout),
+            "http.header_read_timeout",
+            format!("{} is outside 100ms..60s", humantime::format_duration(self.http.header_read_timeout)),
+            "use \"10s\" (the default): real clients send their headers at once",
+        );
+        check(
+            (Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.http.request_timeout),
+            "http.request_timeout",
+            format!("{} is outside 1s..5m", humantime::format_duration(self.http.request_timeout)),
+            "use \"30s\" (the default): an audit page reads a few DynamoDB items",
+        );
+        check(
+            (16..=65_536).contains(&self.http.max_connections),
+            "http.max_connections",
+            format!("{} is outside 16..65536", self.http.max_connections),
+            "use 1024 (the default), below the process's file descriptor limit",
+        );
+        check(
+            self.http.listen.port() == 0
+                || self.http.listen.port() != self.http.operations_listen.port()
+                || self.http.listen.ip() != self.http.operations_listen.ip(),
+            "http.operations_listen",
+            format!("{} is also http.listen", self.http.operations_listen),
+            "give probes and metrics their own port, e.g. \"0.0.0.0:9090\", reachable only inside the cluster",
         );
         check(
             (1..=1000).contains(&self.requests.per_user_limit),

@@ -1,6 +1,6 @@
 //! `jitgate healthcheck`, the container health probe (the runtime image has no curl), run as the binary the
 //! Dockerfile's HEALTHCHECK runs: against a tiny in-test server answering 200, one answering 503, a closed port, a
-//! server that accepts and never answers, and with the URL derived from the config's `http.listen`. Exit 0 only on
+//! server that accepts and never answers, and with the URL derived from the config's `http.operations_listen`. Exit 0 only on
 //! 200; otherwise exit 1 and exactly one line saying why.
 
 use std::net::SocketAddr;
@@ -95,12 +95,16 @@ async fn a_server_that_never_answers_times_out() {
 }
 
 #[tokio::test]
-async fn the_default_url_comes_from_http_listen_probed_on_loopback() {
+async fn the_default_url_comes_from_http_operations_listen_probed_on_loopback() {
     let addr = serve(StatusCode::OK).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("jitgate.toml");
     // Listening on every address (as in a container) is probed on 127.0.0.1, where the test server is.
-    let toml = format!("[aws]\nregion = \"us-east-1\"\n\n[http]\nlisten = \"0.0.0.0:{}\"\n", addr.port());
+    // Probes belong to the operations listener, not the public one (whose port here has nothing behind it).
+    let toml = format!(
+        "[aws]\nregion = \"us-east-1\"\n\n[http]\nlisten = \"0.0.0.0:1\"\noperations_listen = \"0.0.0.0:{}\"\n",
+        addr.port()
+    );
     std::fs::write(&config, toml).expect("write config");
     let out = jitgate(&["--config", &config.display().to_string(), "healthcheck"]).await;
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));

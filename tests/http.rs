@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use jitgate::audit::{AuditEntry, AuditEvent, AuditLog, CredentialEvidence};
 use jitgate::clock::{Clock, ManualClock, SharedClock};
-use jitgate::http::{HttpState, Metrics};
+use jitgate::http::{HttpState, Metrics, ReadinessMonitor, ServerLimits};
 use jitgate::ids::{RequestId, SlackUserId};
 use jitgate::links::AuditLinkSigner;
 use jitgate::request::{AccessRequest, ExecutionSummary, NewRequest, OnCallEntry, RosterSource};
@@ -30,10 +30,16 @@ use support::fixtures;
 
 const SESSION_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:Query","Resource":"arn:aws:dynamodb:us-east-1:123456789012:table/Orders","Condition":{"ForAllValues:StringEquals":{"dynamodb:LeadingKeys":["C000042"]}}}]}"#;
 const LINK_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Short, so the slow-client tests see connections closed quickly; real clients send their head at once.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running server and the handles a test needs to drive it.
 struct Server {
+    /// The public listener (audit pages).
     base: String,
+    /// The operations listener (probes, metrics).
+    ops: String,
+    readiness: ReadinessMonitor,
     clock: Arc<ManualClock>,
     audit: AuditLog,
     links: AuditLinkSigner,
@@ -61,22 +67,34 @@ impl Server {
         let metrics = Metrics::new();
         let sockets = Arc::new(AtomicUsize::new(2));
         let count = sockets.clone();
+        let readiness = ReadinessMonitor::new(store, audit.clone(), Arc::new(move || count.load(Ordering::SeqCst)));
         let state = HttpState {
-            store,
             audit: audit.clone(),
             links: links.clone(),
             clock: shared,
             metrics: metrics.clone(),
-            slack_sockets: Arc::new(move || count.load(Ordering::SeqCst)),
+            readiness: readiness.clone(),
             region: support::REGION.to_owned(),
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (public, base) = bind().await;
+        let (operations, ops) = bind().await;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(jitgate::http::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        Server { base, clock, audit, links, metrics, sockets, stop: Some(stop), task: Some(task) }
+        let (stop_ops, stopped_ops) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let public = jitgate::http::serve_public(public, state.clone(), limits(), async {
+                let _ = stopped.await;
+                let _ = stop_ops.send(());
+            });
+            let ops = jitgate::http::serve_operations(operations, state, limits(), async {
+                let _ = stopped_ops.await;
+            });
+            let (public, ops) = tokio::join!(public, ops);
+            public.and(ops)
+        });
+        // The operations server refreshes readiness in the background; the first check is awaited here so a
+        // test's first probe does not race it.
+        readiness.refresh().await;
+        Server { base, ops, readiness, clock, audit, links, metrics, sockets, stop: Some(stop), task: Some(task) }
     }
 
     async fn start() -> Server {
@@ -103,6 +121,18 @@ impl Server {
             task.await.expect("server task").expect("server stopped cleanly");
         }
     }
+}
+
+/// A listener on a free loopback port, and its base URL.
+async fn bind() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("local addr"));
+    (listener, base)
+}
+
+/// The limits `jitgate run` uses by default, with a short header-read timeout for the slow-client tests.
+fn limits() -> ServerLimits {
+    ServerLimits::public(HEADER_READ_TIMEOUT, Duration::from_secs(30), 1024)
 }
 
 fn user(id: &str) -> SlackUserId {
@@ -345,7 +375,7 @@ async fn responses_forbid_scripts_caching_and_referrers() {
 async fn readyz_names_each_check_and_what_is_down() {
     let proxy = Proxy::start(&support::redis_url()).await;
     let server = Server::start_with_redis(&proxy.url()).await;
-    let ready = format!("{}/readyz", server.base);
+    let ready = format!("{}/readyz", server.ops);
 
     let (status, body) = server.get(&ready).await;
     assert_eq!(status, 200, "{body}");
@@ -353,9 +383,15 @@ async fn readyz_names_each_check_and_what_is_down() {
     assert_eq!(json["ready"], true);
     assert_eq!(checks(&json), [("redis", true), ("audit_table", true), ("slack_sockets", true)]);
 
-    // Redis goes away and the last Slack socket drops.
+    // Redis goes away and the last Slack socket drops. A probe answers from the last background check, so it
+    // does not notice Redis until the next refresh (here forced instead of waited for); the sockets it reads live.
     proxy.stop();
     server.sockets.store(0, Ordering::SeqCst);
+    let (status, body) = server.get(&ready).await;
+    assert_eq!(status, 503, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(checks(&json), [("redis", true), ("audit_table", true), ("slack_sockets", false)]);
+    server.readiness.refresh().await;
     let (status, body) = server.get(&ready).await;
     assert_eq!(status, 503, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
@@ -363,6 +399,87 @@ async fn readyz_names_each_check_and_what_is_down() {
     assert_eq!(checks(&json), [("redis", false), ("audit_table", true), ("slack_sockets", false)]);
     assert!(json["checks"][0]["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
     assert_eq!(json["checks"][2]["detail"], "no socket-mode connection is up");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_is_down_until_first_checked_and_when_its_checks_go_stale() {
+    let store = RequestStore::connect(&support::redis_url(), StoreSettings::default()).await.expect("connect");
+    let clock: SharedClock = ManualClock::new(fixtures::wall_clock_now());
+    let audit = AuditLog::new(&support::aws_config(), support::unique("ready-audit"), clock);
+    audit.ensure_table().await.expect("audit table");
+    let readiness = ReadinessMonitor::new(store, audit, Arc::new(|| 1));
+
+    let fresh = readiness.current();
+    assert!(!fresh.ready, "nothing checked yet: {fresh:?}");
+    assert_eq!(fresh.checks[0].detail.as_deref(), Some("not checked yet"));
+
+    readiness.refresh().await;
+    assert!(readiness.current().ready, "{:?}", readiness.current());
+
+    // A monitor that stopped refreshing must not keep vouching for the backends.
+    let later = std::time::Instant::now() + jitgate::http::readiness::STALE_AFTER + Duration::from_secs(1);
+    let stale = readiness.current_at(later);
+    assert!(!stale.ready, "{stale:?}");
+    assert!(stale.checks[0].detail.as_deref().is_some_and(|d| d.starts_with("last checked ")), "{stale:?}");
+}
+
+#[tokio::test]
+async fn probes_and_metrics_are_not_on_the_public_listener_and_audit_pages_not_on_the_operations_one() {
+    let server = Server::start().await;
+    let request = fixtures::pending_request(server.clock.now(), 1, Duration::from_secs(30 * 60));
+    story(&server, &request).await;
+    for path in ["/readyz", "/metrics"] {
+        assert_eq!(server.get(&format!("{}{path}", server.base)).await.0, 404, "{path} on the public listener");
+        assert_eq!(server.get(&format!("{}{path}", server.ops)).await.0, 200, "{path} on the operations listener");
+    }
+    let link = server.link(&request.id);
+    assert_eq!(server.get(&link).await.0, 200);
+    assert_eq!(server.get(&link.replacen(&server.base, &server.ops, 1)).await.0, 404);
+    server.stop().await;
+}
+
+/// How many slow clients the flood test holds open: far more than a pod's probes and visitors.
+const SLOW_CLIENTS: usize = 500;
+
+#[tokio::test]
+async fn slow_clients_do_not_block_the_audit_page_or_the_probes_and_are_closed_by_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::start().await;
+    let request = fixtures::pending_request(server.clock.now(), 1, Duration::from_secs(30 * 60));
+    story(&server, &request).await;
+    let public: SocketAddr = server.base.trim_start_matches("http://").parse().expect("address");
+
+    // Each sends half a request head and then nothing, as a slow-loris client does.
+    let mut slow = Vec::with_capacity(SLOW_CLIENTS);
+    for i in 0..SLOW_CLIENTS {
+        let mut stream = tokio::net::TcpStream::connect(public).await.expect("connect");
+        stream
+            .write_all(format!("GET /audit/{i} HTTP/1.1\r\nHost: jitgate\r\nX-Slow: ").as_bytes())
+            .await
+            .expect("write");
+        slow.push(stream);
+    }
+
+    // While they hang on, a real visitor's audit page and the probes answer.
+    let (status, page) = server.get(&server.link(&request.id)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(server.get(&format!("{}/healthz", server.ops)).await.0, 200);
+    assert_eq!(server.get(&format!("{}/healthz", server.base)).await.0, 200);
+    assert_eq!(server.get(&format!("{}/readyz", server.ops)).await.0, 200);
+
+    // And every slow one is closed by the server, having been routed nowhere (no 200, no 403 page).
+    let closed = slow.into_iter().map(|mut stream| async move {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer)).await;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        (read.is_ok(), text)
+    });
+    for (closed, answer) in futures::future::join_all(closed).await {
+        assert!(closed, "a slow connection was still open after the header-read timeout");
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
     server.stop().await;
 }
 
@@ -380,7 +497,7 @@ fn checks(json: &serde_json::Value) -> Vec<(&str, bool)> {
 async fn metrics_shows_a_recorded_counter() {
     let server = Server::start().await;
     server.metrics.request_outcome("orders-by-customer", "succeeded");
-    let (status, body) = server.get(&format!("{}/metrics", server.base)).await;
+    let (status, body) = server.get(&format!("{}/metrics", server.ops)).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.lines().any(|l| l == r#"jitgate_requests_total{runbook="orders-by-customer",outcome="succeeded"} 1"#),

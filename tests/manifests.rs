@@ -253,15 +253,18 @@ fn the_image_builds_locked_and_runs_as_a_fixed_non_root_user_with_a_health_check
     let healthcheck = only(runtime, "HEALTHCHECK");
     let (_, probe) = healthcheck.split_once("CMD ").expect("HEALTHCHECK … CMD [\"…\"]");
     assert_eq!(json_array(probe), ["jitgate", "healthcheck"]);
-    let exposed: u16 = only(runtime, "EXPOSE").parse().expect("one port");
+    let exposed: Vec<u16> =
+        only(runtime, "EXPOSE").split_whitespace().map(|p| p.parse().expect("a port number")).collect();
 
-    // The config it bakes in listens on that port, on every address.
+    // The config it bakes in listens on those ports, on every address: the audit pages, then probes and metrics.
     let config_path = only(runtime, "ENV").strip_prefix("JITGATE_CONFIG=").expect("ENV JITGATE_CONFIG=…").to_owned();
     let copies = context_copies(runtime);
     let (sources, _) = copies.iter().find(|(_, dest)| *dest == config_path).expect("a COPY of the config");
     let config: toml::Value = toml::from_str(&read(&sources[0])).expect("the baked config is TOML");
-    let listen: std::net::SocketAddr = config["http"]["listen"].as_str().unwrap().parse().unwrap();
-    assert!(listen.ip().is_unspecified() && listen.port() == exposed, "http.listen {listen} vs EXPOSE {exposed}");
+    let listens: Vec<std::net::SocketAddr> =
+        ["listen", "operations_listen"].map(|key| config["http"][key].as_str().unwrap().parse().unwrap()).to_vec();
+    assert!(listens.iter().all(|l| l.ip().is_unspecified()), "{listens:?} on every address");
+    assert_eq!(listens.iter().map(|l| l.port()).collect::<Vec<_>>(), exposed, "http listeners vs EXPOSE");
 }
 
 #[test]
@@ -522,17 +525,21 @@ fn the_deployment_runs_locked_down_with_probes_limits_and_the_secret() {
         }
     }
 
-    // Probes on the HTTP port, which is the one the ConfigMap's config listens on.
-    let port = container["ports"].as_array().expect("ports").iter().find(|p| p["name"] == "http").expect("port http");
+    // The audit pages on `http`, probes on `ops`: each port is the one the ConfigMap's config listens on.
+    let port = |name: &str| {
+        container["ports"].as_array().expect("ports").iter().find(|p| p["name"] == name).expect("port").clone()
+    };
     let configmap = yaml(&format!("{K8S}/configmap.yaml"));
     let config: toml::Value = toml::from_str(configmap["data"]["jitgate.toml"].as_str().unwrap()).unwrap();
-    let listen: std::net::SocketAddr = config["http"]["listen"].as_str().unwrap().parse().unwrap();
-    assert!(listen.ip().is_unspecified(), "the kubelet probes the pod's address: listen on every address");
-    assert_eq!(port["containerPort"], listen.port());
+    for (key, name) in [("listen", "http"), ("operations_listen", "ops")] {
+        let listen: std::net::SocketAddr = config["http"][key].as_str().unwrap().parse().unwrap();
+        assert!(listen.ip().is_unspecified(), "the kubelet probes the pod's address: {key} on every address");
+        assert_eq!(port(name)["containerPort"], listen.port(), "{key}");
+    }
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "ops");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "ops");
 
     // Secrets only from the Secret, and exactly the keys the example Secret shows.
     let secret = yaml(&format!("{K8S}/secret.example.yaml"));

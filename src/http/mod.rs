@@ -1,11 +1,15 @@
-//! jitgate's operator HTTP server: health, readiness, Prometheus metrics and the signed audit pages.
+//! jitgate's HTTP servers: the public one with the signed audit pages, and the operations one with health,
+//! readiness and Prometheus metrics, on separate listeners so that the audit pages can be exposed through an
+//! ingress while probes and metrics stay on a port only the cluster reaches (see `docs/operations.md`).
 //!
-//! | route | answer |
-//! |---|---|
-//! | `GET /healthz` | `200 ok` while the process runs |
-//! | `GET /readyz` | `200` or `503` with JSON naming each check and whether it is up (see [`readiness`]) |
-//! | `GET /metrics` | Prometheus text (see [`crate::telemetry`]) |
-//! | `GET /audit/{request_id}?exp=…&sig=…` | the request's audit trail as HTML, for a link signed by [`AuditLinkSigner`] |
+//! | listener | route | answer |
+//! |---|---|---|
+//! | both | `GET /healthz` | `200 ok` while the process runs (touches no backend) |
+//! | operations | `GET /readyz` | `200` or `503` with JSON naming each check and whether it is up (see [`readiness`]) |
+//! | operations | `GET /metrics` | Prometheus text (see [`crate::telemetry`]) |
+//! | public | `GET /audit/{request_id}?exp=…&sig=…` | the request's audit trail as HTML, for a link signed by [`AuditLinkSigner`] |
+//!
+//! Both are served by [`server::serve`], which bounds header reads, requests, connections and bodies.
 //!
 //! The audit route checks the link's signature before anything else: an unsigned, tampered, expired or other
 //! request's link gets the same short 403 page, which says nothing about the request or even whether it exists.
@@ -16,6 +20,7 @@ pub mod audit_page;
 pub mod html;
 
 pub mod readiness;
+pub mod server;
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,12 +37,12 @@ use tracing::{info, warn};
 
 use self::audit_page::ReviewedEntry;
 use self::html::{esc, page};
-pub use self::readiness::SocketCount;
+pub use self::readiness::{ReadinessMonitor, SocketCount};
+pub use self::server::ServerLimits;
 use crate::audit::{AuditLog, GENESIS_HASH};
 use crate::clock::SharedClock;
 use crate::ids::RequestId;
 use crate::links::AuditLinkSigner;
-use crate::store::RequestStore;
 pub use crate::telemetry::Metrics;
 
 /// How often recorded histogram samples are folded into buckets while the server runs.
@@ -46,37 +51,53 @@ const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(10);
 /// Everything the handlers need. Cheap to clone (every field is a handle).
 #[derive(Clone)]
 pub struct HttpState {
-    pub store: RequestStore,
     pub audit: AuditLog,
     pub links: AuditLinkSigner,
     pub clock: SharedClock,
     pub metrics: Metrics,
-    /// Slack socket-mode connections up now (see [`readiness`] for why this is injected).
-    pub slack_sockets: SocketCount,
+    /// The last readiness checks, kept fresh in the background.
+    pub readiness: ReadinessMonitor,
     /// AWS region of the runbooks' roles, for the CloudTrail link.
     pub region: String,
 }
 
-/// The routes, with the security headers on every response.
-pub fn router(state: HttpState) -> Router {
+/// The public listener's routes (audit pages), with the security headers on every response.
+pub fn public_router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .route("/audit/{request_id}", get(audit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight and returns.
-pub async fn serve(
+/// The operations listener's routes (probes and metrics), with the same security headers.
+pub fn operations_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Serves the public routes on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve_public(
     listener: TcpListener,
     state: HttpState,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "HTTP server listening");
-    }
+    server::serve(listener, public_router(state), limits, shutdown).await
+}
+
+/// Serves the operations routes on `listener` until `shutdown` completes; meanwhile folds histogram samples into
+/// buckets and keeps the readiness checks fresh.
+pub async fn serve_operations(
+    listener: TcpListener,
+    state: HttpState,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let metrics = state.metrics.clone();
     let upkeep = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
@@ -85,8 +106,10 @@ pub async fn serve(
             metrics.run_upkeep();
         }
     });
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let refresh = state.readiness.spawn_refresh(readiness::REFRESH_EVERY);
+    let served = server::serve(listener, operations_router(state), limits, shutdown).await;
     upkeep.abort();
+    refresh.abort();
     served
 }
 
@@ -95,7 +118,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
-    let readiness = readiness::check_all(&state.store, &state.audit, &state.slack_sockets).await;
+    let readiness = state.readiness.current();
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     if !readiness.ready {
         let down: Vec<&str> = readiness.checks.iter().filter(|c| !c.up).map(|c| c.name).collect();

@@ -79,7 +79,7 @@ impl Harness {
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
-             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\n",
+             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             super::REGION,
             super::unique("bot"),
             options.shutdown_drain,
@@ -204,7 +204,7 @@ impl Harness {
 
     /// `GET /metrics` of the first replica.
     pub async fn metrics(&self) -> String {
-        let url = format!("http://{}/metrics", self.apps[0].http_addr());
+        let url = format!("http://{}/metrics", self.apps[0].operations_addr());
         reqwest::get(&url).await.expect("metrics").text().await.unwrap_or_default()
     }
 

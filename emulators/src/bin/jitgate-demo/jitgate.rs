@@ -56,6 +56,8 @@ pub struct Jitgate {
     env: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`: `http.public_url` and where `http.listen` binds.
     pub base_url: String,
+    /// Where `http.operations_listen` binds (`/readyz`).
+    operations_url: String,
 }
 
 /// A running `jitgate run`.
@@ -85,7 +87,9 @@ impl Jitgate {
             .with_context(|| format!("the runbooks folder {} (pass --runbooks)", runbooks.display()))?;
         let dir = tempfile::Builder::new().prefix("jitgate-demo.").tempdir().context("creating a temporary folder")?;
         let port = free_port()?;
+        let operations_port = free_port()?;
         let base_url = format!("http://127.0.0.1:{port}");
+        let operations_url = format!("http://127.0.0.1:{operations_port}");
         // JSON string literals are TOML basic strings too, which quotes any path safely.
         let quoted = serde_json::Value::from(runbooks.display().to_string()).to_string();
         let config_text = format!(
@@ -94,7 +98,8 @@ impl Jitgate {
              [aws]\nregion = \"us-east-1\"\naudit_table = \"jitgate-audit\"\n\n\
              [redis]\nkey_prefix = \"jitgate-demo\"\n\n\
              [slack]\napproval_channel = \"{}\"\nconnections = {CONNECTIONS}\n\n\
-             [http]\npublic_url = \"{base_url}\"\nlisten = \"127.0.0.1:{port}\"\n",
+             [http]\npublic_url = \"{base_url}\"\nlisten = \"127.0.0.1:{port}\"\n\
+             operations_listen = \"127.0.0.1:{operations_port}\"\n",
             world::ONCALL,
         );
         let config = dir.path().join("jitgate.toml");
@@ -127,7 +132,7 @@ impl Jitgate {
                 env.push((name.into(), value));
             }
         }
-        Ok(Jitgate { binary: binary.to_owned(), dir, config, log, env, base_url })
+        Ok(Jitgate { binary: binary.to_owned(), dir, config, log, env, base_url, operations_url })
     }
 
     /// The log file jitgate writes (stdout and stderr).
@@ -163,7 +168,7 @@ impl Jitgate {
     ) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
-        let readyz = format!("{}/readyz", self.base_url);
+        let readyz = format!("{}/readyz", self.operations_url);
         let mut last = "no answer yet".to_owned();
         loop {
             if let Some(status) = running.child.try_wait()? {
