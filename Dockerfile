@@ -14,7 +14,10 @@
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The other workspace members: cargo loads every member's manifest, even to build one package.
 COPY emulators emulators
+COPY testkit testkit
+COPY demo demo
 COPY src src
 # Cargo.toml declares the latency benchmark as a target: cargo refuses a manifest whose target file is missing.
 COPY benches benches

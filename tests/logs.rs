@@ -1,7 +1,7 @@
 //! What jitgate writes to its logs during a whole flow: every line about a request names it, and no secret and
 //! no result row ever appears. One test per binary: it installs the process-wide log subscriber.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

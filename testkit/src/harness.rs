@@ -19,8 +19,7 @@ use jitgate_emulators::pagerduty::FakePagerDuty;
 use jitgate_emulators::slack::{EnvelopeHandle, FakeSlack, Message, MessageUpdate};
 use secrecy::SecretString;
 
-// The world's names, for the stories (each test binary uses some of them).
-#[allow(unused_imports)]
+// The world's names, for the stories.
 pub use jitgate_emulators::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL, POLICY, SCHEDULE};
 pub const CUSTOMERS: u32 = 4;
 pub const ORDERS_PER_CUSTOMER: u32 = 30;
@@ -35,7 +34,7 @@ pub struct Card {
 
 pub struct Options {
     pub replicas: usize,
-    /// Where the bot's AWS calls go, when not straight to the local server (e.g. a [`super::gate::Gate`]).
+    /// Where the bot's AWS calls go, when not straight to the local server (e.g. a [`crate::gate::Gate`]).
     pub aws_endpoint: Option<String>,
     /// `requests.shutdown_drain`.
     pub shutdown_drain: &'static str,
@@ -63,31 +62,31 @@ impl Harness {
     }
 
     pub async fn start_with(options: Options) -> Harness {
-        let clock = ManualClock::new(super::fixtures::wall_clock_now());
+        let clock = ManualClock::new(crate::fixtures::wall_clock_now());
         let slack = FakeSlack::start(jitgate_emulators::world::slack_config()).await;
         let pagerduty = FakePagerDuty::start().await;
         pagerduty.set_now(clock.now());
         jitgate_emulators::world::add_oncall_roster(&pagerduty);
 
-        let table = super::unique("Orders");
-        let aws = super::aws_config();
+        let table = crate::unique("Orders");
+        let aws = crate::aws_config();
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         create_demo_orders_table(&dynamo, &table).await.expect("create Orders");
         seed_demo_orders(&dynamo, &table, CUSTOMERS, ORDERS_PER_CUSTOMER).await.expect("seed Orders");
 
-        let audit_table = super::unique("audit");
+        let audit_table = crate::unique("audit");
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\n",
-            super::REGION,
-            super::unique("bot"),
+            crate::REGION,
+            crate::unique("bot"),
             options.shutdown_drain,
             options.per_user_limit,
         );
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
-            redis_url: SecretString::from(super::redis_url()),
+            redis_url: SecretString::from(crate::redis_url()),
             slack_app_token: Some(SecretString::from(slack.app_token().to_owned())),
             slack_bot_token: Some(SecretString::from(slack.bot_token().to_owned())),
             slack_api_url: slack.api_base(),
@@ -96,7 +95,7 @@ impl Harness {
             link_secret: Some(SecretString::from("test-link-secret-".repeat(4))),
         };
         let bot_aws = match &options.aws_endpoint {
-            Some(endpoint) => super::aws_config_for(endpoint, "AKIAJITGATETESTS0001", "test-secret"),
+            Some(endpoint) => crate::aws_config_for(endpoint, "AKIAJITGATETESTS0001", "test-secret"),
             None => aws.clone(),
         };
         let mut apps = Vec::new();
@@ -176,7 +175,7 @@ impl Harness {
     }
 
     pub fn audit(&self) -> AuditLog {
-        AuditLog::new(&super::aws_config(), self.audit_table.clone(), self.clock.clone() as SharedClock)
+        AuditLog::new(&crate::aws_config(), self.audit_table.clone(), self.clock.clone() as SharedClock)
     }
 
     /// Waits until the audit trail holds at least `count` entries (refusals answered in the ack are audited by
@@ -254,7 +253,7 @@ pub fn ack_is_bare(ack: &jitgate_emulators::slack::Ack) -> bool {
 
 /// The shipped runbooks, pointed at this world's own Orders table.
 pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let dir = crate::repo_root().join("runbooks");
     let mut sources: BTreeMap<std::path::PathBuf, String> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).expect("runbooks/") {
         let path = entry.expect("entry").path();

@@ -1,11 +1,12 @@
-//! The shared test harness: connections to the real Redis and local DynamoDB/STS server that
-//! `scripts/with-services.sh` starts, and names that keep tests from seeing each other's data.
+//! jitgate's test kit, shared by the integration tests (`tests/`) and the benchmarks (`benches/`): connections to
+//! the real Redis and local DynamoDB/STS server that `scripts/with-services.sh` starts, names that keep tests from
+//! seeing each other's data, the in-process [`harness`], [`fixtures`], the DynamoDB [`gate`] and
+//! [`pauses`].
 //!
 //! Integration tests never mock Redis or the AWS SDK. Each test uses its own Redis key prefix and its own
 //! DynamoDB table names, so tests run in parallel against one server.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -58,6 +59,11 @@ pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
+/// The repository's root folder (the shipped runbooks, manifests and docs are read from there).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit/ sits in the repository root").to_path_buf()
+}
+
 pub mod fixtures;
 pub mod gate;
 pub mod harness;

@@ -2,7 +2,7 @@
 //! to one gapless chain, and tampering with the table (edits, deletions, a moved head, wrong types) is found by
 //! `verify` and named.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

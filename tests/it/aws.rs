@@ -2,7 +2,7 @@
 //! credentials, run with those credentials only, paged up to its cap, masked, and refused whenever what would run
 //! is not what was approved or the credentials are no longer fresh.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;

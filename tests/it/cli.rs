@@ -1,7 +1,7 @@
 //! The `jitgate` binary as an operator runs it: `check` on good and broken setups, `audit verify` on an intact
 //! and a tampered trail in the local DynamoDB.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! shipped runbooks, approved by an on-call engineer, run under temporary credentials against a seeded table, and
 //! audited in a hash-chained trail.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! word about the request), an entry edited in the table named on the page, markup in a reason escaped, metrics,
 //! and the page rendered by a real headless browser.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

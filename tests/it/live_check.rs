@@ -1,7 +1,7 @@
 //! `jitgate check --live` against the local DynamoDB/STS server and the PagerDuty emulator: a correct setup passes
 //! every line, and a runbook naming a missing index or schedule fails with the reason.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -17,7 +17,7 @@
 //! test. The validators come from the tools venv (`scripts/install-deps.sh`), on PATH through
 //! `scripts/with-services.sh`.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;

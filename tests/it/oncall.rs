@@ -1,7 +1,7 @@
 //! Who may approve: rosters built from the PagerDuty emulator, a real Redis cache and a fixed Slack directory,
 //! with a manual clock. Each test tells one situation an approver or an operator meets.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

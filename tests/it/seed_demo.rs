@@ -1,7 +1,7 @@
 //! `jitgate seed-demo` as `make demo` and `make dev` run it: against the local DynamoDB it creates and fills the
 //! demo table, a second run changes nothing, and without a local endpoint it refuses before touching anything.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::process::{Command, Output};
 

@@ -2,7 +2,7 @@
 //! still running after it is failed as interrupted — audited, card updated, requester told — never re-run. The
 //! query is held "running" by a gate in front of the local DynamoDB server, so no timing decides the outcome.
 
-mod support;
+use jitgate_testkit as support;
 
 use jitgate::app::ShutdownOutcome;
 use jitgate::messages::APPROVE_ACTION;

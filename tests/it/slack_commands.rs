@@ -1,7 +1,7 @@
 //! What people type: every malformed command gets an answer saying what was wrong and the right usage, the form
 //! opens when something is missing, and the informational commands answer.
 
-mod support;
+use jitgate_testkit as support;
 
 use support::harness::*;
 

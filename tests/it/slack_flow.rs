@@ -1,7 +1,7 @@
 //! The Slack bot end to end: real socket-mode connections to the Slack emulator, PagerDuty emulator for the
 //! on-call roster, real Redis, and the local DynamoDB/STS server. Each test is one user story.
 
-mod support;
+use jitgate_testkit as support;
 
 use jitgate::messages::{APPROVE_ACTION, DENY_ACTION};
 use support::harness::*;

@@ -2,9 +2,8 @@
 //! reads and what it tells the operator to do, rate limits waited out or given up on, a Slack that cannot be
 //! reached, and the app manifest asking for exactly the scopes the client needs.
 
-#[path = "slack_web/socket_user.rs"]
 mod socket_user;
-mod support;
+use jitgate_testkit as support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

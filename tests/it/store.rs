@@ -1,7 +1,7 @@
 //! The Redis request store against a real Redis: records, expiry, exactly-once transitions under races, envelope
 //! de-duplication, the per-user limit, and what happens when Redis goes away and comes back.
 
-mod support;
+use jitgate_testkit as support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! `http://` (a local Slack) as well as `https://`, the API base URL injected with `with_slack_api_url`,
 //! plain-`fn` callbacks that only forward events, and shared state passed through `with_user_state`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! shape (same top-level keys, same JSON types) for the same method, error or envelope. A sample nobody maps
 //! here fails the test, so new samples cannot be silently ignored.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

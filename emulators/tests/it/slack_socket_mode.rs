@@ -1,7 +1,7 @@
 //! Socket mode over a real WebSocket, driven by a raw tokio-tungstenite client: hello, envelopes and acks,
 //! missed acks and redelivery, disconnects, duplicates, and the payloads of user interactions.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The fake's Web API, driven with plain HTTP: every method's happy path and the errors Slack gives,
 //! token checks, injected faults, and the recording a test reads.
 
-mod support;
+use crate::support;
 
 use std::panic::AssertUnwindSafe;
 
