@@ -1,4 +1,4 @@
-//! The demo's world: [`jitgate_emulators::world`], the one the Slack stories in `tests/support/harness.rs` run in,
+//! The demo's world: [`jitgate_emulators::world`], the one the Slack stories of `jitgate_testkit::harness` run in,
 //! started for the demo, with the names the transcript prints.
 
 use jitgate_emulators::pagerduty::FakePagerDuty;

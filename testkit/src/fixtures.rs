@@ -88,6 +88,19 @@ pub fn roster(as_of: OffsetDateTime, approvers: &[SlackUserId]) -> Roster {
     })
 }
 
+/// The world's on-call roster ([`jitgate_emulators::world::ON_CALL`]), fetched at `as_of`: what the PagerDuty
+/// emulator started with [`jitgate_emulators::world::add_oncall_roster`] reports, for tests that skip PagerDuty.
+pub fn world_roster(as_of: OffsetDateTime) -> Roster {
+    use jitgate_emulators::world::{ON_CALL, SCHEDULE};
+    ON_CALL.iter().fold(Roster::new(as_of), |roster, (slack_id, _)| {
+        roster.with(
+            user(slack_id),
+            RosterSource::Schedule(SCHEDULE.into()),
+            format!("PagerDuty schedule {SCHEDULE}, level 1"),
+        )
+    })
+}
+
 /// `count` distinct approver ids: UAPPROVER0, UAPPROVER1, …
 pub fn approvers(count: usize) -> Vec<SlackUserId> {
     (0..count).map(|n| user(&format!("UAPPROVER{n}"))).collect()

@@ -15,10 +15,11 @@ use jitgate::aws::{StsBroker, Value};
 use jitgate::clock::{ManualClock, SharedClock};
 use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, ExecuteResult, SubmitOutcome};
 use jitgate::ids::SlackUserId;
-use jitgate::request::{AccessRequest, Refusal, RequestState, Roster, RosterSource};
+use jitgate::request::{AccessRequest, Refusal, RequestState, Roster};
 use jitgate::runbook::RunbookSet;
 use jitgate::store::{RateLimit, RequestStore, StoreSettings};
-use support::fixtures::{user, wall_clock_now};
+use jitgate_emulators::world;
+use support::fixtures::{user, wall_clock_now, world_roster};
 use support::harness::shipped_runbooks_on;
 
 const CUSTOMERS: u32 = 4;
@@ -79,10 +80,7 @@ impl World {
 
     /// Who is on call now: Bob and Carol on the Orders schedule, and the requester too (which must not help them).
     fn roster(&self) -> Roster {
-        Roster::new(self.clock.now())
-            .with(bob(), RosterSource::Schedule("PORDERS1".into()), "PagerDuty schedule PORDERS1, level 1")
-            .with(carol(), RosterSource::Schedule("PORDERS1".into()), "PagerDuty schedule PORDERS1, level 1")
-            .with(alice(), RosterSource::Schedule("PORDERS1".into()), "PagerDuty schedule PORDERS1, level 1")
+        world_roster(self.clock.now())
     }
 
     async fn audit_kinds(&self, request: &AccessRequest) -> Vec<&'static str> {
@@ -94,13 +92,13 @@ impl World {
 use jitgate::clock::Clock as _;
 
 fn alice() -> SlackUserId {
-    user("UALICE")
+    user(world::ALICE)
 }
 fn bob() -> SlackUserId {
-    user("UBOB")
+    user(world::BOB)
 }
 fn carol() -> SlackUserId {
-    user("UCAROL")
+    user(world::CAROL)
 }
 
 fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -195,7 +193,7 @@ async fn someone_not_on_call_cannot_approve() {
     let world = World::new().await;
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
-    let result = engine.approve(&request.id, &user("UMALLORY"), &world.roster()).await.unwrap();
+    let result = engine.approve(&request.id, &user(world::MALLORY), &world.roster()).await.unwrap();
     assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::NotOnCall, .. }), "{result:?}");
     // On call an hour ago is not on call now: a roster that old is refused outright.
     let old = Roster { as_of: world.clock.now() - time::Duration::hours(1), ..world.roster() };

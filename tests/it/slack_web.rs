@@ -13,27 +13,15 @@ use jitgate::ids::SlackUserId;
 use jitgate::messages::SlackMessage;
 use jitgate::oncall::SlackDirectory;
 use jitgate::slack::{Conversation, MessageRef, REQUIRED_BOT_SCOPES, SlackError, SlackWeb, WebSettings};
-use jitgate_emulators::slack::{CallOutcome, Channel, EphemeralSource, FakeSlack, SlackConfig, User};
+use jitgate_emulators::slack::{CallOutcome, EphemeralSource, FakeSlack};
+use jitgate_emulators::world::{ALICE, BOB, HIDDEN, OLD, ONCALL, RANDOM, SECRET};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use socket_user::SocketConnection;
 use support::pauses::RecordedPauses;
 
-const ALICE: &str = "U0ALICE";
-const BOB: &str = "U0BOB";
-const CAROL: &str = "U0CAROL";
-/// The on-call channel: the bot is a member.
-const ONCALL: &str = "C0ONCALL";
-/// A public channel nobody invited the bot to.
-const RANDOM: &str = "C0RANDOM";
-/// An archived channel.
-const OLD: &str = "C0OLD";
-/// A private channel with the bot and Alice.
-const SECRET: &str = "G0SECRET";
-/// A private channel without the bot: invisible to it.
-const HIDDEN: &str = "G0HIDDEN";
-
-/// A workspace with Alice, Bob and Carol (deactivated), the channels above, and the client pointed at it.
+/// The world with its edge cases, and the client pointed at it: #oncall (bot member), #random (not invited), #old
+/// (archived), #secret (private, with the bot and Alice), #hidden (private, without the bot); Carol is deactivated.
 struct World {
     slack: FakeSlack,
     web: SlackWeb,
@@ -45,18 +33,7 @@ async fn world() -> World {
 }
 
 async fn world_with(settings: WebSettings) -> World {
-    let slack = FakeSlack::start(
-        SlackConfig::default()
-            .with_user(User::new(ALICE, "alice").with_email(Some("alice@example.com")))
-            .with_user(User::new(BOB, "bob"))
-            .with_user(User::new(CAROL, "carol").deactivated())
-            .with_channel(Channel::public(ONCALL, "oncall"))
-            .with_channel(Channel::public(RANDOM, "random").without_bot())
-            .with_channel(Channel::public(OLD, "old").archived())
-            .with_channel(Channel::private(SECRET, "secret", &[ALICE]))
-            .with_channel(Channel::private(HIDDEN, "hidden", &[BOB]).without_bot()),
-    )
-    .await;
+    let slack = FakeSlack::start(jitgate_emulators::world::slack_config_with_edge_cases()).await;
     let pauses = Arc::new(RecordedPauses::default());
     let web = client(&slack.api_url(), slack.bot_token(), settings).with_pause(pauses.clone());
     World { slack, web, pauses }

@@ -267,7 +267,7 @@ async fn users_and_conversations_are_looked_up() {
     let by_email = api.get("users.lookupByEmail", &[("email", "alice@example.COM")]).await;
     assert_eq!(by_email.ok()["user"]["id"], ALICE);
     assert_eq!(by_email.body["user"]["profile"]["email"], "Alice@Example.com");
-    assert_eq!(api.get("users.lookupByEmail", &[("email", "mallory@example.com")]).await.error(), "users_not_found");
+    assert_eq!(api.get("users.lookupByEmail", &[("email", "nobody@example.com")]).await.error(), "users_not_found");
 
     let oncall = api.get("conversations.info", &[("channel", ONCALL)]).await;
     assert_eq!(oncall.ok()["channel"]["name"], "oncall");

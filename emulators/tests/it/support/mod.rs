@@ -1,13 +1,10 @@
-//! Shared by the Slack emulator tests: a small world, a raw Web API client (reqwest) and a raw socket-mode
+//! Shared by the Slack emulator tests: the world, a raw Web API client (reqwest) and a raw socket-mode
 //! client (tokio-tungstenite) that speak the wire format directly, so the tests check bytes, not a library.
-
-// Each test crate uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use jitgate_emulators::slack::{Channel, FakeSlack, SlackConfig, User};
+use jitgate_emulators::slack::{FakeSlack, SlackConfig};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -15,13 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const ALICE: &str = "U0ALICE";
-pub const BOB: &str = "U0BOB";
-pub const ONCALL: &str = "C0ONCALL";
-pub const RANDOM: &str = "C0RANDOM";
-pub const OLD: &str = "C0OLD";
-pub const SECRET: &str = "G0SECRET";
-pub const HIDDEN: &str = "G0HIDDEN";
+pub use jitgate_emulators::world::{ALICE, BOB, HIDDEN, OLD, ONCALL, RANDOM, SECRET};
 
 /// How long a raw client waits for a frame before failing the test.
 const FRAME_DEADLINE: Duration = Duration::from_secs(10);
@@ -31,18 +22,12 @@ pub fn install_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Alice and Bob; #oncall (bot member), #random (bot not invited), #old (archived), a private channel with
-/// only Alice, and a private channel the bot is not in.
+/// The world with its edge cases ([`jitgate_emulators::world::slack_config_with_edge_cases`]): #oncall (bot
+/// member), #random (bot not invited), #old (archived), a private channel with only Alice, and a private channel
+/// the bot is not in.
 pub fn world() -> SlackConfig {
     install_crypto();
-    SlackConfig::default()
-        .with_user(User::new(ALICE, "alice").with_email(Some("Alice@Example.com")).with_real_name("Alice Liddell"))
-        .with_user(User::new(BOB, "bob"))
-        .with_channel(Channel::public(ONCALL, "oncall"))
-        .with_channel(Channel::public(RANDOM, "random").without_bot())
-        .with_channel(Channel::public(OLD, "old").archived())
-        .with_channel(Channel::private(SECRET, "secret", &[ALICE]))
-        .with_channel(Channel::private(HIDDEN, "hidden", &[BOB]).without_bot())
+    jitgate_emulators::world::slack_config_with_edge_cases()
 }
 
 thread_local! {
