@@ -10,6 +10,7 @@ mod audit;
 mod aws;
 mod cli;
 mod engine;
+mod harness;
 mod healthcheck;
 mod http;
 mod live_check;

@@ -94,7 +94,6 @@ async fn malformed_commands_each_get_a_precise_answer_and_nothing_is_requested()
     let report = h.audit_entries_at_least(refusals).await;
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.verified, refusals, "every refusal is audited once: {report}");
-    h.slack.assert_everything_read();
     h.shutdown().await;
 }
 
@@ -135,7 +134,6 @@ async fn missing_parameters_open_a_form_that_validates_before_requesting() {
     let card = h.slack.next_message_in(ONCALL).await;
     assert!(card.all_text().contains("INC-900") && card.all_text().contains("\"C000002\""), "{}", card.all_text());
     assert!(h.ephemeral_for(ALICE).await.contains("submitted"));
-    h.slack.assert_everything_read();
     h.shutdown().await;
 }
 
@@ -154,7 +152,6 @@ async fn a_bare_query_offers_the_runbooks_then_their_form() {
     let payload = submitted.ack().await.unwrap().payload.expect("the form replaces the picker");
     assert_eq!(payload["response_action"], "update");
     assert_eq!(payload["view"]["callback_id"], "jit_query");
-    h.slack.assert_everything_read();
     h.shutdown().await;
 }
 
@@ -180,6 +177,5 @@ async fn help_runbooks_and_status_answer_the_user() {
     let recent = h.slash(ALICE, "status").await;
     recent.ack().await.unwrap();
     assert!(h.ephemeral_for(ALICE).await.contains(card.id.as_str()));
-    h.slack.assert_everything_read();
     h.shutdown().await;
 }

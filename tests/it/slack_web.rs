@@ -90,7 +90,6 @@ async fn an_approval_card_lands_in_the_channel_exactly_as_built() {
     let calls = w.slack.calls_to("chat.postMessage");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].params, json!({"channel": ONCALL, "text": card.text, "blocks": card.blocks}));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -106,7 +105,6 @@ async fn a_results_reply_goes_into_the_thread_of_the_card() {
     assert_eq!(seen.thread_ts.as_deref(), Some(card.ts.as_str()));
     assert_eq!(seen.text.as_deref(), Some("3 rows"));
     assert_eq!(seen.params["thread_ts"], json!(card.ts));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -118,7 +116,6 @@ async fn a_text_only_message_is_posted_without_an_empty_blocks_array() {
 
     let seen = w.slack.next_message_in(ONCALL).await;
     assert_eq!(seen.params, json!({"channel": ONCALL, "text": "JIT-7Q2M4X expired"}));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -138,7 +135,6 @@ async fn updating_the_card_replaces_its_text_and_blocks() {
     let seen = w.slack.next_update_of(ONCALL, &card.ts).await;
     assert_eq!((seen.text.as_deref(), seen.blocks), (Some("Expired"), None));
     assert_eq!(w.slack.message(ONCALL, &card.ts).and_then(|m| m.text), Some("Expired".to_owned()));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -152,7 +148,6 @@ async fn an_ephemeral_reply_is_shown_to_the_requester_only() {
     assert_eq!((seen.channel.as_str(), seen.via), (ONCALL, EphemeralSource::PostEphemeral));
     assert_eq!(seen.text.as_deref(), Some(refusal.text.as_str()));
     assert_eq!(seen.blocks, Some(Value::from(refusal.blocks)));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -168,7 +163,6 @@ async fn a_direct_message_opens_the_conversation_then_posts_into_it() {
     let methods: Vec<String> = w.slack.calls().into_iter().map(|c| c.method).collect();
     assert_eq!(methods, ["conversations.open", "chat.postMessage"]);
     assert_eq!(w.slack.calls_to("conversations.open")[0].params, json!({"users": BOB}));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -204,7 +198,6 @@ async fn a_modal_opens_with_the_trigger_of_the_command_and_can_be_updated() {
         matches!(&expired, SlackError::Api { method, error, .. } if method == "views.open" && error == "expired_trigger_id")
     );
     assert!(expired.user_hint().is_some_and(|h| h.contains("3 seconds")), "{expired:?}");
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -220,7 +213,6 @@ async fn on_call_people_are_found_by_email_and_unknown_or_deactivated_ones_are_n
     let calls = w.slack.calls_to("users.lookupByEmail");
     assert_eq!(calls[0].params, json!({"email": "alice@example.com"}));
     assert_eq!(calls[1].outcome, CallOutcome::Error("users_not_found".into()));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -231,7 +223,6 @@ async fn a_failing_lookup_is_an_error_not_a_missing_account() {
     let failure = w.web.user_by_email("alice@example.com").await.expect_err("Slack failed");
 
     assert_eq!(failure.code(), "fatal_error");
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -244,7 +235,6 @@ async fn auth_test_names_the_bot_and_its_workspace() {
     assert_eq!(me.user_id, user(&config.bot.user_id));
     assert_eq!(me.bot_id.as_deref(), Some(config.bot.bot_id.as_str()));
     assert_eq!((me.team_id.as_str(), me.team.as_str()), (config.team.id.as_str(), config.team.name.as_str()));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -270,7 +260,6 @@ async fn conversation_info_tells_readiness_checks_where_the_bot_can_post() {
     assert_eq!(w.web.conversation_info(HIDDEN).await.expect("answered"), None);
     assert_eq!(w.web.conversation_info("C0NOPE").await.expect("answered"), None);
     assert_eq!(w.slack.calls_to("conversations.info")[0].params, json!({"channel": ONCALL}));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -286,7 +275,6 @@ async fn permalinks_open_the_card_and_the_reply_in_its_thread() {
     assert!(card_link.ends_with(&format!("/archives/{ONCALL}/p{}", card.ts.replace('.', ""))), "{card_link}");
     assert!(reply_link.contains(&format!("thread_ts={}", card.ts)), "{reply_link}");
     assert_eq!(w.slack.calls_to("chat.getPermalink")[0].params, json!({"channel": ONCALL, "message_ts": card.ts}));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -318,7 +306,6 @@ async fn csv_results_are_uploaded_into_the_thread_of_the_card() {
         complete,
         &json!({"files": [{"id": file_id, "title": "JIT-7Q2M4X results"}], "channel_id": ONCALL, "thread_ts": card.ts})
     );
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -333,7 +320,6 @@ async fn an_upload_into_a_channel_without_the_bot_says_to_invite_it() {
     let files = w.slack.uploaded_files();
     assert_eq!(files.len(), 1);
     assert!(!files[0].completed && files[0].channel_id.is_none());
-    w.slack.assert_everything_read();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -375,7 +361,6 @@ async fn posting_where_the_bot_cannot_post_explains_what_to_change() {
     assert_refusal(&error, "chat.postEphemeral", "user_not_in_channel", &[SECRET]);
 
     assert_eq!(outcomes(&w.slack, "chat.postMessage").len(), 4);
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -396,7 +381,6 @@ async fn a_message_slack_cannot_render_is_reported_as_a_bug_with_slacks_explanat
     let too_much = SlackMessage { text: "rows".into(), blocks: vec![section; 5] };
     let error = w.web.post_message(ONCALL, &too_much, None).await.expect_err("too long");
     assert_refusal(&error, "chat.postMessage", "msg_blocks_too_long", &["bug in jitgate"]);
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -412,7 +396,6 @@ async fn a_card_that_can_no_longer_be_updated_says_so() {
     let never = MessageRef { channel: ONCALL.into(), ts: "1700000000.000001".into() };
     let error = w.web.update_message(&never, &message("Approved")).await.expect_err("no such message");
     assert_refusal(&error, "chat.update", "message_not_found", &["deleted"]);
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -424,7 +407,6 @@ async fn a_wrong_bot_token_is_refused_with_the_setting_to_fix() {
 
     assert_refusal(&error, "chat.postMessage", "invalid_auth", &["SLACK_BOT_TOKEN", "xoxb-"]);
     assert!(!format!("{error} {error:?}").contains("wrongtokenvalue"));
-    w.slack.assert_everything_read();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -444,7 +426,6 @@ async fn a_rate_limit_is_waited_out_for_as_long_as_slack_asks() {
         [CallOutcome::RateLimited { retry_after_secs: 7 }, CallOutcome::Ok]
     );
     assert_eq!(w.slack.next_message_in(ONCALL).await.ts, posted.ts);
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -468,7 +449,6 @@ async fn an_endless_rate_limit_ends_after_the_allowed_attempts() {
     assert!(error.user_hint().is_some_and(|h| h.contains("try again")));
     assert_eq!(w.pauses.taken(), [Duration::from_secs(2); 2]);
     assert_eq!(w.slack.calls_to("users.lookupByEmail").len(), 3);
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -502,7 +482,6 @@ async fn waits_stop_at_the_time_budget_and_at_the_longest_single_wait() {
     );
     assert_eq!(w.pauses.taken().len(), 1, "no second wait");
     assert_eq!(w.slack.calls_to("chat.update").len(), 1);
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -558,7 +537,6 @@ async fn a_base_url_that_is_not_the_web_api_is_named_as_the_problem() {
     assert_eq!(error.code(), "bad_response");
     assert!(error.to_string().contains("404"), "{error}");
     assert!(error.user_hint().is_some_and(|h| h.contains("SLACK_API_URL")));
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -585,7 +563,6 @@ async fn the_token_appears_in_no_error_and_no_debug_output() {
     for web in [&w.web, &nowhere] {
         assert!(!format!("{web:?}").contains(&token));
     }
-    w.slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -596,7 +573,6 @@ async fn a_base_url_without_trailing_slash_works_the_same() {
     web.post_message(ONCALL, &message("card"), None).await.expect("posted");
 
     assert_eq!(w.slack.next_message_in(ONCALL).await.text.as_deref(), Some("card"));
-    w.slack.assert_everything_read();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

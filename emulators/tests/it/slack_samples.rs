@@ -326,7 +326,9 @@ async fn every_sample_has_the_shape_the_fake_produces() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} samples compared");
-    producer.slack.take_findings();
+    // The messages, modals and files posted and the findings provoked only to get each answer's shape are not
+    // what this test checks.
+    producer.slack.discard_unread();
 }
 
 #[test]

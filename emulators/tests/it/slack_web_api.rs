@@ -91,7 +91,6 @@ async fn posted_messages_land_in_the_channel_in_order() {
     // Form-encoded blocks arrive parsed.
     assert_eq!(read2.blocks, Some(json!([section("*second*")])));
     assert_eq!(read2.all_text(), "second\n*second*");
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -131,7 +130,6 @@ async fn posting_is_refused_where_slack_refuses_it() {
     // Nothing was posted, and the private channel with Alice works.
     assert_eq!(post(SECRET, json!({})).await.ok()["channel"], SECRET);
     assert_eq!(slack.next_message_in(SECRET).await.text.as_deref(), Some("hi"));
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -157,7 +155,6 @@ async fn thread_replies_are_read_per_thread() {
     let findings = slack.take_findings();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert!(findings[0].contains("is a reply"), "{findings:?}");
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -205,7 +202,6 @@ async fn chat_update_follows_slacks_rules_for_blocks() {
         "ephemeral messages cannot be updated"
     );
     slack.next_ephemeral_for(ALICE).await;
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -228,7 +224,6 @@ async fn ephemerals_reach_one_member() {
         (seen.channel.as_str(), seen.text.as_deref(), seen.via),
         (SECRET, Some("only you"), EphemeralSource::PostEphemeral)
     );
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -295,7 +290,6 @@ async fn users_and_conversations_are_looked_up() {
     );
     assert_eq!(slack.next_message_in(BOB).await.text.as_deref(), Some("your results"));
     assert_eq!(slack.next_message_in(&dm_id).await.text.as_deref(), Some("more"));
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -357,7 +351,6 @@ async fn modals_need_a_fresh_trigger_from_an_interaction() {
         api.json("views.open", json!({"trigger_id": trigger, "view": {"type": "modal"}})).await.error(),
         "invalid_arguments"
     );
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -440,7 +433,6 @@ async fn files_are_uploaded_in_three_steps_into_a_thread() {
     let leftovers = slack.uploaded_files();
     assert_eq!(leftovers.len(), 1);
     assert!(!leftovers[0].completed);
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -465,7 +457,6 @@ async fn rate_limit_answers_429_with_retry_after_once() {
     let outcomes: Vec<CallOutcome> = slack.calls_to("chat.postMessage").into_iter().map(|c| c.outcome).collect();
     assert_eq!(outcomes, vec![CallOutcome::RateLimited { retry_after_secs: 7 }, CallOutcome::Ok]);
     assert_eq!(slack.next_message_in(ONCALL).await.text.as_deref(), Some("retried"));
-    slack.assert_everything_read();
 }
 
 #[tokio::test]
@@ -500,21 +491,41 @@ async fn calls_are_recorded_in_order_with_parsed_parameters() {
 }
 
 #[tokio::test]
-async fn assert_everything_read_names_what_the_test_missed() {
+async fn dropping_the_fake_with_unread_output_fails_naming_it() {
     let slack = FakeSlack::start(world()).await;
     let api = Api::bot(&slack);
     api.json("chat.postMessage", json!({"channel": ONCALL, "text": "Request JIT-7 denied"})).await.ok();
     api.json("chat.postEphemeral", json!({"channel": ONCALL, "user": BOB, "text": "You are not on call"})).await.ok();
 
-    let failure = std::panic::catch_unwind(AssertUnwindSafe(|| slack.assert_everything_read()))
-        .expect_err("unread output must fail the test");
+    let failure = std::panic::catch_unwind(AssertUnwindSafe(move || drop(slack)))
+        .expect_err("unread output must fail the test when the fake is dropped");
     let text = failure.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("message in C0ONCALL") && text.contains("Request JIT-7 denied"), "{text}");
     assert!(text.contains("ephemeral for U0BOB") && text.contains("You are not on call"), "{text}");
+}
 
-    slack.next_message_in(ONCALL).await;
-    slack.next_ephemeral_for(BOB).await;
-    slack.assert_everything_read();
+/// The same, the way a test meets it: the fake is dropped at the end of the test.
+#[tokio::test]
+#[should_panic(expected = "the bot produced output the test did not read")]
+async fn a_test_that_leaves_a_message_unread_fails() {
+    let slack = FakeSlack::start(world()).await;
+    Api::bot(&slack).json("chat.postMessage", json!({"channel": ONCALL, "text": "nobody reads this"})).await.ok();
+}
+
+#[tokio::test]
+async fn output_discarded_by_name_does_not_fail_the_test_but_later_output_does() {
+    let slack = FakeSlack::start(world()).await;
+    let api = Api::bot(&slack);
+    api.json("chat.postMessage", json!({"channel": ONCALL, "text": "left unread on purpose"})).await.ok();
+    let discarded = slack.discard_unread();
+    assert_eq!(discarded.len(), 1, "{discarded:?}");
+    assert!(discarded[0].contains("left unread on purpose"), "{discarded:?}");
+    assert!(slack.unread().is_empty());
+
+    api.json("chat.postMessage", json!({"channel": ONCALL, "text": "said afterwards"})).await.ok();
+    let failure = std::panic::catch_unwind(AssertUnwindSafe(move || drop(slack))).expect_err("later output counts");
+    let text = failure.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("said afterwards") && !text.contains("left unread on purpose"), "{text}");
 }
 
 #[tokio::test]
@@ -577,5 +588,4 @@ async fn response_urls_show_replies_where_slack_shows_them() {
         api.post_bytes(&format!("{}/hooks/commands/T/1/x", slack.base_url()), "application/json", b"{}".to_vec()).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(slack.calls_to(RESPONSE_URL_METHOD).len(), 4);
-    slack.assert_everything_read();
 }
