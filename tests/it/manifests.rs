@@ -10,7 +10,7 @@
 //! - `manifests/iam/jitgate.yaml`: cfn-lint; parliament on every policy document in it; the audit table it defines is
 //!   one jitgate's audit log accepts and writes (in the local DynamoDB), and the bot's policy covers exactly the
 //!   keys written; the query role's trust policy admits jitgate's real session name and tags.
-//! - `manifests/slack-app.yaml`: tests/slack_web.rs checks socket mode, interactivity, `/jit` and the scopes against
+//! - `manifests/slack-app.yaml`: tests/it/slack_web.rs checks socket mode, interactivity, `/jit` and the scopes against
 //!   `REQUIRED_BOT_SCOPES`; here only what that test does not cover.
 //!
 //! Each validator is first shown a real mistake and must reject it, so a validator that judges nothing fails the
@@ -1004,7 +1004,7 @@ async fn the_templates_audit_table_is_the_one_jitgate_writes_and_the_bot_may_wri
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The Slack app manifest (the rest is checked in tests/slack_web.rs)
+// The Slack app manifest (the rest is checked in tests/it/slack_web.rs)
 // ---------------------------------------------------------------------------------------------------------------
 
 #[test]

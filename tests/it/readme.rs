@@ -4,7 +4,7 @@
 //!   which needs a Slack workspace) the test names why not;
 //! - `cp A B`: A is in the repo and B is ignored by git (it will hold secrets);
 //! - `docker compose …`, `kubectl apply -k …`, `aws cloudformation deploy …`: the files they name exist (their
-//!   contents are validated in `tests/manifests.rs`), with the flags the files need;
+//!   contents are validated in `tests/it/manifests.rs`), with the flags the files need;
 //! - `jitgate …` in the command list: clap accepts the arguments;
 //! - `/jit …` in Slack: the command parser accepts it, and the opening example renders against the shipped
 //!   runbooks and finds rows in the demo data `make dev` seeds.
@@ -112,7 +112,7 @@ fn check_shell_line(line: &str, ci: &str) {
                 assert_eq!(flag_value(&w, "--capabilities"), Some("CAPABILITY_NAMED_IAM"), "{line}");
             }
         }
-        _ => panic!("README shows `{line}`, which tests/readme.rs does not know how to check: add a check"),
+        _ => panic!("README shows `{line}`, which tests/it/readme.rs does not know how to check: add a check"),
     }
 }
 
