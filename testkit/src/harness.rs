@@ -3,6 +3,10 @@
 //!
 //! Every world has its own Redis prefix, Orders table (named in its runbooks) and audit table, so tests run in
 //! parallel. Time is a `ManualClock`; the sweeper is driven by `sweep()`, never by a timer.
+//!
+//! Everything the bot says in Slack must be read by a step: when the harness is dropped (or shut down), the Slack
+//! emulator fails the test naming each output nobody read. A story that leaves output unread on purpose says so
+//! with `h.slack.discard_unread()`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
