@@ -6,7 +6,7 @@
 #   docker run jitgate check                               # validate the baked-in config and runbooks
 #
 # The config and runbooks baked in are defaults: mount your own over /etc/jitgate (docker-compose.yml and the
-# Kubernetes manifests in manifests/k8s do). Secrets come only from the environment. tests/manifests.rs lints this
+# Kubernetes manifests in manifests/k8s do). Secrets come only from the environment. tests/it/manifests.rs lints this
 # file with hadolint and checks the config laid out as below with `jitgate check`.
 
 # The toolchain the project builds with (rustc 1.95.0; rust-version in Cargo.toml is the minimum). Debian bookworm, so
@@ -14,7 +14,10 @@
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The other workspace members: cargo loads every member's manifest, even to build one package.
 COPY emulators emulators
+COPY testkit testkit
+COPY demo demo
 COPY src src
 # Cargo.toml declares the latency benchmark as a target: cargo refuses a manifest whose target file is missing.
 COPY benches benches

@@ -10,8 +10,7 @@
 //! Run with `scripts/with-services.sh cargo bench --bench latency`. Figures go to `BENCHMARKS.md`; nothing here
 //! asserts a time.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use jitgate_testkit as support;
 
 use std::time::{Duration, Instant};
 

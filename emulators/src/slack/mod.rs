@@ -17,8 +17,8 @@
 //! command.ack().await.expect("acked in time");
 //! let reply = slack.next_ephemeral_for("U0ALICE").await;
 //! assert!(reply.all_text().contains("query"));
-//! slack.assert_everything_read();
 //! # }
+//! // Dropping `slack` here fails the test if the bot produced anything the test did not read.
 //! ```
 
 mod config;
@@ -39,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{BotIdentity, Channel, SlackConfig, SocketModeConfig, Team, User};
+pub use inspect::unread_failure;
 pub use records::{
     ApiCall, Button, CallOutcome, Ephemeral, EphemeralSource, Message, MessageUpdate, OpenedView, UploadedFile,
     ViewUpdate,
@@ -49,7 +50,9 @@ pub use web::{MAX_MESSAGE_BLOCKS, MAX_MODAL_BLOCKS, MAX_TOTAL_BLOCK_TEXT, RESPON
 use socket::{Outbound, disconnect_frame};
 use state::{Fault, Shared};
 
-/// The running fake. Dropping it stops the server and closes every socket.
+/// The running fake. Dropping it stops the server and closes every socket, then fails the test (panics) if the bot
+/// produced output the test did not read: a message, update, ephemeral, upload or modal, an ack's reply, or a
+/// protocol finding. Every test that owns a fake gets the check; none has to remember to ask for it.
 pub struct FakeSlack {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -60,6 +63,14 @@ impl Drop for FakeSlack {
     fn drop(&mut self) {
         self.shared.shutdown.send_replace(true);
         self.server.abort();
+        // Not while unwinding: the test has already failed, and a second panic would abort the process and hide
+        // the first failure.
+        if self.shared.config.check_unread_on_drop
+            && !std::thread::panicking()
+            && let Some(failure) = unread_failure(&self.unread())
+        {
+            panic!("{failure}");
+        }
     }
 }
 

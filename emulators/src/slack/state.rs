@@ -92,8 +92,8 @@ pub(crate) struct State {
     pub next_connection: u64,
     pub round_robin: u64,
     pub envelopes: Vec<EnvelopeRecord>,
-    /// Protocol errors and suspicious requests (bad frames, unknown acks, replies to replies, …): reported by
-    /// `assert_everything_read` so they cannot go unnoticed.
+    /// Protocol errors and suspicious requests (bad frames, unknown acks, replies to replies, …): reported as
+    /// unread when the fake is dropped, so they cannot go unnoticed.
     pub findings: Vec<Tracked<String>>,
 }
 
@@ -231,6 +231,18 @@ impl State {
         let text = text.into();
         tracing::warn!(finding = %text, "fake Slack finding");
         self.findings.push(Tracked::new(text));
+    }
+
+    /// Marks every output read: messages, updates, ephemerals, uploads, modals, ack payloads and findings.
+    pub fn mark_all_read(&mut self) {
+        self.messages.iter_mut().for_each(|m| m.read = true);
+        self.updates.iter_mut().for_each(|u| u.read = true);
+        self.ephemerals.iter_mut().for_each(|e| e.read = true);
+        self.uploads.iter_mut().for_each(|f| f.read = true);
+        self.opened_views.iter_mut().for_each(|v| v.read = true);
+        self.view_updates.iter_mut().for_each(|v| v.read = true);
+        self.envelopes.iter_mut().for_each(|e| e.ack_inspected = true);
+        self.findings.iter_mut().for_each(|f| f.read = true);
     }
 
     /// One line per item the test has not consumed.

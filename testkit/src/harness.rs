@@ -1,0 +1,272 @@
+//! The whole bot, in-process, against the Slack and PagerDuty emulators, the local DynamoDB/STS server and a real
+//! Redis. Steps read like the user's story: `request`, `click`, `next_card_update`, `thread_reply`, `audit_kinds`.
+//!
+//! Every world has its own Redis prefix, Orders table (named in its runbooks) and audit table, so tests run in
+//! parallel. Time is a `ManualClock`; the sweeper is driven by `sweep()`, never by a timer.
+//!
+//! Everything the bot says in Slack must be read by a step: when the harness is dropped (or shut down), the Slack
+//! emulator fails the test naming each output nobody read. A story that leaves output unread on purpose says so
+//! with `h.slack.discard_unread()`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use jitgate::app::{App, StartOptions};
+use jitgate::audit::AuditLog;
+use jitgate::aws::demo_table::{create_demo_orders_table, seed_demo_orders};
+use jitgate::clock::{Clock as _, ManualClock, SharedClock};
+use jitgate::config::{Config, Environment, Secrets};
+use jitgate::ids::RequestId;
+use jitgate::runbook::{RunbookDefaults, RunbookSet};
+use jitgate_emulators::pagerduty::FakePagerDuty;
+use jitgate_emulators::slack::{EnvelopeHandle, FakeSlack, Message, MessageUpdate};
+use secrecy::SecretString;
+
+// The world's names, for the stories.
+pub use jitgate_emulators::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL, POLICY, SCHEDULE};
+pub const CUSTOMERS: u32 = 4;
+pub const ORDERS_PER_CUSTOMER: u32 = 30;
+
+/// A card as it was posted in the approval channel.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub ts: String,
+    pub id: RequestId,
+    pub message: Message,
+}
+
+pub struct Options {
+    pub replicas: usize,
+    /// Where the bot's AWS calls go, when not straight to the local server (e.g. a [`crate::gate::Gate`]).
+    pub aws_endpoint: Option<String>,
+    /// `requests.shutdown_drain`.
+    pub shutdown_drain: &'static str,
+    /// `requests.per_user_limit` (benchmarks make more requests than a person would).
+    pub per_user_limit: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10 }
+    }
+}
+
+pub struct Harness {
+    pub slack: FakeSlack,
+    pub pagerduty: FakePagerDuty,
+    pub clock: Arc<ManualClock>,
+    pub audit_table: String,
+    pub apps: Vec<App>,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Harness {
+        let clock = ManualClock::new(crate::fixtures::wall_clock_now());
+        let slack = FakeSlack::start(jitgate_emulators::world::slack_config()).await;
+        let pagerduty = FakePagerDuty::start().await;
+        pagerduty.set_now(clock.now());
+        jitgate_emulators::world::add_oncall_roster(&pagerduty);
+
+        let table = crate::unique("Orders");
+        let aws = crate::aws_config();
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        create_demo_orders_table(&dynamo, &table).await.expect("create Orders");
+        seed_demo_orders(&dynamo, &table, CUSTOMERS, ORDERS_PER_CUSTOMER).await.expect("seed Orders");
+
+        let audit_table = crate::unique("audit");
+        let config_text = format!(
+            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
+             [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
+             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
+            crate::REGION,
+            crate::unique("bot"),
+            options.shutdown_drain,
+            options.per_user_limit,
+        );
+        let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
+        let secrets = Secrets {
+            redis_url: SecretString::from(crate::redis_url()),
+            slack_app_token: Some(SecretString::from(slack.app_token().to_owned())),
+            slack_bot_token: Some(SecretString::from(slack.bot_token().to_owned())),
+            slack_api_url: slack.api_base(),
+            pagerduty_token: Some(SecretString::from(pagerduty.api_key().to_owned())),
+            pagerduty_api_url: pagerduty.base_url(),
+            link_secret: Some(SecretString::from("test-link-secret-".repeat(4))),
+        };
+        let bot_aws = match &options.aws_endpoint {
+            Some(endpoint) => crate::aws_config_for(endpoint, "AKIAJITGATETESTS0001", "test-secret"),
+            None => aws.clone(),
+        };
+        let mut apps = Vec::new();
+        for _ in 0..options.replicas {
+            let runbooks = shipped_runbooks_on(&table);
+            let start = StartOptions { background_sweeper: false, socket_stagger_seconds: 0 };
+            let clock: SharedClock = clock.clone();
+            let app =
+                jitgate::app::start(&config, &secrets, runbooks, &bot_aws, clock, start).await.expect("start jitgate");
+            apps.push(app);
+        }
+        slack.wait_for_connections(2 * options.replicas).await;
+        // auth.test and the connections are the bot's start-up; the story starts after them.
+        Harness { slack, pagerduty, clock, audit_table, apps }
+    }
+
+    /// Runs one sweep (expiry and reminders) on the first replica.
+    pub async fn sweep(&self) {
+        self.apps[0].bot().sweep_once().await.expect("sweep");
+    }
+
+    /// `user` types `/jit <text>` in the dev channel; returns the envelope (its ack is checked by the caller).
+    pub async fn slash(&self, user: &str, text: &str) -> EnvelopeHandle {
+        self.slack.send_slash_command(user, DEV, "/jit", text).await
+    }
+
+    /// `user` asks for a query that goes straight to a card: the ack is bare, the requester is told it was
+    /// submitted, and the card lands in the approval channel.
+    pub async fn request(&self, user: &str, text: &str) -> Card {
+        let envelope = self.slash(user, &format!("query {text}")).await;
+        let ack = envelope.ack().await.expect("acked in time");
+        assert!(ack_is_bare(&ack), "a query is answered after the ack, not in it: {ack:?}");
+        let message = self.slack.next_message_in(ONCALL).await;
+        let confirmation = self.slack.next_ephemeral_for(user).await;
+        assert!(confirmation.all_text().contains("submitted"), "{}", confirmation.all_text());
+        let id = message
+            .buttons()
+            .iter()
+            .find_map(|b| b.value.as_deref().and_then(RequestId::parse))
+            .unwrap_or_else(|| panic!("the card has no request id: {}", message.all_text()));
+        Card { ts: message.ts.clone(), id, message }
+    }
+
+    /// `user` clicks a button of the card and the click is acked in time.
+    pub async fn click(&self, user: &str, card: &Card, action_id: &str) -> EnvelopeHandle {
+        let envelope = self.slack.send_block_action(user, ONCALL, &card.ts, action_id, card.id.as_str()).await;
+        envelope.ack().await.expect("click acked in time");
+        envelope
+    }
+
+    /// The next ephemeral shown to `user`, as text.
+    pub async fn ephemeral_for(&self, user: &str) -> String {
+        self.slack.next_ephemeral_for(user).await.all_text()
+    }
+
+    pub async fn next_card_update(&self, card: &Card) -> MessageUpdate {
+        self.slack.next_update_of(ONCALL, &card.ts).await
+    }
+
+    /// Reads card updates until one contains `text`; returns it.
+    pub async fn card_update_containing(&self, card: &Card, text: &str) -> MessageUpdate {
+        loop {
+            let update = self.next_card_update(card).await;
+            if update.all_text().contains(text) {
+                return update;
+            }
+        }
+    }
+
+    pub async fn thread_reply(&self, card: &Card) -> Message {
+        self.slack.next_thread_reply(ONCALL, &card.ts).await
+    }
+
+    /// The DM (a message in the requester's IM channel) the bot sent to `user`.
+    pub async fn dm_for(&self, user: &str) -> Message {
+        self.slack.next_message_in(user).await
+    }
+
+    pub fn audit(&self) -> AuditLog {
+        AuditLog::new(&crate::aws_config(), self.audit_table.clone(), self.clock.clone() as SharedClock)
+    }
+
+    /// Waits until the audit trail holds at least `count` entries (refusals answered in the ack are audited by
+    /// the task the ack spawned, so they land a moment later). Polls the table with a deadline.
+    pub async fn audit_entries_at_least(&self, count: u64) -> jitgate::audit::VerifyReport {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(25);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let report = self.audit().verify().await.expect("verify");
+            if report.verified >= count || tokio::time::Instant::now() > deadline {
+                return report;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The audit page a Slack link points at, fetched from this replica's HTTP server.
+    pub async fn fetch_link(&self, link: &str) -> (u16, String) {
+        let path = link.strip_prefix("https://jitgate.test").expect("a jitgate link");
+        let url = format!("http://{}{path}", self.apps[0].http_addr());
+        let response = reqwest::get(&url).await.expect("HTTP server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// `GET /metrics` of the first replica.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.apps[0].operations_addr());
+        reqwest::get(&url).await.expect("metrics").text().await.unwrap_or_default()
+    }
+
+    /// Waits until `/metrics` has a line starting with `prefix` (metrics recorded by a callback that runs beside
+    /// the story, like a socket's `hello`, land a moment later); returns that line. Polls with a deadline.
+    pub async fn metric_line(&self, prefix: &str) -> String {
+        self.metric_line_where(prefix, |line| line.starts_with(prefix)).await
+    }
+
+    /// Waits until `/metrics` has exactly `line` (a client records a call just after the other side answered it,
+    /// so a count can trail what the emulator has seen by a moment).
+    pub async fn wait_for_metric(&self, line: &str) {
+        self.metric_line_where(line, |l| l == line).await;
+    }
+
+    async fn metric_line_where(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(25);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = self.metrics().await;
+            if let Some(line) = text.lines().find(|l| matches(l)) {
+                return line.to_owned();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no metric line like {what:?} in:\n{text}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub async fn audit_kinds(&self, id: &RequestId) -> Vec<&'static str> {
+        self.audit().entries_for(id).await.expect("audit").iter().map(|e| e.event.kind()).collect()
+    }
+
+    pub async fn shutdown(self) {
+        for app in self.apps {
+            app.shutdown().await;
+        }
+    }
+}
+
+/// An ack with no message in it (no payload, or an empty one).
+pub fn ack_is_bare(ack: &jitgate_emulators::slack::Ack) -> bool {
+    match &ack.payload {
+        None => true,
+        Some(payload) => payload.as_object().is_some_and(|o| o.is_empty()),
+    }
+}
+
+/// The shipped runbooks, pointed at this world's own Orders table.
+pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
+    let dir = crate::repo_root().join("runbooks");
+    let mut sources: BTreeMap<std::path::PathBuf, String> = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).expect("runbooks/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text =
+                std::fs::read_to_string(&path).expect("read").replace("name: Orders\n", &format!("name: {table}\n"));
+            sources.insert(path, text);
+        }
+    }
+    RunbookSet::from_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), &RunbookDefaults::default())
+        .unwrap_or_else(|errors| panic!("shipped runbooks: {errors:?}"))
+}

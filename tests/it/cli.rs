@@ -1,0 +1,250 @@
+//! The `jitgate` binary as an operator runs it: `check` on good and broken setups, `audit verify` on an intact
+//! and a tampered trail in the local DynamoDB.
+
+use jitgate_testkit as support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use jitgate::audit::{AuditEvent, AuditLog};
+use jitgate::clock::{ManualClock, SharedClock};
+use jitgate::ids::RequestId;
+
+fn jitgate(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
+    command.args(args).env_remove("JITGATE_CONFIG").env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("run jitgate")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name).display().to_string()
+}
+
+#[test]
+fn check_accepts_the_shipped_config_and_runbooks_with_one_line_each() {
+    let out = jitgate(&["--config", &repo_file("jitgate.example.toml"), "check"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok  ")).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        stdout.contains(
+            "ok  orders-by-customer: query Orders index customer-created-index; params [customer_id, from, until]"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_the_file_field_and_fix_of_a_broken_runbook() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    let good = std::fs::read_to_string(repo_file("runbooks/order-by-id.yaml")).unwrap();
+    std::fs::write(dir.path().join("runbooks/order-by-id.yaml"), good.replace("max_items: 1", "max_items: 0")).unwrap();
+    let out = jitgate(&["--config", &dir.path().join("jitgate.toml").display().to_string(), "check"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("order-by-id.yaml: max_items:"), "{stderr}");
+    assert!(stderr.contains(" — "), "the message says how to fix it: {stderr}");
+}
+
+#[test]
+fn check_names_a_bad_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\naudit_tabel = \"x\"\n").unwrap();
+    let out = jitgate(&["check"], &[("JITGATE_CONFIG", &dir.path().join("jitgate.toml").display().to_string())]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("jitgate.toml: line 3: unknown field `audit_tabel`"), "{stderr}");
+}
+
+/// `jitgate run` with Slack tokens set but the given link secret (`None`: unset); it must stop before connecting.
+fn run_with_link_secret(secret: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
+    command
+        .args(["--config", &repo_file("jitgate.example.toml"), "run"])
+        .env_remove("JITGATE_CONFIG")
+        .env_remove("JITGATE_LINK_SECRET")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("SLACK_APP_TOKEN", "xapp-1-test")
+        .env("SLACK_BOT_TOKEN", "xoxb-test");
+    if let Some(secret) = secret {
+        command.env("JITGATE_LINK_SECRET", secret);
+    }
+    command.output().expect("run jitgate")
+}
+
+#[test]
+fn run_refuses_to_start_without_a_strong_link_secret() {
+    let out = run_with_link_secret(None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("JITGATE_LINK_SECRET is not set"), "{stderr}");
+    assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+
+    let out = run_with_link_secret(Some("swordfish"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("JITGATE_LINK_SECRET is 9 bytes long"), "{stderr}");
+    assert!(!stderr.contains("swordfish"), "the secret is never printed: {stderr}");
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_intact_chain_then_the_edited_entry() {
+    let table = support::unique("cli-audit");
+    let clock: SharedClock = ManualClock::new(support::fixtures::wall_clock_now());
+    let log = AuditLog::new(&support::aws_config(), table.clone(), clock);
+    log.ensure_table().await.unwrap();
+    for reason in ["first", "second"] {
+        let request = RequestId::parse("JIT-AAAAAA").unwrap();
+        log.append(AuditEvent::Failed { request, code: None, reason: reason.into() }).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jitgate.toml");
+    std::fs::write(&config, format!("[aws]\nregion = \"us-east-1\"\naudit_table = \"{table}\"\n")).unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    let endpoint = support::aws_endpoint();
+    let envs = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAJITGATETESTS0001"),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+    ];
+    let args = ["--config", config.to_str().unwrap(), "audit", "verify"];
+
+    let out = jitgate(&args, &envs);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("chain intact: 2 entries"), "{}", text(&out.stdout));
+
+    // The operator's other views of the same trail: one request's story, and JSON lines for a SIEM.
+    let config_arg = config.to_str().unwrap();
+    let out = jitgate(&["--config", config_arg, "audit", "show", "jit-aaaaaa"], &envs);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    assert!(
+        shown.starts_with("#1 ") && shown.contains(" jitgate failed ") && shown.contains("\"reason\":\"first\""),
+        "{shown}"
+    );
+    let out = jitgate(&["--config", config_arg, "audit", "export", "--since", "1h", "--format", "jsonl"], &envs);
+    let exported = text(&out.stdout);
+    assert!(out.status.success(), "{exported}{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        exported.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["seq"].as_u64(), lines[1]["prev_hash"].clone()), (Some(1), lines[0]["hash"].clone()));
+    let out = jitgate(&["--config", config_arg, "audit", "export", "--since", "2999-01-01T00:00:00Z"], &envs);
+    assert!(out.status.success() && text(&out.stdout).is_empty(), "nothing that recent");
+    let out = jitgate(&["--config", config_arg, "audit", "export", "--since", "last tuesday"], &envs);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--since `last tuesday` is neither"), "{}", text(&out.stderr));
+
+    // An auditor's nightmare: someone rewrites the first entry's event in place.
+    let raw = aws_sdk_dynamodb::Client::new(&support::aws_config());
+    let first =
+        raw.get_item().table_name(&table).key("pk", AttributeValue::S("E#00000000000000000001".into())).send().await;
+    let item = first.unwrap().item.expect("entry 1 exists");
+    let event = match item.get("event") {
+        Some(AttributeValue::S(event)) => event.replace("first", "nothing to see"),
+        other => panic!("unexpected event attribute {other:?}"),
+    };
+    let mut edited = item.clone();
+    edited.insert("event".into(), AttributeValue::S(event));
+    raw.put_item().table_name(&table).set_item(Some(edited)).send().await.unwrap();
+
+    let out = jitgate(&args, &envs);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("BROKEN") && text(&out.stdout).contains("entry 1"), "{}", text(&out.stdout));
+}
+
+// `jitgate check` refuses what `jitgate run` would refuse: the config's run-only settings always, the secrets
+// from the environment with --secrets (CI has none, so plain `check` leaves them alone).
+
+/// The variables `check --secrets` and `run` look at, removed so the caller's environment cannot leak in.
+const RUN_VARIABLES: [&str; 6] =
+    ["SLACK_APP_TOKEN", "SLACK_BOT_TOKEN", "JITGATE_LINK_SECRET", "PAGERDUTY_API_TOKEN", "REDIS_URL", "SLACK_API_URL"];
+
+fn jitgate_with_only(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
+    command.args(args).env_remove("JITGATE_CONFIG").env("AWS_EC2_METADATA_DISABLED", "true");
+    for name in RUN_VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(envs.iter().copied());
+    command.output().expect("run jitgate")
+}
+
+#[test]
+fn check_refuses_a_config_without_an_approval_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    std::fs::copy(repo_file("runbooks/order-by-id.yaml"), dir.path().join("runbooks/order-by-id.yaml")).unwrap();
+    let out = jitgate_with_only(&["--config", &dir.path().join("jitgate.toml").display().to_string(), "check"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("jitgate.toml: slack.approval_channel: is not set — set it to the id"), "{stderr}");
+    assert!(stderr.contains("jitgate run would refuse this setup: 1 problem(s)"), "{stderr}");
+    assert!(!text(&out.stdout).contains("valid"), "nothing is called valid: {}", text(&out.stdout));
+}
+
+#[test]
+fn check_with_secrets_names_each_missing_secret_and_passes_once_they_are_set() {
+    let config = repo_file("jitgate.example.toml");
+    // CI: no secrets, and plain `check` passes.
+    let out = jitgate_with_only(&["--config", &config, "check"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = jitgate_with_only(&["--config", &config, "check", "--secrets"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "error: SLACK_APP_TOKEN is not set — create an app-level token (xapp-…)",
+        "error: SLACK_BOT_TOKEN is not set — install the app and copy its bot token (xoxb-…)",
+        "error: JITGATE_LINK_SECRET is not set — it signs the audit page links posted in Slack; make one with \
+         `openssl rand -hex 32`",
+        // The shipped runbooks take approvers from PagerDuty schedule PORDERS1, which no static roster covers.
+        "error: PAGERDUTY_API_TOKEN is not set, but runbooks name PagerDuty schedules or escalation policies — set \
+         it, or list those schedules under [oncall.static_roster]",
+        "jitgate run would refuse this setup: 4 problem(s)",
+    ] {
+        assert!(stderr.contains(expected), "expected {expected:?} in:\n{stderr}");
+    }
+
+    // `run` refuses the same setup with the same messages, before it connects to anything.
+    let out = jitgate_with_only(&["--config", &config, "run"], &[]);
+    let run_stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{run_stderr}");
+    for variable in ["SLACK_APP_TOKEN is not set", "SLACK_BOT_TOKEN is not set", "PAGERDUTY_API_TOKEN is not set"] {
+        assert!(run_stderr.contains(variable), "expected {variable:?} in:\n{run_stderr}");
+    }
+
+    let secret = "k".repeat(64);
+    let envs = [
+        ("SLACK_APP_TOKEN", "xapp-1-A0-check"),
+        ("SLACK_BOT_TOKEN", "xoxb-check"),
+        ("JITGATE_LINK_SECRET", secret.as_str()),
+        ("PAGERDUTY_API_TOKEN", "pd-check"),
+    ];
+    let out = jitgate_with_only(&["--config", &config, "check", "--secrets"], &envs);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN and JITGATE_LINK_SECRET set"), "{stdout}");
+    assert!(!stdout.contains(&secret) && !stdout.contains("xoxb-check"), "values are never printed: {stdout}");
+
+    // A swapped token is named with the fix, its value never printed.
+    let swapped = [("SLACK_BOT_TOKEN", "xapp-1-A0-swapped"), envs[0], envs[2], envs[3]];
+    let out = jitgate_with_only(&["--config", &config, "check", "--secrets"], &swapped);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SLACK_BOT_TOKEN is not a bot token (xoxb-…)"), "{stderr}");
+    assert!(!stderr.contains("swapped"), "{stderr}");
+}

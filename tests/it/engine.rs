@@ -1,0 +1,367 @@
+//! The core engine end to end against the real Redis and the local DynamoDB/STS server: requests made from the
+//! shipped runbooks, approved by an on-call engineer, run under temporary credentials against a seeded table, and
+//! audited in a hash-chained trail.
+
+use jitgate_testkit as support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jitgate::audit::AuditLog;
+use jitgate::aws::demo_table::{create_demo_orders_table, demo_orders, seed_demo_orders};
+use jitgate::aws::value::MASK;
+use jitgate::aws::{StsBroker, Value};
+use jitgate::clock::{ManualClock, SharedClock};
+use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, ExecuteResult, SubmitOutcome};
+use jitgate::ids::SlackUserId;
+use jitgate::request::{AccessRequest, Refusal, RequestState, Roster};
+use jitgate::runbook::RunbookSet;
+use jitgate::store::{RateLimit, RequestStore, StoreSettings};
+use jitgate_emulators::world;
+use support::fixtures::{user, wall_clock_now, world_roster};
+use support::harness::shipped_runbooks_on;
+
+const CUSTOMERS: u32 = 4;
+const ORDERS_PER_CUSTOMER: u32 = 6;
+
+/// One deployment's worth of state: its own Redis prefix, Orders table (named in its runbooks) and audit table.
+struct World {
+    prefix: String,
+    audit_table: String,
+    runbooks: Arc<RunbookSet>,
+    clock: Arc<ManualClock>,
+}
+
+impl World {
+    async fn new() -> World {
+        let table = support::unique("Orders");
+        let config = support::aws_config();
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        create_demo_orders_table(&client, &table).await.expect("create Orders");
+        seed_demo_orders(&client, &table, CUSTOMERS, ORDERS_PER_CUSTOMER).await.expect("seed Orders");
+        let world = World {
+            prefix: support::unique("engine"),
+            audit_table: support::unique("audit"),
+            runbooks: Arc::new(shipped_runbooks_on(&table)),
+            clock: ManualClock::new(wall_clock_now()),
+        };
+        world.audit(&support::aws_config()).ensure_table().await.expect("audit table");
+        world
+    }
+
+    fn audit(&self, config: &aws_config::SdkConfig) -> AuditLog {
+        AuditLog::new(config, self.audit_table.clone(), self.clock.clone() as SharedClock)
+    }
+
+    /// A replica of jitgate: its own Redis connection and AWS clients over the shared state.
+    async fn replica(&self) -> Engine {
+        self.replica_with(&support::aws_config(), &support::redis_url()).await
+    }
+
+    async fn replica_with(&self, sts_config: &aws_config::SdkConfig, redis_url: &str) -> Engine {
+        let settings = StoreSettings { key_prefix: self.prefix.clone(), ..StoreSettings::default() };
+        let store = RequestStore::connect(redis_url, settings).await.expect("connect to Redis");
+        let clock: SharedClock = self.clock.clone();
+        let config = support::aws_config();
+        Engine::new(
+            self.runbooks.clone(),
+            store,
+            StsBroker::new(sts_config).with_clock(clock.clone()),
+            jitgate::aws::Executor::new(config.clone(), clock.clone()),
+            self.audit(&config),
+            clock,
+            EngineSettings {
+                region: support::REGION.to_owned(),
+                rate_limit: RateLimit { max: 5, window: Duration::from_secs(3600) },
+            },
+        )
+    }
+
+    /// Who is on call now: Bob and Carol on the Orders schedule, and the requester too (which must not help them).
+    fn roster(&self) -> Roster {
+        world_roster(self.clock.now())
+    }
+
+    async fn audit_kinds(&self, request: &AccessRequest) -> Vec<&'static str> {
+        let entries = self.audit(&support::aws_config()).entries_for(&request.id).await.expect("read audit");
+        entries.iter().map(|e| e.event.kind()).collect()
+    }
+}
+
+use jitgate::clock::Clock as _;
+
+fn alice() -> SlackUserId {
+    user(world::ALICE)
+}
+fn bob() -> SlackUserId {
+    user(world::BOB)
+}
+fn carol() -> SlackUserId {
+    user(world::CAROL)
+}
+
+fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Alice asks for customer C000002's orders in January 2026.
+async fn alice_requests(engine: &Engine) -> AccessRequest {
+    let outcome = engine
+        .submit(
+            &alice(),
+            "orders-by-customer",
+            &args(&[("customer_id", "C000002"), ("from", "2026-01-01"), ("until", "2026-02-01")]),
+            Some("INC-812 refund check".into()),
+        )
+        .await
+        .expect("submit");
+    match outcome {
+        SubmitOutcome::Created(request) => *request,
+        other => panic!("expected a pending request, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    assert_eq!(request.state(), RequestState::Pending);
+
+    let result = engine.approve(&request.id, &bob(), &world.roster()).await.expect("approve");
+    let ApproveResult::Approved { request: approved, query } = result else {
+        panic!("expected approval, got {result:?}")
+    };
+    assert_eq!(approved.state(), RequestState::Approved);
+    let result = engine.execute(*approved, *query).await.expect("execute");
+    let ExecuteResult::Executed { request: done, result, audit } = result else {
+        panic!("expected execution, got {result:?}")
+    };
+    assert_eq!(done.state(), RequestState::Succeeded);
+
+    // Exactly customer C000002's orders, masked where the runbook says.
+    let expected: Vec<_> =
+        demo_orders(CUSTOMERS, ORDERS_PER_CUSTOMER).into_iter().filter(|o| o.customer_id == "C000002").collect();
+    assert_eq!(result.row_count as usize, expected.len());
+    let mut got: Vec<String> = result
+        .rows
+        .iter()
+        .map(|r| match &r["order_id"] {
+            Value::S(s) => s.clone(),
+            v => panic!("{v:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, expected.iter().map(|o| o.order_id.clone()).collect::<Vec<_>>());
+    for row in &result.rows {
+        assert_eq!(row["email"], Value::Masked);
+        assert_eq!(row["shipping_address"], Value::Masked);
+        assert!(!serde_json::to_string(row).unwrap().contains("@example.com"), "no email leaves the executor");
+    }
+    assert!(serde_json::to_string(&result.rows[0]).unwrap().contains(MASK));
+
+    // The audit trail tells the whole story, and its chain holds.
+    assert_eq!(world.audit_kinds(&done).await, ["requested", "approved", "executed"]);
+    assert_eq!(audit.event.kind(), "executed");
+    let report = world.audit(&support::aws_config()).verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+
+    // A second click after the run changes nothing and runs nothing.
+    let again = engine.approve(&request.id, &carol(), &world.roster()).await.unwrap();
+    assert!(
+        matches!(again, ApproveResult::Refused { refusal: Refusal::NotPending(RequestState::Succeeded), .. }),
+        "{again:?}"
+    );
+    let kinds = world.audit_kinds(&done).await;
+    assert_eq!(kinds.iter().filter(|k| **k == "executed").count(), 1);
+}
+
+#[tokio::test]
+async fn the_requester_cannot_approve_and_the_refusal_is_audited() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let result = engine.approve(&request.id, &alice(), &world.roster()).await.unwrap();
+    assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::SelfApproval, .. }), "{result:?}");
+    assert_eq!(engine.status(&request.id).await.unwrap().unwrap().state(), RequestState::Pending);
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "refused"]);
+}
+
+#[tokio::test]
+async fn someone_not_on_call_cannot_approve() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let result = engine.approve(&request.id, &user(world::MALLORY), &world.roster()).await.unwrap();
+    assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::NotOnCall, .. }), "{result:?}");
+    // On call an hour ago is not on call now: a roster that old is refused outright.
+    let old = Roster { as_of: world.clock.now() - time::Duration::hours(1), ..world.roster() };
+    let result = engine.approve(&request.id, &bob(), &old).await.unwrap();
+    assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::RosterStale, .. }), "{result:?}");
+    assert_eq!(engine.status(&request.id).await.unwrap().unwrap().state(), RequestState::Pending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_approvals_on_two_replicas_execute_exactly_once() {
+    let world = World::new().await;
+    let replicas = [Arc::new(world.replica().await), Arc::new(world.replica().await)];
+    let request = alice_requests(&replicas[0]).await;
+    let roster = world.roster();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let engine = replicas[i % 2].clone();
+        let (id, roster) = (request.id.clone(), roster.clone());
+        let approver = if i % 2 == 0 { bob() } else { carol() };
+        tasks.push(tokio::spawn(async move {
+            match engine.approve(&id, &approver, &roster).await.unwrap() {
+                ApproveResult::Approved { request, query } => Some(engine.execute(*request, *query).await.unwrap()),
+                ApproveResult::Refused { refusal: Refusal::NotPending(_) | Refusal::AlreadyApprovedBy, .. } => None,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }));
+    }
+    let mut executed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Some(ExecuteResult::Executed { .. }) => executed += 1,
+            None => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(executed, 1, "exactly one replica ran the query");
+    let kinds = world.audit_kinds(&request).await;
+    assert_eq!(kinds.iter().filter(|k| **k == "executed").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "approved").count(), 1, "{kinds:?}");
+}
+
+#[tokio::test]
+async fn deny_and_cancel_end_the_request_and_nothing_runs() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let denied = alice_requests(&engine).await;
+    let result = engine.deny(&denied.id, &bob(), Some("use the read replica".into()), &world.roster()).await.unwrap();
+    let DecisionResult::Done(after) = result else { panic!("{result:?}") };
+    assert_eq!(after.state(), RequestState::Denied);
+    let late = engine.approve(&denied.id, &carol(), &world.roster()).await.unwrap();
+    assert!(matches!(late, ApproveResult::Refused { refusal: Refusal::NotPending(RequestState::Denied), .. }));
+    assert_eq!(world.audit_kinds(&denied).await, ["requested", "denied", "refused"]);
+
+    let cancelled = alice_requests(&engine).await;
+    let not_yours = engine.cancel(&cancelled.id, &bob()).await.unwrap();
+    assert!(matches!(not_yours, DecisionResult::Refused { refusal: Refusal::NotRequester, .. }));
+    let DecisionResult::Done(after) = engine.cancel(&cancelled.id, &alice()).await.unwrap() else { panic!() };
+    assert_eq!(after.state(), RequestState::Cancelled);
+    assert_eq!(world.audit_kinds(&cancelled).await, ["requested", "refused", "cancelled"]);
+}
+
+#[tokio::test]
+async fn an_unapproved_request_expires_once_and_can_no_longer_be_approved() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    assert!(engine.expire_due(100).await.unwrap().is_empty(), "nothing is due yet");
+    world.clock.advance(time::Duration::minutes(31));
+    let expired = engine.expire_due(100).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].id, request.id);
+    assert_eq!(expired[0].state(), RequestState::Expired);
+    assert!(engine.expire_due(100).await.unwrap().is_empty(), "a second sweep changes nothing");
+    let late = engine.approve(&request.id, &bob(), &world.roster()).await.unwrap();
+    assert!(matches!(late, ApproveResult::Refused { refusal: Refusal::NotPending(RequestState::Expired), .. }));
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "expired", "refused"]);
+}
+
+#[tokio::test]
+async fn mistakes_in_a_request_are_answered_and_audited_without_creating_anything() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let outcome = engine.submit(&alice(), "order-by-customer", &args(&[]), Some("x".into())).await.unwrap();
+    let SubmitOutcome::UnknownRunbook { suggestion, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(suggestion.unwrap().as_str(), "orders-by-customer");
+
+    let outcome = engine
+        .submit(
+            &alice(),
+            "orders-by-customer",
+            &args(&[("customer_id", "42"), ("from", "2026-01-01")]),
+            Some("x".into()),
+        )
+        .await
+        .unwrap();
+    let SubmitOutcome::BadParameters { errors, .. } = outcome else { panic!("{outcome:?}") };
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|e| e.contains("customer_id")), "{text:?}");
+    assert!(text.iter().any(|e| e.contains("until")), "{text:?}");
+
+    let outcome = engine
+        .submit(
+            &alice(),
+            "orders-by-customer",
+            &args(&[("customer_id", "C000002"), ("from", "2026-01-01"), ("until", "2026-02-01")]),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, SubmitOutcome::Refused(Refusal::ReasonRequired)), "{outcome:?}");
+
+    let entries = world.audit(&support::aws_config()).verify().await.unwrap();
+    assert_eq!(entries.verified, 3, "three refusals audited: {entries}");
+}
+
+#[tokio::test]
+async fn a_user_over_the_request_limit_is_told_when_to_retry() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    for _ in 0..5 {
+        alice_requests(&engine).await;
+    }
+    let outcome = engine
+        .submit(&alice(), "order-by-id", &args(&[("order_id", "O000010001")]), Some("again".into()))
+        .await
+        .unwrap();
+    let SubmitOutcome::RateLimited { retry_after } = outcome else { panic!("{outcome:?}") };
+    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(3600));
+}
+
+#[tokio::test]
+async fn sts_failing_ends_the_request_as_failed_with_a_reason_and_runs_nothing() {
+    let world = World::new().await;
+    let closed = support::aws_config_for("http://127.0.0.1:9", "AKIAJITGATETESTS0001", "test-secret");
+    let engine = world.replica_with(&closed, &support::redis_url()).await;
+    let request = alice_requests(&engine).await;
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    let result = engine.execute(*approved, *query).await.unwrap();
+    let ExecuteResult::Failed { request: failed, reason, alarm: false } = result else { panic!("{result:?}") };
+    assert_eq!(failed.state(), RequestState::Failed);
+    assert!(!jitgate::messages::failure_reason(&reason).is_empty(), "{reason:?}");
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);
+}
+
+#[tokio::test]
+async fn redis_unreachable_is_a_clear_error_and_nothing_is_created() {
+    let world = World::new().await;
+    let settings = StoreSettings { key_prefix: world.prefix.clone(), ..StoreSettings::default() };
+    let err = RequestStore::connect("redis://127.0.0.1:9", settings).await.expect_err("nothing listens on port 9");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+}
+
+#[tokio::test]
+async fn without_an_audit_trail_a_request_fails_closed() {
+    let world = World { audit_table: support::unique("missing-audit"), ..World::new().await };
+    let engine = world.replica().await;
+    let err = engine
+        .submit(
+            &alice(),
+            "orders-by-customer",
+            &args(&[("customer_id", "C000002"), ("from", "2026-01-01"), ("until", "2026-02-01")]),
+            Some("x".into()),
+        )
+        .await
+        .expect_err("no audit table");
+    assert!(format!("{err:#}").contains("audit"), "{err:#}");
+}
