@@ -48,8 +48,16 @@ async fn main() {
         let card_latency = started.elapsed();
 
         let started = Instant::now();
-        let envelope =
-            h.slack.send_block_action(BOB, support::harness::ONCALL, &card.ts, APPROVE_ACTION, card.id.as_str()).await;
+        let envelope = h
+            .slack
+            .send_block_action(
+                BOB,
+                support::harness::ONCALL,
+                &card.ts,
+                APPROVE_ACTION,
+                &card.button_value(APPROVE_ACTION),
+            )
+            .await;
         envelope.ack().await.expect("acked");
         let ack_latency = started.elapsed();
         h.card_update_containing(&card, "ran:").await;

@@ -34,6 +34,7 @@ use crate::ids::SlackUserId;
 use crate::links::AuditLinkSigner;
 use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
 use crate::runbook::RunbookSet;
+use crate::seal::{SealPurpose, Sealer};
 use crate::slack::socket::{self, SocketMode, SocketSettings};
 use crate::slack::{SlackWeb, WebSettings};
 use crate::store::{RateLimit, RequestStore, StoreSettings};
@@ -189,6 +190,8 @@ pub async fn start(
         EngineSettings {
             region: config.region().to_owned(),
             rate_limit: RateLimit { max: config.requests.per_user_limit, window: config.requests.per_user_window },
+            // Keyed from the link secret, which Redis never sees (see `crate::seal`).
+            sealer: Sealer::derive(&needed.link_secret, SealPurpose::Request),
         },
     ));
 
@@ -205,6 +208,7 @@ pub async fn start(
         Arc::new(SlackWebDirectory::new(slack.clone())),
         clock.clone(),
         &metrics,
+        Sealer::derive(&needed.link_secret, SealPurpose::Roster),
     )?;
     let bot = Arc::new(Bot::new(
         engine.clone(),
@@ -309,6 +313,7 @@ fn roster_provider(
     directory: Arc<dyn SlackDirectory>,
     clock: SharedClock,
     metrics: &Metrics,
+    sealer: Sealer,
 ) -> anyhow::Result<RosterProvider> {
     let static_roster: BTreeMap<String, BTreeSet<SlackUserId>> = config
         .oncall
@@ -325,7 +330,8 @@ fn roster_provider(
         ),
         None => None,
     };
-    let cache = RosterCache::new(secrets.redis_url.expose_secret(), &config.redis.key_prefix)?;
+    // Sealed under a key Redis never sees, so an edited cache entry cannot add an approver.
+    let cache = RosterCache::new(secrets.redis_url.expose_secret(), &config.redis.key_prefix)?.with_sealer(sealer);
     RosterProvider::new(
         pagerduty,
         directory,

@@ -18,6 +18,21 @@ pub use crate::slack::SlackMessage;
 
 /// Action ids of the card's buttons; the Slack layer routes clicks by them.
 pub const APPROVE_ACTION: &str = "jit_approve";
+
+/// The Approve button's value: the request id and the fingerprint of the operation its card shows, so that an
+/// approval counts only for the operation the approver saw, whatever is written in Redis meanwhile.
+pub fn approve_value(request: &AccessRequest) -> String {
+    format!("{} {}", request.id, request.fingerprint.as_hex())
+}
+
+/// A card button's value: the request id and, for Approve, the fingerprint the card showed.
+pub fn button_value(value: &str) -> Option<(RequestId, Option<&str>)> {
+    let (id, shown) = match value.split_once(' ') {
+        Some((id, shown)) => (id, Some(shown)),
+        None => (value, None),
+    };
+    Some((RequestId::parse(id)?, shown))
+}
 pub const DENY_ACTION: &str = "jit_deny";
 
 /// Section text limit (Block Kit: 3000 characters); kept with some room for the code fence.
@@ -127,7 +142,7 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
                 "type": "actions",
                 "block_id": format!("decision:{}:v{}", request.id, request.version),
                 "elements": [
-                    { "type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": request.id.as_str(),
+                    { "type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": approve_value(request),
                       "text": { "type": "plain_text", "text": "Approve" } },
                     { "type": "button", "action_id": DENY_ACTION, "style": "danger", "value": request.id.as_str(),
                       "text": { "type": "plain_text", "text": "Deny" } },
@@ -213,6 +228,9 @@ pub fn refusal(refusal: &Refusal, request: Option<&RequestId>) -> String {
         Refusal::Expired => "this request has expired. Ask again with /jit query if it is still needed".to_owned(),
         Refusal::NotRequester => "only the person who made a request can cancel it".to_owned(),
         Refusal::NotPending(state) => format!("this request is already {}; nothing was changed", state.as_str()),
+        Refusal::NotWhatWasShown => "the operation on this card is not the one the request now holds, so your \
+             approval was not counted. Operators have been alerted; the requester can ask again"
+            .to_owned(),
     };
     format!("{id}{text}.")
 }
@@ -502,12 +520,51 @@ pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> Slack
 
 /// The fail-safe alert posted in the approval channel: something in the setup needs an operator now.
 pub fn security_alert(request: &AccessRequest, what: &FailureReason) -> SlackMessage {
+    let advice = match what {
+        FailureReason::NotWhatWasRequested { .. } => {
+            "Operators: its record in Redis was changed or replayed by someone other than jitgate; check who can \
+             write to Redis, and the audit trail of this request."
+        }
+        _ => {
+            "Nothing was run with those credentials. Operators: check the role's maximum session duration and STS, \
+              and the audit trail of this request."
+        }
+    };
     plain(format!(
-        "🚨 *jitgate security alert* for {} ({}): {}. Nothing was run with those credentials. Operators: check the role's \
-         maximum session duration and STS, and the audit trail of this request.",
+        "🚨 *jitgate security alert* for {} ({}): {}. {advice}",
         request.id,
         request.query.runbook,
         escape(&failure_reason(what))
+    ))
+}
+
+/// The alert when an Approve click showed another operation than the stored request holds.
+pub fn not_what_was_shown_alert(request: &AccessRequest, approver: &SlackUserId) -> SlackMessage {
+    plain(format!(
+        "🚨 *jitgate security alert* for {} ({}): <@{}> approved the operation the card showed, but the stored request \
+         now holds another one (fingerprint {}). The approval was not counted and nothing was run. Operators: check \
+         who can write to Redis, and the audit trail of this request.",
+        request.id,
+        request.query.runbook,
+        approver.as_str(),
+        request.fingerprint.short()
+    ))
+}
+
+/// The alert when a stored request record fails its seal check: it was written by someone other than jitgate.
+pub fn tampered_record_alert(id: &RequestId) -> SlackMessage {
+    plain(format!(
+        "🚨 *jitgate security alert* for {id}: its record in Redis was changed outside jitgate (its seal does not match). \
+         jitgate refuses to act on it; nothing was approved or run. Operators: check who can write to Redis, and the \
+         audit trail of this request."
+    ))
+}
+
+/// What the user is told when the request they acted on failed its integrity check.
+pub fn tampered_record(id: &RequestId) -> SlackMessage {
+    plain(format!(
+        "{id} failed jitgate's integrity check: its stored record was changed outside jitgate, so nothing was done \
+         with it. Operators have been alerted. Ask again with /jit query if you still need it."
     ))
 }
 

@@ -104,11 +104,13 @@ pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Resu
         .into_iter()
         .find(|b| b.text == "Approve")
         .ok_or_else(|| Failure { step: "reading the card".into(), reason: "the card has no Approve button".into() })?;
-    let request_id = approve.value.clone().unwrap_or_default();
+    // Approve carries the request id and the fingerprint the card shows; a click sends the value back as it is.
+    let approve_value = approve.value.clone().unwrap_or_default();
+    let request_id = approve_value.split(' ').next().unwrap_or_default().to_owned();
 
     step("@mallory, not on call, clicks Approve and is refused", async {
         out.line(ONCALL, &format!("{} clicks [Approve]", names.user(MALLORY)));
-        let click = slack.send_block_action(MALLORY, ONCALL, &card.ts, &approve.action_id, &request_id).await;
+        let click = slack.send_block_action(MALLORY, ONCALL, &card.ts, &approve.action_id, &approve_value).await;
         click.ack().await?;
         let refusal = slack.next_ephemeral_for(MALLORY).await;
         let lines = message_lines(refusal.text.as_deref(), refusal.blocks.as_ref(), names);
@@ -122,7 +124,7 @@ pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Resu
 
     let results = step("@bob, on call, approves; the card changes and the results arrive in the thread", async {
         out.line(ONCALL, &format!("{} clicks [Approve]", names.user(BOB)));
-        let click = slack.send_block_action(BOB, ONCALL, &card.ts, &approve.action_id, &request_id).await;
+        let click = slack.send_block_action(BOB, ONCALL, &card.ts, &approve.action_id, &approve_value).await;
         click.ack().await?;
         let mut shown = message_lines(card.text.as_deref(), card.blocks.as_ref(), names);
         loop {

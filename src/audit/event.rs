@@ -151,6 +151,12 @@ pub enum AuditEvent {
         /// The reason as the user was told it.
         reason: String,
     },
+    /// Something jitgate relies on was found changed outside jitgate (a request record in Redis whose seal does
+    /// not match, an operation that is not the one requested): refused, and operators alerted.
+    IntegrityViolation {
+        request: RequestId,
+        detail: String,
+    },
 }
 
 impl AuditEvent {
@@ -192,7 +198,8 @@ impl AuditEvent {
             | AuditEvent::Expired { request }
             | AuditEvent::Cancelled { request, .. }
             | AuditEvent::Executed { request, .. }
-            | AuditEvent::Failed { request, .. } => Some(request),
+            | AuditEvent::Failed { request, .. }
+            | AuditEvent::IntegrityViolation { request, .. } => Some(request),
             AuditEvent::Refused { request, .. } => request.as_ref(),
         }
     }
@@ -205,7 +212,10 @@ impl AuditEvent {
             | AuditEvent::Denied { by: user, .. }
             | AuditEvent::Cancelled { by: user, .. }
             | AuditEvent::Refused { by: user, .. } => Actor::User(user.clone()),
-            AuditEvent::Expired { .. } | AuditEvent::Executed { .. } | AuditEvent::Failed { .. } => Actor::System,
+            AuditEvent::Expired { .. }
+            | AuditEvent::Executed { .. }
+            | AuditEvent::Failed { .. }
+            | AuditEvent::IntegrityViolation { .. } => Actor::System,
         }
     }
 
@@ -220,6 +230,7 @@ impl AuditEvent {
             AuditEvent::Refused { .. } => "refused",
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::Failed { .. } => "failed",
+            AuditEvent::IntegrityViolation { .. } => "integrity_violation",
         }
     }
 }
@@ -235,6 +246,7 @@ pub fn refusal_code(refusal: &Refusal) -> String {
         Refusal::Expired => "expired".to_owned(),
         Refusal::NotRequester => "not_requester".to_owned(),
         Refusal::NotPending(state) => format!("not_pending:{}", state.as_str()),
+        Refusal::NotWhatWasShown => "not_what_was_shown".to_owned(),
     }
 }
 

@@ -7,7 +7,7 @@
 use tracing::{error, warn};
 
 use super::Bot;
-use crate::ids::RunbookId;
+use crate::ids::{RequestId, RunbookId};
 use crate::messages::{self, CardContext, SlackMessage};
 use crate::oncall::RosterReport;
 use crate::request::{AccessRequest, ExecutionResult, FailureReason, RequestState, Status};
@@ -86,10 +86,15 @@ impl Bot {
 
     /// Posts a fail-safe alert in the approval channel and counts it (the failure itself is already audited).
     pub(super) async fn raise_alert(&self, request: &AccessRequest, kind: &'static str, message: SlackMessage) {
+        self.raise_alert_about(&request.id, kind, message).await;
+    }
+
+    /// [`Bot::raise_alert`] for a request known only by its id (its record could not be trusted).
+    pub(super) async fn raise_alert_about(&self, id: &RequestId, kind: &'static str, message: SlackMessage) {
         self.settings.metrics.security_alert(kind);
-        error!(request_id = %request.id, kind, "security alert raised");
+        error!(request_id = %id, kind, "security alert raised");
         if let Err(err) = self.slack.post_message(&self.settings.approval_channel, &message, None).await {
-            error!(request_id = %request.id, error = %err, "could not post the security alert");
+            error!(request_id = %id, error = %err, "could not post the security alert");
         }
     }
 

@@ -13,17 +13,18 @@ use crate::engine::{ApproveResult, Decision, DecisionResult, ExecuteResult, MayD
 use crate::ids::{RequestId, SlackUserId};
 use crate::messages;
 use crate::oncall::RosterReport;
-use crate::request::{AccessRequest, ExecutionResult};
+use crate::request::{AccessRequest, ExecutionResult, Refusal};
 use crate::slack::event::{Click, ViewSubmission};
 
 impl Bot {
     pub(super) async fn on_click(&self, click: Click) -> anyhow::Result<()> {
-        let Some(id) = RequestId::parse(&click.value) else {
+        let Some((id, shown)) = messages::button_value(&click.value) else {
             warn!(value = %click.value, "click on a button without a request id; ignored");
             return Ok(());
         };
         match click.action_id.as_str() {
-            messages::APPROVE_ACTION => self.approve(&click, &id).await,
+            // A card from before approvals carried their fingerprint shows nothing to bind to: never counted.
+            messages::APPROVE_ACTION => self.approve(&click, &id, shown.unwrap_or_default()).await,
             messages::DENY_ACTION => self.offer_deny(&click, &id).await,
             other => {
                 warn!(action_id = other, "click on an unknown action; ignored");
@@ -65,13 +66,17 @@ impl Bot {
         request.card.as_ref().map_or_else(|| self.settings.approval_channel.clone(), |c| c.channel.clone())
     }
 
-    async fn approve(&self, click: &Click, id: &RequestId) -> anyhow::Result<()> {
+    async fn approve(&self, click: &Click, id: &RequestId, shown: &str) -> anyhow::Result<()> {
         let Some((_, report)) = self.may_decide(id, &click.user, Decision::Approve, Some(&click.channel)).await? else {
             return Ok(());
         };
-        match self.engine.approve(id, &click.user, &report.roster).await? {
+        match self.engine.approve(id, shown, &click.user, &report.roster).await? {
             ApproveResult::NotFound => self.ephemeral(&click.channel, &click.user, messages::not_found(id)).await,
-            ApproveResult::Refused { refusal, .. } => {
+            ApproveResult::Refused { refusal, request } => {
+                if refusal == Refusal::NotWhatWasShown {
+                    let alert = messages::not_what_was_shown_alert(&request, &click.user);
+                    self.raise_alert(&request, "not_what_was_shown", alert).await;
+                }
                 self.ephemeral(&click.channel, &click.user, messages::refused(&refusal, Some(id))).await
             }
             ApproveResult::Recorded { request, .. } => {
@@ -88,7 +93,7 @@ impl Bot {
                     ExecuteResult::Failed { request, reason, alarm } => {
                         if alarm {
                             let alert = messages::security_alert(&request, &reason);
-                            self.raise_alert(&request, "unacceptable_credentials", alert).await;
+                            self.raise_alert(&request, reason.code(), alert).await;
                         }
                         self.announce(&request, Happened::RunFailed(&reason)).await;
                     }

@@ -12,6 +12,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::Bot;
 use crate::command::{self, Command, CommandError};
+use crate::engine::RecordTampered;
 use crate::ids::{RequestId, SlackUserId};
 use crate::messages::{self, SlackMessage};
 use crate::slack::event::{Click, SlackEvent, SlashCommand, ViewSubmission};
@@ -87,6 +88,16 @@ impl EventHandler for Bot {
                 Action::Nothing => Ok(()),
             };
             if let Err(err) = result {
+                // A record changed outside jitgate is a refusal with an alert, not an internal error.
+                if let Some(tampered) = err.downcast_ref::<RecordTampered>() {
+                    let alert = messages::tampered_record_alert(&tampered.id);
+                    self.raise_alert_about(&tampered.id, "record_tampered", alert).await;
+                    let message = messages::tampered_record(&tampered.id);
+                    return match channel.as_deref() {
+                        Some(channel) => self.ephemeral(channel, &user, message).await,
+                        None => self.dm_best_effort(&user, message).await,
+                    };
+                }
                 let reference = RequestId::generate();
                 error!(reference = %reference, user = %user, error = format!("{err:#}"), "handling the event failed");
                 self.tell_internal_error(&user, channel.as_deref(), &reference).await;
@@ -102,11 +113,13 @@ impl Bot {
         let message = SlackMessage { text: messages::internal_error(reference.as_str()), blocks: Vec::new() };
         match channel {
             Some(channel) => self.ephemeral(channel, user, message).await,
-            None => {
-                if let Err(err) = self.slack.send_dm(user, &message).await {
-                    warn!(error = %err, "could not report the failure to the user");
-                }
-            }
+            None => self.dm_best_effort(user, message).await,
+        }
+    }
+
+    async fn dm_best_effort(&self, user: &SlackUserId, message: SlackMessage) {
+        if let Err(err) = self.slack.send_dm(user, &message).await {
+            warn!(error = %err, "could not report the failure to the user");
         }
     }
 }

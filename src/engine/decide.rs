@@ -21,7 +21,7 @@ impl Engine {
         decision: Decision,
         oncall: &RosterProvider,
     ) -> anyhow::Result<MayDecide> {
-        let Some(request) = self.store.load(id).await? else { return Ok(MayDecide::NotFound) };
+        let Some(request) = self.load(id).await? else { return Ok(MayDecide::NotFound) };
         let report = match oncall.roster_for(&request.policy).await {
             Ok(report) => report,
             Err(error) => {
@@ -38,16 +38,27 @@ impl Engine {
     }
 
     /// An Approve click. When it is the last approval needed the result carries the [`ApprovedQuery`](crate::request::ApprovedQuery) to run.
+    ///
+    /// `shown` is the fingerprint on the card the approver clicked (the Approve button carries it): the approval
+    /// counts only if the request holds that very operation.
     pub async fn approve(
         &self,
         id: &RequestId,
+        shown: &str,
         approver: &SlackUserId,
         roster: &Roster,
     ) -> anyhow::Result<ApproveResult> {
         let span = info_span!("approve", request_id = %id, approver = %approver);
         async {
             for _ in 0..MAX_DECISION_ATTEMPTS {
-                let Some(current) = self.store.load(id).await? else { return Ok(ApproveResult::NotFound) };
+                let Some(current) = self.load(id).await? else { return Ok(ApproveResult::NotFound) };
+                if current.fingerprint.as_hex() != shown {
+                    warn!(shown, stored = %current.fingerprint, "approval refused: the card showed another operation");
+                    let refusal = Refusal::NotWhatWasShown;
+                    self.audit_refusal(Some(id.clone()), approver, AttemptedAction::Approve, refusal_code(&refusal))
+                        .await;
+                    return Ok(ApproveResult::Refused { request: Box::new(current), refusal });
+                }
                 let now = self.clock.now();
                 match request::approve(&current, approver, roster, now) {
                     ApproveOutcome::Refused(refusal) => {
@@ -138,7 +149,7 @@ impl Engine {
         rule: impl Fn(&AccessRequest, time::OffsetDateTime) -> Result<AccessRequest, Refusal>,
     ) -> anyhow::Result<DecisionResult> {
         for _ in 0..MAX_DECISION_ATTEMPTS {
-            let Some(current) = self.store.load(id).await? else { return Ok(DecisionResult::NotFound) };
+            let Some(current) = self.load(id).await? else { return Ok(DecisionResult::NotFound) };
             let next = match rule(&current, self.clock.now()) {
                 Ok(next) => next,
                 Err(refusal) => {

@@ -39,9 +39,20 @@ impl Engine {
         if !self.write(&approved, &running).await? {
             // Nobody else holds this request's ApprovedQuery, so this means the record was changed behind our back
             // (an operator, a sweeper failing it): never run it then.
-            let current = self.store.load(&approved.id).await?.unwrap_or(approved);
+            let current = self.load(&approved.id).await?.unwrap_or(approved);
             let reason = FailureReason::ChangedWhileStarting { now: current.state() };
             return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
+        }
+        // Redis is not trusted with what runs: the operation must be the one the audit trail recorded as requested.
+        if let Err(detail) = self.matches_the_requested_entry(&running, &query).await {
+            error!(detail = %detail, "security: the approved operation does not match the audit trail; not running it");
+            let event = AuditEvent::IntegrityViolation { request: running.id.clone(), detail: detail.clone() };
+            if let Err(err) = self.audit.append(event).await {
+                warn!(error = %err, "could not audit the integrity violation");
+            }
+            let reason = FailureReason::NotWhatWasRequested { detail };
+            let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
+            return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
         }
         let policy = match session_policy(query.query()) {
             Ok(policy) => policy,
@@ -135,7 +146,7 @@ impl Engine {
     /// Ends a request that cannot go on (e.g. its card could not be posted) as Failed, audited.
     pub async fn abandon(&self, id: &RequestId, reason: FailureReason) -> anyhow::Result<Option<AccessRequest>> {
         for _ in 0..MAX_DECISION_ATTEMPTS {
-            let Some(current) = self.store.load(id).await? else { return Ok(None) };
+            let Some(current) = self.load(id).await? else { return Ok(None) };
             if current.state().is_final() {
                 return Ok(Some(current));
             }

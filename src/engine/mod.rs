@@ -17,6 +17,7 @@
 
 mod decide;
 mod execute;
+mod integrity;
 mod submit;
 mod sweep;
 
@@ -35,8 +36,10 @@ use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::oncall::{RosterError, RosterReport};
 use crate::request::{self, AccessRequest, ApprovedQuery, CardRef, FailureReason, Refusal};
 use crate::runbook::{ParamError, RunbookSet};
+use crate::seal::Sealer;
 use crate::store::{RateLimit, RequestStore, Transition};
 
+pub use integrity::{RecordTampered, sealed_record};
 pub use submit::FormProblem;
 
 /// How many times a decision is re-made after losing a compare-and-set to a concurrent change of the same request.
@@ -59,6 +62,8 @@ pub struct EngineSettings {
     pub region: String,
     /// New requests per user per window.
     pub rate_limit: RateLimit,
+    /// Seals request records, so a record changed in Redis by anyone but jitgate is refused (see `integrity`).
+    pub sealer: Sealer,
 }
 
 /// Everything the engine composes.
@@ -201,7 +206,7 @@ impl Engine {
     /// already have moved the request on). Returns the record as stored with the card.
     pub async fn attach_card(&self, id: &RequestId, card: CardRef) -> anyhow::Result<Option<AccessRequest>> {
         for _ in 0..MAX_DECISION_ATTEMPTS {
-            let Some(current) = self.store.load(id).await? else { return Ok(None) };
+            let Some(current) = self.load(id).await? else { return Ok(None) };
             let next = request::attach_card(&current, card.clone());
             if self.write(&current, &next).await? {
                 return Ok(Some(next));
@@ -214,7 +219,7 @@ impl Engine {
     pub async fn recent_requests(&self, user: &SlackUserId, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
         let mut requests = Vec::new();
         for id in self.store.requests_of(user, limit).await? {
-            if let Some(request) = self.store.load(&id).await? {
+            if let Some(request) = self.load(&id).await? {
                 requests.push(request);
             }
         }
@@ -235,12 +240,14 @@ impl Engine {
 
     /// One request as stored now.
     pub async fn status(&self, id: &RequestId) -> anyhow::Result<Option<AccessRequest>> {
-        Ok(self.store.load(id).await?)
+        self.load(id).await
     }
 
     /// Writes `to` over `from` with compare-and-set. `false`: someone else changed the record first.
     async fn write(&self, from: &AccessRequest, to: &AccessRequest) -> anyhow::Result<bool> {
-        let outcome = self.store.transition(from, to).await.with_context(|| format!("updating request {}", from.id))?;
+        let sealed = self.sealed(to);
+        let outcome =
+            self.store.transition(from, &sealed).await.with_context(|| format!("updating request {}", from.id))?;
         Ok(matches!(outcome, Transition::Applied))
     }
 

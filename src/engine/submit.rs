@@ -107,7 +107,7 @@ impl Engine {
         }
         let mut request = request;
         for attempt in 1..=MAX_ID_ATTEMPTS {
-            match self.store.create(&request).await? {
+            match self.store.create(&self.sealed(&request)).await? {
                 Created::Inserted => break,
                 Created::IdTaken if attempt < MAX_ID_ATTEMPTS => {
                     new.id = RequestId::generate();

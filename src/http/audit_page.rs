@@ -217,6 +217,13 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                 }
                 Some(("Failed", rows))
             }
+            AuditEvent::IntegrityViolation { detail, .. } => Some((
+                "Integrity violation",
+                vec![
+                    row("What was found", &esc(detail).to_string()),
+                    row("What jitgate did", "refused it and alerted"),
+                ],
+            )),
             AuditEvent::Refused { by, attempted, reason, .. } => Some((
                 "Refused attempt",
                 vec![

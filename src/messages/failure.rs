@@ -28,6 +28,10 @@ pub fn failure_reason(reason: &FailureReason) -> String {
         FailureReason::UnacceptableCredentials { detail } => {
             format!("AWS STS returned credentials jitgate will not use ({detail}). Nothing was run.")
         }
+        FailureReason::NotWhatWasRequested { .. } => "the approved operation is not the one recorded when the request \
+             was made (its stored record was changed outside jitgate). Nothing was run; operators have been alerted. \
+             Ask again if you still need it."
+            .to_owned(),
         FailureReason::Aws { problem } => aws_problem(problem),
         FailureReason::Legacy(text) => text.clone(),
     }

@@ -3,6 +3,10 @@
 //! An optimisation only: any Redis failure reads as "nothing cached" and the caller asks PagerDuty. Freshness is
 //! judged by the caller against the injected clock from the `as_of` stored in the entry; the Redis expiry only
 //! clears entries nobody could use any more. Keys carry a hash tag so one entry lives in one cluster slot.
+//!
+//! Whoever can write to Redis must not be able to add an approver by editing a cached roster, so entries are sealed
+//! ([`crate::seal`], purpose `Roster`) over their key and content: `<seal hex>\n<snapshot JSON>`. An entry whose seal
+//! does not match is logged as a security event and read as "nothing cached", so PagerDuty is asked afresh.
 
 use std::time::Duration;
 
@@ -12,6 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::request::{OnCallEntry, Roster, RosterSource};
+use crate::seal::Sealer;
 
 /// Bound on one cache command, so a hanging Redis costs little before the caller goes to PagerDuty.
 const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -54,6 +59,8 @@ pub struct RosterCache {
     connection: ConnectionManager,
     prefix: String,
     op_timeout: Duration,
+    /// Seals entries; without one (tests of the cache alone) entries are plain JSON.
+    sealer: Option<Sealer>,
 }
 
 impl std::fmt::Debug for RosterCache {
@@ -83,7 +90,17 @@ impl RosterCache {
 
     /// A cache over an existing connection.
     pub fn with_connection(connection: ConnectionManager, key_prefix: &str) -> RosterCache {
-        RosterCache { connection, prefix: key_prefix.to_owned(), op_timeout: DEFAULT_OP_TIMEOUT }
+        RosterCache { connection, prefix: key_prefix.to_owned(), op_timeout: DEFAULT_OP_TIMEOUT, sealer: None }
+    }
+
+    /// Seals every entry written and checks every entry read (what `jitgate run` does).
+    pub fn with_sealer(mut self, sealer: Sealer) -> RosterCache {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    fn sealed_bytes(key: &str, json: &str) -> Vec<u8> {
+        [key.as_bytes(), b"\n", json.as_bytes()].concat()
     }
 
     /// The key of one set of sources: `<prefix>:{oncall:<hash>}`; the braces are the cluster hash tag.
@@ -99,7 +116,26 @@ impl RosterCache {
             .context("Redis did not answer in time")?
             .context("reading the on-call cache")?;
         let Some(text) = text else { return Ok(None) };
-        match serde_json::from_str(&text) {
+        let json = match &self.sealer {
+            None => text.as_str(),
+            Some(sealer) => {
+                let verified = text
+                    .split_once('\n')
+                    .filter(|(seal, json)| sealer.verify(&Self::sealed_bytes(key, json), seal))
+                    .map(|(_, json)| json);
+                match verified {
+                    Some(json) => json,
+                    None => {
+                        tracing::error!(
+                            key,
+                            "security: an on-call cache entry was changed outside jitgate; ignoring it"
+                        );
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        match serde_json::from_str(json) {
             Ok(snapshot) => Ok(Some(snapshot)),
             Err(e) => {
                 // An entry from another version of jitgate: ignore it, the next fetch overwrites it.
@@ -111,7 +147,11 @@ impl RosterCache {
 
     /// Stores `snapshot` under `key`, kept by Redis for `keep_for`.
     pub async fn put(&self, key: &str, snapshot: &Snapshot, keep_for: Duration) -> anyhow::Result<()> {
-        let text = serde_json::to_string(snapshot).context("encoding the on-call snapshot")?;
+        let json = serde_json::to_string(snapshot).context("encoding the on-call snapshot")?;
+        let text = match &self.sealer {
+            Some(sealer) => format!("{}\n{json}", sealer.seal(&Self::sealed_bytes(key, &json))),
+            None => json,
+        };
         let millis = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut connection = self.connection.clone();
         let () = tokio::time::timeout(self.op_timeout, connection.pset_ex(key, text, millis))

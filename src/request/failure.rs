@@ -30,6 +30,9 @@ pub enum FailureReason {
     /// STS handed out credentials jitgate will not use (missing, or living longer than allowed): the setup is
     /// wrong, and operators are alerted.
     UnacceptableCredentials { detail: String },
+    /// The approved operation is not the one the audit trail recorded as requested (or it already ran there): a
+    /// record in Redis was changed or replayed. Never run; operators are alerted.
+    NotWhatWasRequested { detail: String },
     /// An AWS step failed.
     Aws { problem: AwsProblem },
     /// A reason stored before reasons were typed: its text, as it was shown then.
@@ -49,6 +52,7 @@ impl FailureReason {
             FailureReason::CardNotPosted { .. } => "card_not_posted",
             FailureReason::Unrunnable { .. } => "unrunnable",
             FailureReason::UnacceptableCredentials { .. } => "unacceptable_credentials",
+            FailureReason::NotWhatWasRequested { .. } => "not_what_was_requested",
             FailureReason::Aws { problem } => problem.code(),
             FailureReason::Legacy(_) => "unclassified",
         }

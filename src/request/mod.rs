@@ -172,6 +172,10 @@ pub struct AccessRequest {
     /// Whether the half-way reminder was posted (once per request).
     #[serde(default)]
     pub reminded: bool,
+    /// The engine's seal over the rest of the record (see `crate::seal`), set when it is written to Redis and
+    /// checked when it is read back. Transitions carry the old one along; the engine replaces it on every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 /// A posted Slack message: channel id and message timestamp.
@@ -200,6 +204,9 @@ pub enum Refusal {
     NotRequester,
     /// The request is no longer in a state that allows this action ("someone else already did it").
     NotPending(RequestState),
+    /// The Approve button clicked showed another operation than the request now holds: the card is from an older
+    /// version of jitgate, or the stored request was changed. Approvals bind to what the approver saw.
+    NotWhatWasShown,
 }
 
 /// What starting a request needs.
@@ -234,6 +241,7 @@ impl AccessRequest {
             approvals: Vec::new(),
             card: None,
             reminded: false,
+            seal: None,
         })
     }
 

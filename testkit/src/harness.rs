@@ -26,6 +26,8 @@ use secrecy::SecretString;
 // The world's names, for the stories.
 pub use jitgate_emulators::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL, POLICY, SCHEDULE};
 pub const CUSTOMERS: u32 = 4;
+/// `JITGATE_LINK_SECRET` of every replica; it also keys the seals of records in Redis (see `jitgate::seal`).
+pub const LINK_SECRET: &str = "test-link-secret-test-link-secret-test-link-secret-test-link-secret-";
 pub const ORDERS_PER_CUSTOMER: u32 = 30;
 
 /// A card as it was posted in the approval channel.
@@ -34,6 +36,16 @@ pub struct Card {
     pub ts: String,
     pub id: RequestId,
     pub message: Message,
+}
+
+impl Card {
+    /// The value of the card's button `action_id` as posted (Approve carries the request id and the fingerprint
+    /// the card shows), which a click sends back.
+    pub fn button_value(&self, action_id: &str) -> String {
+        let buttons = self.message.buttons();
+        let button = buttons.iter().find(|b| b.action_id == action_id);
+        button.and_then(|b| b.value.clone()).unwrap_or_else(|| panic!("the card has no {action_id} button"))
+    }
 }
 
 pub struct Options {
@@ -57,6 +69,8 @@ pub struct Harness {
     pub pagerduty: FakePagerDuty,
     pub clock: Arc<ManualClock>,
     pub audit_table: String,
+    /// `redis.key_prefix` of every replica: where a test that plays an attacker finds the records in Redis.
+    pub key_prefix: String,
     pub apps: Vec<App>,
 }
 
@@ -79,12 +93,13 @@ impl Harness {
         seed_demo_orders(&dynamo, &table, CUSTOMERS, ORDERS_PER_CUSTOMER).await.expect("seed Orders");
 
         let audit_table = crate::unique("audit");
+        let key_prefix = crate::unique("bot");
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
-            crate::unique("bot"),
+            key_prefix,
             options.shutdown_drain,
             options.per_user_limit,
         );
@@ -96,7 +111,7 @@ impl Harness {
             slack_api_url: slack.api_base(),
             pagerduty_token: Some(SecretString::from(pagerduty.api_key().to_owned())),
             pagerduty_api_url: pagerduty.base_url(),
-            link_secret: Some(SecretString::from("test-link-secret-".repeat(4))),
+            link_secret: Some(SecretString::from(LINK_SECRET.to_owned())),
         };
         let bot_aws = match &options.aws_endpoint {
             Some(endpoint) => crate::aws_config_for(endpoint, "AKIAJITGATETESTS0001", "test-secret"),
@@ -113,7 +128,7 @@ impl Harness {
         }
         slack.wait_for_connections(2 * options.replicas).await;
         // auth.test and the connections are the bot's start-up; the story starts after them.
-        Harness { slack, pagerduty, clock, audit_table, apps }
+        Harness { slack, pagerduty, clock, audit_table, key_prefix, apps }
     }
 
     /// Runs one sweep (expiry and reminders) on the first replica.
@@ -138,14 +153,15 @@ impl Harness {
         let id = message
             .buttons()
             .iter()
-            .find_map(|b| b.value.as_deref().and_then(RequestId::parse))
+            .find_map(|b| b.value.as_deref().and_then(jitgate::messages::button_value).map(|(id, _)| id))
             .unwrap_or_else(|| panic!("the card has no request id: {}", message.all_text()));
         Card { ts: message.ts.clone(), id, message }
     }
 
     /// `user` clicks a button of the card and the click is acked in time.
     pub async fn click(&self, user: &str, card: &Card, action_id: &str) -> EnvelopeHandle {
-        let envelope = self.slack.send_block_action(user, ONCALL, &card.ts, action_id, card.id.as_str()).await;
+        let value = card.button_value(action_id);
+        let envelope = self.slack.send_block_action(user, ONCALL, &card.ts, action_id, &value).await;
         envelope.ack().await.expect("click acked in time");
         envelope
     }

@@ -15,10 +15,12 @@ use jitgate::aws::{StsBroker, Value};
 use jitgate::clock::{ManualClock, SharedClock};
 use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, ExecuteResult, SubmitOutcome};
 use jitgate::ids::SlackUserId;
-use jitgate::request::{AccessRequest, Refusal, RequestState, Roster};
+use jitgate::request::{AccessRequest, FailureReason, Refusal, RequestState, Roster};
 use jitgate::runbook::RunbookSet;
+use jitgate::seal::{SealPurpose, Sealer};
 use jitgate::store::{RateLimit, RequestStore, StoreSettings};
 use jitgate_emulators::world;
+use secrecy::SecretString;
 use support::fixtures::{user, wall_clock_now, world_roster};
 use support::harness::shipped_runbooks_on;
 
@@ -74,6 +76,8 @@ impl World {
             EngineSettings {
                 region: support::REGION.to_owned(),
                 rate_limit: RateLimit { max: 5, window: Duration::from_secs(3600) },
+                // Every replica of the world shares the key, as `jitgate run` replicas share the link secret.
+                sealer: Sealer::derive(&SecretString::from("engine-tests-seal-key".to_owned()), SealPurpose::Request),
             },
         )
     }
@@ -129,7 +133,8 @@ async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
     let request = alice_requests(&engine).await;
     assert_eq!(request.state(), RequestState::Pending);
 
-    let result = engine.approve(&request.id, &bob(), &world.roster()).await.expect("approve");
+    let result =
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.expect("approve");
     let ApproveResult::Approved { request: approved, query } = result else {
         panic!("expected approval, got {result:?}")
     };
@@ -168,7 +173,7 @@ async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
     assert!(report.is_intact(), "{report}");
 
     // A second click after the run changes nothing and runs nothing.
-    let again = engine.approve(&request.id, &carol(), &world.roster()).await.unwrap();
+    let again = engine.approve(&request.id, request.fingerprint.as_hex(), &carol(), &world.roster()).await.unwrap();
     assert!(
         matches!(again, ApproveResult::Refused { refusal: Refusal::NotPending(RequestState::Succeeded), .. }),
         "{again:?}"
@@ -182,7 +187,7 @@ async fn the_requester_cannot_approve_and_the_refusal_is_audited() {
     let world = World::new().await;
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
-    let result = engine.approve(&request.id, &alice(), &world.roster()).await.unwrap();
+    let result = engine.approve(&request.id, request.fingerprint.as_hex(), &alice(), &world.roster()).await.unwrap();
     assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::SelfApproval, .. }), "{result:?}");
     assert_eq!(engine.status(&request.id).await.unwrap().unwrap().state(), RequestState::Pending);
     assert_eq!(world.audit_kinds(&request).await, ["requested", "refused"]);
@@ -193,11 +198,14 @@ async fn someone_not_on_call_cannot_approve() {
     let world = World::new().await;
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
-    let result = engine.approve(&request.id, &user(world::MALLORY), &world.roster()).await.unwrap();
+    let result = engine
+        .approve(&request.id, request.fingerprint.as_hex(), &user(world::MALLORY), &world.roster())
+        .await
+        .unwrap();
     assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::NotOnCall, .. }), "{result:?}");
     // On call an hour ago is not on call now: a roster that old is refused outright.
     let old = Roster { as_of: world.clock.now() - time::Duration::hours(1), ..world.roster() };
-    let result = engine.approve(&request.id, &bob(), &old).await.unwrap();
+    let result = engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &old).await.unwrap();
     assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::RosterStale, .. }), "{result:?}");
     assert_eq!(engine.status(&request.id).await.unwrap().unwrap().state(), RequestState::Pending);
 }
@@ -211,10 +219,10 @@ async fn racing_approvals_on_two_replicas_execute_exactly_once() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let engine = replicas[i % 2].clone();
-        let (id, roster) = (request.id.clone(), roster.clone());
+        let (id, shown, roster) = (request.id.clone(), request.fingerprint.clone(), roster.clone());
         let approver = if i % 2 == 0 { bob() } else { carol() };
         tasks.push(tokio::spawn(async move {
-            match engine.approve(&id, &approver, &roster).await.unwrap() {
+            match engine.approve(&id, shown.as_hex(), &approver, &roster).await.unwrap() {
                 ApproveResult::Approved { request, query } => Some(engine.execute(*request, *query).await.unwrap()),
                 ApproveResult::Refused { refusal: Refusal::NotPending(_) | Refusal::AlreadyApprovedBy, .. } => None,
                 other => panic!("unexpected outcome {other:?}"),
@@ -243,7 +251,7 @@ async fn deny_and_cancel_end_the_request_and_nothing_runs() {
     let result = engine.deny(&denied.id, &bob(), Some("use the read replica".into()), &world.roster()).await.unwrap();
     let DecisionResult::Done(after) = result else { panic!("{result:?}") };
     assert_eq!(after.state(), RequestState::Denied);
-    let late = engine.approve(&denied.id, &carol(), &world.roster()).await.unwrap();
+    let late = engine.approve(&denied.id, denied.fingerprint.as_hex(), &carol(), &world.roster()).await.unwrap();
     assert!(matches!(late, ApproveResult::Refused { refusal: Refusal::NotPending(RequestState::Denied), .. }));
     assert_eq!(world.audit_kinds(&denied).await, ["requested", "denied", "refused"]);
 
@@ -267,7 +275,7 @@ async fn an_unapproved_request_expires_once_and_can_no_longer_be_approved() {
     assert_eq!(expired[0].id, request.id);
     assert_eq!(expired[0].state(), RequestState::Expired);
     assert!(engine.expire_due(100).await.unwrap().is_empty(), "a second sweep changes nothing");
-    let late = engine.approve(&request.id, &bob(), &world.roster()).await.unwrap();
+    let late = engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap();
     assert!(matches!(late, ApproveResult::Refused { refusal: Refusal::NotPending(RequestState::Expired), .. }));
     assert_eq!(world.audit_kinds(&request).await, ["requested", "expired", "refused"]);
 }
@@ -331,7 +339,7 @@ async fn sts_failing_ends_the_request_as_failed_with_a_reason_and_runs_nothing()
     let engine = world.replica_with(&closed, &support::redis_url()).await;
     let request = alice_requests(&engine).await;
     let ApproveResult::Approved { request: approved, query } =
-        engine.approve(&request.id, &bob(), &world.roster()).await.unwrap()
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
     else {
         panic!("expected approval")
     };
@@ -364,4 +372,115 @@ async fn without_an_audit_trail_a_request_fails_closed() {
         .await
         .expect_err("no audit table");
     assert!(format!("{err:#}").contains("audit"), "{err:#}");
+}
+
+/// The seal key every replica of the test world shares (see `World::replica_with`).
+fn world_sealer() -> Sealer {
+    Sealer::derive(&SecretString::from("engine-tests-seal-key".to_owned()), SealPurpose::Request)
+}
+
+/// The raw Redis fields (state, version, body) of a request record.
+async fn raw_record(world: &World, id: &jitgate::ids::RequestId) -> (String, String, String) {
+    let client = redis::Client::open(support::redis_url()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = format!("{}:{{{}}}:request", world.prefix, id.as_str());
+    redis::cmd("HMGET").arg(&key).arg("state").arg("version").arg("body").query_async(&mut redis).await.expect("read")
+}
+
+async fn write_raw_record(
+    world: &World,
+    id: &jitgate::ids::RequestId,
+    (state, version, body): (String, String, String),
+) {
+    let client = redis::Client::open(support::redis_url()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = format!("{}:{{{}}}:request", world.prefix, id.as_str());
+    let () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("state")
+        .arg(state)
+        .arg("version")
+        .arg(version)
+        .arg("body")
+        .arg(body)
+        .query_async(&mut redis)
+        .await
+        .expect("write");
+}
+
+#[tokio::test]
+async fn an_approval_counts_only_for_the_operation_its_card_showed() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let elsewhere = "0".repeat(64);
+    let result = engine.approve(&request.id, &elsewhere, &bob(), &world.roster()).await.unwrap();
+    assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::NotWhatWasShown, .. }), "{result:?}");
+    // A card of an older version carried no fingerprint at all: never counted either.
+    let result = engine.approve(&request.id, "", &bob(), &world.roster()).await.unwrap();
+    assert!(matches!(result, ApproveResult::Refused { refusal: Refusal::NotWhatWasShown, .. }), "{result:?}");
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "refused", "refused"]);
+    let result = engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap();
+    assert!(matches!(result, ApproveResult::Approved { .. }), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_replayed_pending_record_does_not_run_a_second_time() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    // Someone who can write to Redis keeps the sealed pending record, lets it run, then puts it back.
+    let pending = raw_record(&world, &request.id).await;
+    let shown = request.fingerprint.as_hex();
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, shown, &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    assert!(matches!(engine.execute(*approved, *query).await.unwrap(), ExecuteResult::Executed { .. }));
+    write_raw_record(&world, &request.id, pending).await;
+
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, shown, &carol(), &world.roster()).await.unwrap()
+    else {
+        panic!("the replayed record is validly sealed, so the approval itself is counted")
+    };
+    match engine.execute(*approved, *query).await.unwrap() {
+        ExecuteResult::Failed { reason: FailureReason::NotWhatWasRequested { detail }, alarm: true, .. } => {
+            assert!(detail.contains("already ran"), "{detail}");
+        }
+        other => panic!("a replay must not run again: {other:?}"),
+    }
+    let kinds = world.audit_kinds(&request).await;
+    assert_eq!(kinds.iter().filter(|k| **k == "executed").count(), 1, "{kinds:?}");
+    assert!(kinds.ends_with(&["approved", "integrity_violation", "failed"]), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn an_operation_changed_by_someone_holding_the_seal_key_is_not_run() {
+    // Defence in depth: even with the seal key (so the record passes its check) and the new fingerprint on the
+    // button, the operation about to run must be the one the audit trail recorded as requested.
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let (state, version, body) = raw_record(&world, &request.id).await;
+    let mut forged: AccessRequest = serde_json::from_str(&body).unwrap();
+    let text = serde_json::to_string(&forged.query).unwrap().replace("C000002", "C000003");
+    forged.query = serde_json::from_str(&text).unwrap();
+    forged.fingerprint = forged.query.fingerprint();
+    let forged = jitgate::engine::sealed_record(&world_sealer(), &forged);
+    write_raw_record(&world, &request.id, (state, version, serde_json::to_string(&forged).unwrap())).await;
+
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, forged.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected the forged record to be approved")
+    };
+    match engine.execute(*approved, *query).await.unwrap() {
+        ExecuteResult::Failed { reason: FailureReason::NotWhatWasRequested { detail }, alarm: true, .. } => {
+            assert!(detail.contains("not the one recorded"), "{detail}");
+        }
+        other => panic!("another customer's query must not run: {other:?}"),
+    }
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "integrity_violation", "failed"]);
 }

@@ -24,3 +24,4 @@ mod slack_commands;
 mod slack_flow;
 mod slack_web;
 mod store;
+mod tamper;

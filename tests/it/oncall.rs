@@ -17,6 +17,7 @@ use jitgate::oncall::{
 };
 use jitgate::request::RosterSource;
 use jitgate::runbook::{ApprovalPolicy, ApproverSources};
+use jitgate::seal::{SealPurpose, Sealer};
 use jitgate_emulators::pagerduty::{FakePagerDuty, OnCall};
 use secrecy::SecretString;
 use support::pauses::RecordedPauses;
@@ -527,4 +528,49 @@ async fn a_single_user_can_be_read_and_an_unknown_one_is_a_404() {
         matches!(&missing, PagerDutyError::Rejected { status: 404, detail, .. } if detail == ": Not Found"),
         "{missing:?}"
     );
+}
+
+/// Swaps Tim (on call now in this world) for Mallory in every cached roster, as someone who can write to Redis
+/// would, keeping whatever seal the entry had.
+async fn put_mallory_in_the_cached_rosters(world: &World) -> usize {
+    let client = redis::Client::open(support::redis_url()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:{{oncall:*", world.prefix)).query_async(&mut redis).await.expect("keys");
+    for key in &keys {
+        let text: String = redis::cmd("GET").arg(key).query_async(&mut redis).await.expect("entry");
+        let edited = text.replace("U0TIM", jitgate_emulators::world::MALLORY);
+        assert_ne!(edited, text, "the entry names Tim");
+        let () = redis::cmd("SET").arg(key).arg(edited).arg("KEEPTTL").query_async(&mut redis).await.expect("set");
+    }
+    keys.len()
+}
+
+#[tokio::test]
+async fn a_cached_roster_edited_in_redis_is_not_believed() {
+    let world = world().await;
+    let sealer = || Sealer::derive(&SecretString::from("oncall-tests-seal-key".to_owned()), SealPurpose::Roster);
+    let sealed = || world.provider_with(Some(world.client()), world.cache().with_sealer(sealer()), Default::default());
+    let orders = policy(&["PORDERS1"], &[], &[]);
+    sealed().roster_for(&orders).await.expect("a roster");
+    assert_eq!(put_mallory_in_the_cached_rosters(&world).await, 1);
+
+    let report = sealed().roster_for(&orders).await.expect("a roster");
+    assert_eq!(report.origin, RosterOrigin::PagerDuty, "the edited entry is ignored and PagerDuty asked again");
+    let mallory = SlackUserId::parse(jitgate_emulators::world::MALLORY).unwrap();
+    assert!(report.roster.users().all(|u| *u != mallory), "{:?}", report.roster);
+    assert_eq!(world.oncall_requests(), 2);
+}
+
+#[tokio::test]
+async fn without_a_seal_the_same_edit_would_add_an_approver() {
+    // What the seal guards against: an unsealed cache believes the edited entry.
+    let world = world().await;
+    let orders = policy(&["PORDERS1"], &[], &[]);
+    world.provider().roster_for(&orders).await.expect("a roster");
+    put_mallory_in_the_cached_rosters(&world).await;
+    let report = world.provider().roster_for(&orders).await.expect("a roster");
+    assert_eq!(report.origin, RosterOrigin::Cache);
+    let mallory = SlackUserId::parse(jitgate_emulators::world::MALLORY).unwrap();
+    assert!(report.roster.users().any(|u| *u == mallory));
 }

@@ -201,9 +201,10 @@ async fn on_call_changing_between_request_and_click_is_honoured_at_click_time() 
 async fn a_double_click_runs_the_query_once() {
     let h = Harness::start().await;
     let card = h.request(ALICE, ORDERS_OF_C2).await;
+    let approve = card.button_value(APPROVE_ACTION);
     let (first, second) = tokio::join!(
-        h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, card.id.as_str()),
-        h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, card.id.as_str()),
+        h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, &approve),
+        h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, &approve),
     );
     first.ack().await.unwrap();
     second.ack().await.unwrap();
@@ -226,7 +227,8 @@ async fn a_double_click_runs_the_query_once() {
 async fn two_replicas_and_a_duplicated_envelope_execute_once() {
     let h = Harness::start_with(Options { replicas: 2, ..Options::default() }).await;
     let card = h.request(ALICE, ORDERS_OF_C2).await;
-    let click = h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, card.id.as_str()).await;
+    let click =
+        h.slack.send_block_action(BOB, ONCALL, &card.ts, APPROVE_ACTION, &card.button_value(APPROVE_ACTION)).await;
     // Slack delivers the same envelope again, to another connection (possibly the other replica).
     h.slack.send_duplicate(&click);
     click.wait_for_acks(2).await;
@@ -310,9 +312,11 @@ async fn a_socket_disconnect_mid_flow_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_left_running_by_a_dead_replica_is_failed_and_never_rerun() {
     use jitgate::clock::Clock as _;
-    use jitgate::engine::ApproveResult;
+    use jitgate::engine::{ApproveResult, sealed_record};
     use jitgate::request::{self, RequestState, Roster, RosterSource};
+    use jitgate::seal::{SealPurpose, Sealer};
     use jitgate::store::Transition;
+    use secrecy::SecretString;
 
     let h = Harness::start().await;
     let card = h.request(ALICE, ORDERS_OF_C2).await;
@@ -324,11 +328,15 @@ async fn a_request_left_running_by_a_dead_replica_is_failed_and_never_rerun() {
         "PagerDuty schedule PORDERS1",
     );
     let bob = jitgate::ids::SlackUserId::parse(BOB).unwrap();
-    let ApproveResult::Approved { request: approved, query } = engine.approve(&card.id, &bob, &roster).await.unwrap()
+    let shown = engine.status(&card.id).await.unwrap().expect("the request").fingerprint;
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&card.id, shown.as_hex(), &bob, &roster).await.unwrap()
     else {
         panic!("expected approval")
     };
-    let running = request::start(&approved, &query, h.clock.now()).unwrap();
+    // Written as that replica would: sealed with the key every replica derives from the shared link secret.
+    let sealer = Sealer::derive(&SecretString::from(LINK_SECRET.to_owned()), SealPurpose::Request);
+    let running = sealed_record(&sealer, &request::start(&approved, &query, h.clock.now()).unwrap());
     assert!(matches!(engine.store().transition(&approved, &running).await.unwrap(), Transition::Applied));
     drop(query);
 
