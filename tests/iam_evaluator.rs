@@ -18,8 +18,8 @@
 //! The approved call must be allowed; denied: another partition value, another table, the base table instead of
 //! the index and an index instead of the table, every other DynamoDB action in the evaluator's IAM data, an
 //! attribute outside the projection, and `Select` `ALL_ATTRIBUTES` / `ALL_PROJECTED_ATTRIBUTES`. Where a shape
-//! cannot be pinned (no projection), the test asserts what the credentials *can* reach, which is what the approval
-//! card must say. Every case runs under the template's role and again under a
+//! cannot be pinned (no projection), the test asserts what the credentials *can* reach, and that the approval card
+//! says so (`jitgate::messages::credentials_reach`), as it must for a sort key, which IAM cannot pin. Every case runs under the template's role and again under a
 //! role allowing all of DynamoDB, so the session policy alone is shown to hold each line, whatever the role grants.
 
 // Helpers in their own folder; a test crate's root resolves `mod` paths next to itself, hence `#[path]`.
@@ -169,10 +169,37 @@ fn cases(request: &shapes::Request, actions: &[evaluator::ActionInfo]) -> Vec<(C
     // With a projection the attributes are pinned; without one the credentials read whole items, which is what the
     // approval card says, so those requests must then be allowed (if they ever are not, update the card).
     let pinned = if q.projected_attributes.is_empty() { Expect::Allowed } else { Expect::Denied };
+    card_says_the_reach(name, q, &policy);
     add("an attribute outside the projection", &approved.action, &approved.resource, &outside, pinned);
     add("Select ALL_ATTRIBUTES", &approved.action, &approved.resource, &all_attributes, pinned);
     add("Select ALL_PROJECTED_ATTRIBUTES", &approved.action, &approved.resource, &all_projected, pinned);
     out
+}
+
+/// The approval card's warning matches the policy: "every attribute" exactly when nothing pins the attributes, and
+/// "not only what this request selects" exactly when the request narrows its partition with something IAM has no
+/// condition key for (a `GetItem` sort key, a `Query` sort key condition or filter). The policy's only conditions
+/// are the partition key value, the attributes and `Select`, which is why a sort key can never be pinned.
+fn card_says_the_reach(name: &str, q: &RenderedQuery, policy: &Value) {
+    let mut keys = BTreeSet::new();
+    for (_, block) in policy["Statement"][0]["Condition"].as_object().into_iter().flatten() {
+        keys.extend(block.as_object().expect("condition keys").keys().cloned());
+    }
+    let allowed: BTreeSet<String> =
+        ["dynamodb:LeadingKeys", "dynamodb:Attributes", "dynamodb:Select"].map(str::to_owned).into();
+    assert!(keys.is_subset(&allowed), "{name}: unexpected condition keys {keys:?}");
+
+    let reach = jitgate::messages::credentials_reach(q).unwrap_or_default();
+    let attributes_unpinned = !keys.contains("dynamodb:Attributes");
+    assert_eq!(reach.contains("every attribute"), attributes_unpinned, "{name}: the card says {reach:?}");
+    let narrowed = match q.operation {
+        Operation::GetItem => q.key.len() > 1,
+        Operation::Query => {
+            q.key_condition_expression.as_deref().is_some_and(|k| k.contains(" AND ")) || q.filter_expression.is_some()
+        }
+        Operation::Scan => false,
+    };
+    assert_eq!(reach.contains("not only what this request selects"), narrowed, "{name}: the card says {reach:?}");
 }
 
 fn is(decision: &str, expect: Expect) -> bool {
