@@ -107,8 +107,10 @@ fn resource_for(action: &evaluator::ActionInfo, q: &RenderedQuery, approved: &st
 /// Every case for one request, with what each must give.
 fn cases(request: &shapes::Request, actions: &[evaluator::ActionInfo]) -> Vec<(Case, Expect)> {
     let (name, q) = (&request.name, &request.query);
-    let policy: Value = serde_json::from_str(session_policy(q).unwrap_or_else(|e| panic!("{name}: {e}")).as_json())
-        .expect("policy JSON");
+    let policy = session_policy(q).unwrap_or_else(|e| panic!("{name}: {e}"));
+    // Every request evaluated here is one jitgate accepts at submit, packed size with the session tags included.
+    jitgate::aws::sts::check_packed_size(policy.as_json(), &q.runbook).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let policy: Value = serde_json::from_str(policy.as_json()).expect("policy JSON");
     let approved = approved_call(q, &request.keys);
     let mut out = Vec::new();
     let mut add = |what: &str, action: &str, resource: &str, context: &BTreeMap<String, Value>, expect| {
