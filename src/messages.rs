@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::ids::{RequestId, SlackUserId};
 use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, RequestState, Row, Status};
+use crate::runbook::{Operation, RenderedQuery};
 
 pub use failure::failure_reason;
 // The message type is the Slack client's; re-exported because every function here returns one.
@@ -119,6 +120,9 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
             request.fingerprint.short(),
         )),
     ];
+    if let Some(reach) = credentials_reach(q) {
+        blocks.push(context(format!("⚠️ *The credentials could read more:* {}", escape(&reach))));
+    }
     match request.state() {
         RequestState::Pending => {
             let who = if ctx.approvers_now.is_empty() {
@@ -156,6 +160,41 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
     }
     let text = format!("{} requests {} ({}): {}", request.requester, q.runbook, request.id, state_word(request));
     SlackMessage { text, blocks }
+}
+
+/// What the temporary credentials of a request could read beyond the request itself, in plain text, or `None` when
+/// they reach exactly what the card's summary shows. The session policy pins the action, the table or index, the
+/// partition key value and (with a projection) the attributes; IAM has no condition for a sort key value, a sort
+/// key range or a filter, and without a projection none for attributes either. The approver should know that
+/// blast radius; `tests/iam_evaluator.rs` proves each of these statements in an independent IAM evaluator.
+pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
+    let partition = q.partition_key.as_ref().map(|k| format!("{} = {}", k.attribute, k.value));
+    let narrower_than_partition = match q.operation {
+        Operation::GetItem => q.key.len() > 1,
+        // The partition condition is a single equality; anything after it is the sort key condition.
+        Operation::Query => {
+            q.key_condition_expression.as_deref().is_some_and(|k| k.contains(" AND ")) || q.filter_expression.is_some()
+        }
+        Operation::Scan => false,
+    };
+    let mut parts = Vec::new();
+    if let (true, Some(partition)) = (narrower_than_partition, partition) {
+        let what = match q.operation {
+            Operation::GetItem => "the sort key",
+            Operation::Query | Operation::Scan => "a sort key condition or filter",
+        };
+        parts.push(format!(
+            "any item with {partition}, not only what this request selects (IAM can pin the partition key value but \
+             not {what})"
+        ));
+    }
+    if q.projected_attributes.is_empty() {
+        parts.push(
+            "every attribute of the items, including any added to the table later (the runbook has no projection)"
+                .to_owned(),
+        );
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn approvals_needed(request: &AccessRequest) -> String {

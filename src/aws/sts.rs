@@ -120,6 +120,61 @@ pub fn approvers_tag_value(approvers: &[SlackUserId]) -> String {
     kept
 }
 
+/// jitgate's budget, in characters, for an `AssumeRole`'s session policy and session tags together.
+///
+/// AWS checks two limits: the session policy's plain text (2,048 characters, checked by `runbook::session_policy`)
+/// and the *packed* size of the policy and the session tags together, which it compresses into a binary format of
+/// its own. That format and its limit are not published: STS only reports how full it was as a percentage
+/// (`PackedPolicySize`, since 2026 `SessionTokenUtilization`), and refuses a request over it with
+/// `PackedPolicyTooLarge` — possibly "even if your plaintext meets the other requirements" (STS API reference,
+/// AssumeRole). So jitgate estimates conservatively: the policy's
+/// characters plus every tag key and value, as plain text, must fit in the 2,048 characters allowed for a policy
+/// alone. That assumes packing never makes text larger than it is plain, and that AWS accepts the packed form of a
+/// plain text it accepts as a policy; both are assumptions, so `assume` also logs the utilization AWS reports,
+/// which shows how much margin is really left.
+pub const PACKED_SIZE_BUDGET_CHARS: usize = crate::runbook::MAX_SESSION_POLICY_CHARS;
+
+/// Characters of a request id (`JIT-` and six characters): every id has this length.
+const REQUEST_ID_CHARS: usize = 10;
+
+/// The most characters the session tags of any request of `runbook` can take, keys included: its request id, its
+/// runbook id as sent, and the approvers tag at its maximum (who approves is not known when a request is made).
+pub fn worst_case_tag_chars(runbook: &RunbookId) -> usize {
+    TAG_REQUEST_ID.len()
+        + REQUEST_ID_CHARS
+        + TAG_RUNBOOK.len()
+        + tag_value(runbook.as_str()).chars().count()
+        + TAG_APPROVERS.len()
+        + TAG_VALUE_MAX
+}
+
+/// A session policy that, with the session tags, would not fit [`PACKED_SIZE_BUDGET_CHARS`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the session policy ({policy} characters) and its session tags (up to {tags}) would take {total} characters, \
+     over the {budget} jitgate allows for AWS's packed policy and tag size; narrow the runbook's projection, shorten \
+     its id, or use a shorter key value"
+)]
+pub struct PackedSizeError {
+    pub policy: usize,
+    pub tags: usize,
+    pub total: usize,
+    pub budget: usize,
+}
+
+/// Refuses a session policy that, with the largest session tags a request of `runbook` can carry, could exceed
+/// AWS's packed size limit by jitgate's conservative estimate ([`PACKED_SIZE_BUDGET_CHARS`]). Checked when a request
+/// is made, so nobody approves a query that could never run.
+pub fn check_packed_size(policy_json: &str, runbook: &RunbookId) -> Result<(), PackedSizeError> {
+    let policy = policy_json.chars().count();
+    let tags = worst_case_tag_chars(runbook);
+    let total = policy + tags;
+    if total > PACKED_SIZE_BUDGET_CHARS {
+        return Err(PackedSizeError { policy, tags, total, budget: PACKED_SIZE_BUDGET_CHARS });
+    }
+    Ok(())
+}
+
 /// Turns approved queries into short-lived credentials.
 #[derive(Debug, Clone)]
 pub struct StsBroker {
@@ -207,6 +262,9 @@ impl StsBroker {
             request_id = %req.request_id,
             assumed_role_id = user.assumed_role_id(),
             expires_in_s = lifetime.whole_seconds(),
+            // How much of the session token's allowed size the packed policy and tags took, in percent: the real
+            // margin behind the estimate in `check_packed_size`.
+            session_token_utilization_percent = output.session_token_utilization(),
             "assumed role for one query"
         );
         Ok(TemporaryCredentials::new(
@@ -251,6 +309,50 @@ mod tests {
                 (TAG_APPROVERS, "UBOB+UCAROL".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn the_packed_size_estimate_counts_the_largest_tags_a_request_can_carry() {
+        let runbook = RunbookId::parse("orders-by-customer").unwrap();
+        let tags = worst_case_tag_chars(&runbook);
+        // Keys, a request id, the runbook id, and the approvers tag at its 256-character maximum.
+        let expected = "jitgate:request-id".len()
+            + "JIT-7Q2M4X".len()
+            + "jitgate:runbook".len()
+            + "orders-by-customer".len()
+            + "jitgate:approvers".len()
+            + 256;
+        assert_eq!(tags, expected);
+        // The estimate is never below what a real request sends, whoever approves it.
+        let approvers: Vec<SlackUserId> = (0..10).map(|i| user(&format!("U{i:031}"))).collect();
+        let mut req = request(approvers);
+        req.request_id = RequestId::generate();
+        let sent: usize = req.session_tags().iter().map(|(k, v)| k.chars().count() + v.chars().count()).sum();
+        assert!(sent <= tags, "{sent} > {tags}");
+    }
+
+    #[test]
+    fn a_policy_that_fits_alone_but_not_with_its_tags_is_refused() {
+        let runbook = RunbookId::parse("orders-by-customer").unwrap();
+        let room = PACKED_SIZE_BUDGET_CHARS - worst_case_tag_chars(&runbook);
+        assert_eq!(check_packed_size(&"x".repeat(room), &runbook), Ok(()));
+        let over = "x".repeat(room + 1);
+        let err = check_packed_size(&over, &runbook).expect_err("over the budget");
+        assert_eq!(
+            err,
+            PackedSizeError {
+                policy: room + 1,
+                tags: worst_case_tag_chars(&runbook),
+                total: PACKED_SIZE_BUDGET_CHARS + 1,
+                budget: PACKED_SIZE_BUDGET_CHARS
+            }
+        );
+        // Under the 2,048 characters AWS allows a policy on its own: only the tags make it too large.
+        assert!(over.len() < crate::runbook::MAX_SESSION_POLICY_CHARS);
+        assert!(err.to_string().contains("narrow the runbook's projection"), "{err}");
+        // A longer runbook id leaves less room for the policy.
+        let long = RunbookId::parse(&"r".repeat(64)).unwrap();
+        assert!(check_packed_size(&"x".repeat(room), &long).is_err());
     }
 
     #[test]

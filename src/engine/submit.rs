@@ -7,6 +7,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{Engine, MAX_ID_ATTEMPTS, SubmitOutcome};
 use crate::audit::{AttemptedAction, AuditEvent};
+use crate::aws::sts::check_packed_size;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
 use crate::request::{AccessRequest, FailureReason, NewRequest};
 use crate::runbook::{ParamError, session_policy};
@@ -78,10 +79,15 @@ impl Engine {
                 return Ok(SubmitOutcome::BadParameters { runbook: runbook.id().clone(), errors });
             }
         };
-        // Render the session policy now, so nobody is asked to approve a query that could never run.
-        if let Err(err) = session_policy(&query) {
-            self.audit_refusal(None, requester, attempted, format!("unrunnable: {err}")).await;
-            return Ok(SubmitOutcome::Unrunnable { runbook: runbook.id().clone(), reason: err.to_string() });
+        // Render the session policy now, and size it with the session tags AssumeRole will carry, so nobody is
+        // asked to approve a query that could never run.
+        let unrunnable = match session_policy(&query) {
+            Ok(policy) => check_packed_size(policy.as_json(), runbook.id()).err().map(|e| e.to_string()),
+            Err(err) => Some(err.to_string()),
+        };
+        if let Some(reason) = unrunnable {
+            self.audit_refusal(None, requester, attempted, format!("unrunnable: {reason}")).await;
+            return Ok(SubmitOutcome::Unrunnable { runbook: runbook.id().clone(), reason });
         }
         let now = self.clock.now();
         let mut new = NewRequest {

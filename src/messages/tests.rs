@@ -215,3 +215,46 @@ fn views_are_accepted_by_the_slack_client_library() {
     let deny = deny_view(&request("x"));
     serde_json::from_value::<slack_morphism::prelude::SlackView>(deny).unwrap();
 }
+
+#[test]
+fn a_fully_pinned_request_says_nothing_more_about_its_credentials() {
+    // One partition value, no sort key condition, a projection: the credentials reach exactly the request.
+    assert_eq!(credentials_reach(&request("x").query), None);
+    assert!(!all_text(&approval_card(&request("x"), &ctx())).contains("could read more"));
+}
+
+#[test]
+fn the_card_says_what_unpinned_credentials_could_read() {
+    let mut req = request("INC-812");
+    // get_item with a sort key and no projection: IAM pins neither the sort key nor the attributes.
+    req.query.operation = Operation::GetItem;
+    req.query.index = None;
+    req.query.index_arn = None;
+    req.query.key_condition_expression = None;
+    req.query.projection_expression = None;
+    req.query.projected_attributes = vec![];
+    req.query.masked_attributes = vec![];
+    req.query.partition_key = Some(KeyValue { attribute: "order_id".into(), value: BoundValue::S("O1".into()) });
+    req.query.key = vec![
+        KeyValue { attribute: "order_id".into(), value: BoundValue::S("O1".into()) },
+        KeyValue { attribute: "line_no".into(), value: BoundValue::N("2".into()) },
+    ];
+    let card = approval_card(&req, &ctx());
+    insta::assert_json_snapshot!("unpinned_card", card.blocks[4]);
+
+    // A query with a sort key condition: the partition is pinned, the range is not.
+    let mut ranged = request("x");
+    ranged.query.key_condition_expression = Some("#k0 = :v0 AND #k1 BETWEEN :v1 AND :v2".into());
+    assert_eq!(
+        credentials_reach(&ranged.query).as_deref(),
+        Some(
+            "any item with customer_id = \"C000042\", not only what this request selects (IAM can pin the partition \
+             key value but not a sort key condition or filter)"
+        )
+    );
+    // A scan with a projection reads the whole table, which its summary already says.
+    ranged.query.operation = Operation::Scan;
+    ranged.query.partition_key = None;
+    ranged.query.key_condition_expression = None;
+    assert_eq!(credentials_reach(&ranged.query), None);
+}

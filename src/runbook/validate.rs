@@ -697,6 +697,17 @@ impl Checker {
     }
 
     fn check_mask(&mut self, raw: &[String], projection: &[String]) -> Vec<String> {
+        if !raw.is_empty() && projection.is_empty() {
+            // Without a projection the session policy cannot restrict attributes: the credentials read whole
+            // items, and an attribute added to the table later would be returned, unmasked. A runbook that masks
+            // something says its data is sensitive, so what it returns must be listed and pinned.
+            self.err(
+                "mask",
+                "attributes are masked but there is no `projection`, so the credentials could read every \
+                 attribute of the items, and any the mask does not name would be shown as stored",
+                "list the attributes to return in `projection`, masked ones included (they are returned masked)",
+            );
+        }
         let mut seen = HashSet::new();
         for (i, name) in raw.iter().enumerate() {
             let field = format!("mask[{i}]");
@@ -955,6 +966,19 @@ approval:
             "    pagerduty_schedules: [PORDERS1]\n  require_reason: false\n",
         ));
         assert!(!relaxed.expect("loads").approval().require_reason);
+    }
+
+    #[test]
+    fn a_mask_needs_a_projection() {
+        let masked = with("max_items: 1\n", "max_items: 1\nmask: [email]\n");
+        assert_eq!(
+            parse(&masked).expect_err("a mask without a projection"),
+            ["t.yaml: mask: attributes are masked but there is no `projection`, so the credentials could read every \
+              attribute of the items, and any the mask does not name would be shown as stored — list the attributes \
+              to return in `projection`, masked ones included (they are returned masked)"]
+        );
+        let projected = with("max_items: 1\n", "max_items: 1\nprojection: [order_id, email]\nmask: [email]\n");
+        assert!(parse(&projected).is_ok());
     }
 
     #[test]

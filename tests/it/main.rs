@@ -12,6 +12,7 @@ mod cli;
 mod engine;
 mod harness;
 mod healthcheck;
+mod iam_evaluator;
 mod http;
 mod live_check;
 mod manifests;
