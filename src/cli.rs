@@ -104,7 +104,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the whole hash chain and report the first edited, missing or unlinked entry.
+    /// Walk the whole hash chain and report the first edited, missing or unlinked entry; with `[audit]
+    /// checkpoint_bucket` set, also check it against the checkpoints and name the first rewritten entry.
     Verify,
     /// Print one request's audit trail, oldest first.
     Show {
