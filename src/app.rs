@@ -80,6 +80,8 @@ pub struct App {
     tasks: TaskTracker,
     drain: Duration,
     sweeper: Option<JoinHandle<()>>,
+    /// Writes checkpoints of the audit chain's head (`[audit] checkpoint_bucket`); stopped with the sweeper.
+    checkpointer: Option<JoinHandle<()>>,
     stop_sweeper: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     http_addr: std::net::SocketAddr,
@@ -135,6 +137,11 @@ impl App {
             if tokio::time::timeout(INTERRUPT_CLEANUP, &mut sweeper).await.is_err() {
                 sweeper.abort();
             }
+        }
+        if let Some(mut checkpointer) = self.checkpointer
+            && tokio::time::timeout(INTERRUPT_CLEANUP, &mut checkpointer).await.is_err()
+        {
+            checkpointer.abort();
         }
         let _ = self.stop_http.send(true);
         match self.http.await {
@@ -239,6 +246,7 @@ pub async fn start(
         if listening.load(Ordering::Relaxed) { hellos.load(Ordering::Relaxed).min(configured) } else { 0 }
     };
     let readiness = http::ReadinessMonitor::new(engine.store().clone(), engine.audit().clone(), Arc::new(sockets_seen));
+    let clock_for_anchor = clock.clone();
     let state = HttpState {
         audit: engine.audit().clone(),
         links,
@@ -275,6 +283,15 @@ pub async fn start(
         }
     });
     let stop_sweeper = CancellationToken::new();
+    let checkpointer = match (&config.audit.checkpoint_bucket, options.background_sweeper) {
+        (Some(bucket), true) => {
+            let anchor =
+                crate::audit::Anchor::new(sdk, bucket.clone(), config.audit.checkpoint_retention, clock_for_anchor);
+            let checkpointer = crate::audit::Checkpointer::new(engine.audit().clone(), anchor);
+            Some(tokio::spawn(checkpoints(checkpointer, config.audit.checkpoint_every, stop_sweeper.clone())))
+        }
+        _ => None,
+    };
     let sweeper = options.background_sweeper.then(|| {
         let (bot, every, stop) = (bot.clone(), config.slack.sweep_interval, stop_sweeper.clone());
         tokio::spawn(async move {
@@ -297,6 +314,7 @@ pub async fn start(
         tasks,
         drain: config.requests.shutdown_drain,
         sweeper,
+        checkpointer,
         stop_sweeper,
         http,
         http_addr,
@@ -304,6 +322,23 @@ pub async fn start(
         stop_http,
         sockets_up,
     })
+}
+
+/// Checkpoints the audit chain's head every `every` until `stop`, on every replica: replicas writing the same head
+/// write the same object, which is accepted. A failed write is logged and tried again on the next tick; a table
+/// that no longer holds the hash of the last checkpoint is never anchored (see `audit::Checkpointer::tick`).
+async fn checkpoints(mut checkpointer: crate::audit::Checkpointer, every: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(err) = checkpointer.tick().await {
+            error!(error = %err, "could not checkpoint the audit chain; will retry");
+        }
+    }
 }
 
 fn roster_provider(

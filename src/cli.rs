@@ -104,7 +104,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the whole hash chain and report the first edited, missing or unlinked entry.
+    /// Walk the whole hash chain and report the first edited, missing or unlinked entry; with `[audit]
+    /// checkpoint_bucket` set, also check it against the checkpoints and name the first rewritten entry.
     Verify,
     /// Print one request's audit trail, oldest first.
     Show {
@@ -410,15 +411,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// `jitgate audit verify`: the chain, and with `[audit] checkpoint_bucket` set, the chain against its checkpoints.
+/// The verdict comes first, then one line saying what anchored it (or that nothing did).
 async fn audit_verify(config: &Config) -> ExitCode {
-    let log = audit_log(config, &sdk_config(config).await);
-    match log.verify().await {
+    let sdk = sdk_config(config).await;
+    let log = audit_log(config, &sdk);
+    let anchor = config.audit.checkpoint_bucket.as_ref().map(|bucket| {
+        let clock: SharedClock = std::sync::Arc::new(SystemClock);
+        crate::audit::Anchor::new(&sdk, bucket.clone(), config.audit.checkpoint_retention, clock)
+    });
+    match log.verify_anchored(anchor.as_ref()).await {
         Ok(report) if report.is_intact() => {
             println!("{report}");
+            println!("{}", report.anchoring_line());
             ExitCode::SUCCESS
         }
         Ok(report) => {
             println!("{report}");
+            println!("{}", report.anchoring_line());
             ExitCode::from(1)
         }
         Err(err) => {

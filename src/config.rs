@@ -77,6 +77,24 @@ pub struct Config {
     pub slack: SlackConfig,
     pub oncall: OnCallConfig,
     pub http: HttpConfig,
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: checkpoints of the audit chain's head in an S3 bucket with Object Lock (see `audit::anchor`).
+/// Optional: without a bucket jitgate writes no checkpoints and `jitgate audit verify` says the chain is unanchored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The bucket (versioning and Object Lock enabled) that receives `checkpoints/<seq>.json`.
+    #[serde(default)]
+    pub checkpoint_bucket: Option<String>,
+    /// How often a replica checkpoints the head (when it moved since its last checkpoint).
+    #[serde(default = "default_checkpoint_every", with = "humantime_serde")]
+    pub checkpoint_every: Duration,
+    /// How long each checkpoint is locked in compliance mode: nobody, the account's root included, can delete it
+    /// or shorten that before it passes.
+    #[serde(default = "default_checkpoint_retention", with = "humantime_serde")]
+    pub checkpoint_retention: Duration,
 }
 
 /// `[slack]`
@@ -213,6 +231,8 @@ struct ConfigFile {
     oncall: OnCallConfig,
     #[serde(default = "default_section")]
     http: HttpConfig,
+    #[serde(default = "default_section")]
+    audit: AuditConfig,
 }
 
 /// An empty section takes every field's default.
@@ -220,6 +240,12 @@ fn default_section<T: serde::de::DeserializeOwned>() -> T {
     toml::from_str("").expect("every field of a config section has a default")
 }
 
+fn default_checkpoint_every() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_checkpoint_retention() -> Duration {
+    Duration::from_secs(400 * 24 * 3600)
+}
 fn default_runbook_dir() -> PathBuf {
     PathBuf::from("runbooks")
 }
@@ -320,6 +346,7 @@ impl Config {
             slack: file.slack,
             oncall: file.oncall,
             http: file.http,
+            audit: file.audit,
         };
         if config.aws.region.is_none() {
             config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
@@ -503,6 +530,27 @@ impl Config {
             "requests.per_user_window",
             format!("{} is outside 1m..7d", humantime::format_duration(self.requests.per_user_window)),
             "use a window like \"1h\"",
+        );
+        if let Some(bucket) = &self.audit.checkpoint_bucket {
+            check(
+                crate::audit::valid_bucket_name(bucket),
+                "audit.checkpoint_bucket",
+                format!("`{bucket}` is not an S3 bucket name"),
+                "use the bucket from the template's CheckpointBucketName output, e.g. \"jitgate-audit-checkpoints-123456789012\"",
+            );
+        }
+        check(
+            (Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&self.audit.checkpoint_every),
+            "audit.checkpoint_every",
+            format!("{} is outside 1m..24h", humantime::format_duration(self.audit.checkpoint_every)),
+            "use \"15m\" (the default): entries after the last checkpoint are what a stolen bot role can still rewrite",
+        );
+        check(
+            (Duration::from_secs(24 * 3600)..=Duration::from_secs(100 * 365 * 24 * 3600))
+                .contains(&self.audit.checkpoint_retention),
+            "audit.checkpoint_retention",
+            format!("{} is outside 1d..100y", humantime::format_duration(self.audit.checkpoint_retention)),
+            "use at least as long as you keep the audit table, e.g. \"400d\" (the default)",
         );
         // Kubernetes kills the pod terminationGracePeriodSeconds after SIGTERM; the drain must end well before.
         check(
@@ -741,6 +789,22 @@ mod tests {
 
     fn first_error(text: &str) -> String {
         parse(text).unwrap_err()[0].to_string()
+    }
+
+    #[test]
+    fn checkpoints_are_optional_and_their_settings_checked() {
+        let base = "[aws]\nregion = \"us-east-1\"\n";
+        let config = parse(base).unwrap();
+        assert_eq!(config.audit.checkpoint_bucket, None, "no bucket: jitgate runs unanchored, as before");
+        let config = parse(&format!("{base}[audit]\ncheckpoint_bucket = \"jitgate-checkpoints-1\"\n")).unwrap();
+        assert_eq!(config.audit.checkpoint_bucket.as_deref(), Some("jitgate-checkpoints-1"));
+        assert_eq!(config.audit.checkpoint_every, Duration::from_secs(900));
+        let err = first_error(&format!("{base}[audit]\ncheckpoint_bucket = \"Not_A_Bucket\"\n"));
+        assert!(err.contains("audit.checkpoint_bucket"), "{err}");
+        let err = first_error(&format!("{base}[audit]\ncheckpoint_retention = \"1h\"\n"));
+        assert!(err.contains("audit.checkpoint_retention"), "{err}");
+        let err = first_error(&format!("{base}[audit]\ncheckpoint_every = \"10s\"\n"));
+        assert!(err.contains("audit.checkpoint_every"), "{err}");
     }
 
     #[test]

@@ -39,4 +39,8 @@ pub enum AuditError {
 
     #[error("audit event could not be recorded: {0}")]
     Encode(String),
+
+    /// The checkpoint bucket could not be written or read, or disagrees with the table.
+    #[error(transparent)]
+    Anchor(#[from] super::anchor::AnchorError),
 }

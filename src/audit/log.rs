@@ -20,11 +20,12 @@ use aws_sdk_dynamodb::types::{
 use rand::Rng;
 use tracing::{debug, warn};
 
+use super::anchor::Anchor;
 use super::chain::{GENESIS_HASH, HEAD_KEY, entry_key, format_timestamp};
 use super::error::AuditError;
 use super::event::{AuditEntry, AuditEvent};
 use super::item::{HASH, Head, Item, PK, REQUEST_ID, SEQ, StoredEntry};
-use super::verify::{Finding, Problem, VerifyReport, Walker};
+use super::verify::{Anchoring, Finding, Problem, VerifyReport, Walker};
 use crate::clock::SharedClock;
 use crate::ids::RequestId;
 
@@ -344,8 +345,38 @@ impl AuditLog {
     /// The chain is checked as of the head read at the start: entries appended meanwhile are not walked, and are
     /// not mistaken for entries past the head.
     pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let report =
-            |verified, head_hash, finding| VerifyReport { table: self.table.clone(), verified, head_hash, finding };
+        self.verify_anchored(None).await
+    }
+
+    /// [`AuditLog::verify`], and with an `anchor` also against its checkpoints: each checkpointed entry must hold
+    /// exactly the anchored hash, and the head must not be behind the last checkpoint. A chain rewritten and
+    /// re-hashed by someone holding jitgate's role links, but is caught here up to the last checkpoint.
+    pub async fn verify_anchored(&self, anchor: Option<&Anchor>) -> Result<VerifyReport, AuditError> {
+        // Checkpoints are read BEFORE the head: every one of them was written from a head that existed before this
+        // read, so a head behind one means entries were taken back, not that a checkpoint was written meanwhile.
+        let (anchors, anchoring, tampered): (std::collections::BTreeMap<u64, String>, _, _) = match anchor {
+            None => (Default::default(), Anchoring::Unanchored, None),
+            Some(anchor) => {
+                let found = anchor.read_all(&self.table).await?;
+                let last = found.by_seq.last_key_value().map(|(seq, c)| (*seq, c.at.clone()));
+                let anchoring =
+                    Anchoring::Checked { bucket: anchor.bucket().to_owned(), count: found.by_seq.len(), last };
+                let tampered = found.problems.first().map(|(key, detail)| Finding {
+                    seq: None,
+                    request_id: None,
+                    problem: Problem::CheckpointTampered { key: key.clone(), detail: detail.clone() },
+                });
+                let anchors = found.by_seq.into_iter().map(|(seq, c)| (seq, c.hash)).collect();
+                (anchors, anchoring, tampered)
+            }
+        };
+        let report = |verified, head_hash, finding| VerifyReport {
+            table: self.table.clone(),
+            verified,
+            head_hash,
+            finding,
+            anchoring: anchoring.clone(),
+        };
         let head = match self.get_item(HEAD_KEY).await? {
             None => {
                 // No head: a sound chain is empty, so any entry 1 means the head was deleted.
@@ -354,7 +385,13 @@ impl AuditLog {
                     request_id: None,
                     problem: Problem::HeadMissing,
                 });
-                return Ok(report(0, None, finding));
+                // Nor may an empty chain have checkpoints: the anchored entries are gone.
+                let emptied = anchors.last_key_value().map(|(&checkpoint_seq, _)| Finding {
+                    seq: Some(1),
+                    request_id: None,
+                    problem: Problem::BehindCheckpoint { head_seq: 0, checkpoint_seq },
+                });
+                return Ok(report(0, None, finding.or(emptied).or(tampered)));
             }
             Some(item) => match Head::from_item(&item) {
                 Ok(head) => head,
@@ -365,7 +402,7 @@ impl AuditLog {
             },
         };
 
-        let mut walker = Walker::new();
+        let mut walker = Walker::anchored(anchors);
         let mut first = 1;
         while first <= head.seq {
             let last = head.seq.min(first.saturating_add(VERIFY_BATCH - 1));
@@ -395,7 +432,15 @@ impl AuditLog {
                 ));
             }
         }
+        if let Some(finding) = tampered {
+            return Ok(report(walker.verified(), None, Some(finding)));
+        }
         Ok(report(walker.verified(), Some(head.hash), None))
+    }
+
+    /// The head: the last entry's `seq` and `hash`, or `None` for an empty chain.
+    pub async fn head(&self) -> Result<Option<(u64, String)>, AuditError> {
+        Ok(self.read_head().await?.map(|head| (head.seq, head.hash)))
     }
 
     /// One append attempt: the entry `Put` and the head `Update` in a single transaction.

@@ -53,9 +53,10 @@
 //! equals the last entry's hash, and no entry exists past the head.
 //!
 //! What the chain cannot show by itself: someone able to rewrite the whole table can recompute every hash after the
-//! entry they changed, or delete every item. Recording the head hash somewhere else from time to time (the
-//! `jitgate audit verify` output, a log line) anchors the chain against that.
+//! entry they changed, or delete every item. Checkpoints of the head in an S3 bucket under Object Lock (`anchor`)
+//! anchor the chain against that, up to the last checkpoint: see [`Anchor`] and [`AuditLog::verify_anchored`].
 
+mod anchor;
 mod chain;
 mod error;
 mod event;
@@ -63,9 +64,13 @@ mod item;
 mod log;
 mod verify;
 
+pub use anchor::{
+    Anchor, AnchorError, CHECKPOINT_FORMAT, CHECKPOINT_PREFIX, Checkpoint, Checkpointer, Checkpoints, Written,
+    checkpoint_key, valid_bucket_name,
+};
 pub use chain::{GENESIS_HASH, HASH_DOMAIN, entry_hash, format_timestamp};
 pub use error::AuditError;
 pub use event::{Actor, AttemptedAction, AuditEntry, AuditEvent, CredentialEvidence, refusal_code};
 pub use item::StoredEntry;
 pub use log::{AppendRetry, AuditLog, REQUEST_INDEX, UnreadableEntry};
-pub use verify::{Finding, Problem, VerifyReport};
+pub use verify::{Anchoring, Finding, Problem, VerifyReport};

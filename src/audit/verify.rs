@@ -3,6 +3,7 @@
 //! The [`Walker`] is fed entries one sequence number at a time (the log fetches them in batches) and stops at the
 //! first problem, so memory stays bounded by one batch whatever the length of the chain.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::chain::GENESIS_HASH;
@@ -27,6 +28,15 @@ pub enum Problem {
     HeadMalformed { detail: String },
     /// An entry exists past the head: the head was moved back.
     BeyondHead { head_seq: u64 },
+    /// A checkpointed entry no longer has the hash its checkpoint anchored, though the chain links: the chain was
+    /// rewritten and re-hashed. The finding names the first entry after the last checkpoint that still matches
+    /// (`last_matching`), where the rewrite may start; the checkpoint at `checkpoint_seq` proves it was rewritten by
+    /// then.
+    Rewritten { checkpoint_seq: u64, anchored: String, stored: String, last_matching: Option<u64> },
+    /// The head is behind the last checkpoint: entries that were anchored are gone from the chain.
+    BehindCheckpoint { head_seq: u64, checkpoint_seq: u64 },
+    /// An object in the checkpoint bucket is not a sound checkpoint, or a checkpoint was written over.
+    CheckpointTampered { key: String, detail: String },
 }
 
 /// The first place the chain is broken.
@@ -76,6 +86,25 @@ impl fmt::Display for Finding {
             Problem::BeyondHead { head_seq } => {
                 write!(f, "exists past the head (which says the chain ends at {head_seq}): the head was moved back")
             }
+            Problem::Rewritten { checkpoint_seq, anchored, stored, last_matching } => {
+                write!(
+                    f,
+                    "the chain was rewritten from here at the earliest: the checkpoint of entry {checkpoint_seq} \
+                     anchored hash {anchored}, but the table now holds {stored}"
+                )?;
+                match last_matching {
+                    Some(seq) => write!(f, "; entry {seq} still matches its checkpoint"),
+                    None => f.write_str("; no earlier checkpoint matches"),
+                }
+            }
+            Problem::BehindCheckpoint { head_seq, checkpoint_seq } => write!(
+                f,
+                "is missing: the head says the chain ends at {head_seq}, but entry {checkpoint_seq} was checkpointed: \
+                 the head was moved back over anchored entries"
+            ),
+            Problem::CheckpointTampered { key, detail } => {
+                write!(f, "checkpoint object `{key}` is not sound: {detail}")
+            }
         }
     }
 }
@@ -90,6 +119,42 @@ pub struct VerifyReport {
     pub head_hash: Option<String>,
     /// The first problem, or `None` when the chain is intact.
     pub finding: Option<Finding>,
+    /// Whether the chain was checked against checkpoints, and what they covered.
+    pub anchoring: Anchoring,
+}
+
+/// What anchored the chain during a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchoring {
+    /// No checkpoint bucket was given: only the chain's own links were checked.
+    Unanchored,
+    /// Checked against the checkpoints in `bucket`: `count` of them, the last of entry `last_seq` written at
+    /// `last_at` (`None` when there is no checkpoint yet).
+    Checked { bucket: String, count: usize, last: Option<(u64, String)> },
+}
+
+impl VerifyReport {
+    /// One line on what anchored the chain, for `jitgate audit verify` to print after the verdict.
+    pub fn anchoring_line(&self) -> String {
+        match &self.anchoring {
+            Anchoring::Unanchored => "unanchored: no checkpoint bucket is configured ([audit] checkpoint_bucket), so \
+                                      a rewrite of the chain by someone holding jitgate's role would not be seen"
+                .to_owned(),
+            Anchoring::Checked { bucket, last: None, .. } => {
+                format!("unanchored: no checkpoint in bucket {bucket} yet, so a rewrite of the chain would not be seen")
+            }
+            Anchoring::Checked { bucket, count, last: Some((seq, at)) } => {
+                let tail = match (self.finding.is_none(), self.verified) {
+                    (true, head) if head > *seq => {
+                        format!("; entries {} to {head} come after it and are not anchored yet", seq + 1)
+                    }
+                    (true, _) => "; every entry is anchored".to_owned(),
+                    (false, _) => String::new(),
+                };
+                format!("anchored: {count} checkpoint(s) in bucket {bucket}, the last of entry {seq} at {at}{tail}")
+            }
+        }
+    }
 }
 
 impl VerifyReport {
@@ -112,16 +177,25 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-/// Walks entries 1, 2, 3, … checking each against the one before.
+/// Walks entries 1, 2, 3, … checking each against the one before, and against the hashes checkpoints anchored.
 #[derive(Debug)]
 pub(super) struct Walker {
     next_seq: u64,
     prev_hash: String,
+    /// seq → the hash a checkpoint anchored for it.
+    anchors: BTreeMap<u64, String>,
+    /// The last checkpointed entry found with its anchored hash.
+    last_matching: Option<u64>,
 }
 
 impl Walker {
+    #[cfg(test)]
     pub fn new() -> Walker {
-        Walker { next_seq: 1, prev_hash: GENESIS_HASH.to_owned() }
+        Walker::anchored(BTreeMap::new())
+    }
+
+    pub fn anchored(anchors: BTreeMap<u64, String>) -> Walker {
+        Walker { next_seq: 1, prev_hash: GENESIS_HASH.to_owned(), anchors, last_matching: None }
     }
 
     /// Entries checked so far.
@@ -144,6 +218,24 @@ impl Walker {
         if stored.prev_hash != self.prev_hash {
             return Err(finding(Problem::BrokenLink { expected: self.prev_hash.clone(), found: stored.prev_hash }));
         }
+        // The links hold, but a re-hashed chain links too: only an anchor outside the table tells the two apart.
+        if let Some(anchored) = self.anchors.get(&seq) {
+            if *anchored != stored.hash {
+                // Entries up to the last matching checkpoint are proven original; the rewrite starts after it.
+                let first = self.last_matching.map_or(1, |m| m + 1);
+                return Err(Finding {
+                    seq: Some(first),
+                    request_id: None,
+                    problem: Problem::Rewritten {
+                        checkpoint_seq: seq,
+                        anchored: anchored.clone(),
+                        stored: stored.hash,
+                        last_matching: self.last_matching,
+                    },
+                });
+            }
+            self.last_matching = Some(seq);
+        }
         // The hash holds, so these bytes are what was written; an entry jitgate cannot read is still a finding.
         stored.parse().map_err(|detail| finding(Problem::Malformed { detail }))?;
         self.prev_hash = stored.hash;
@@ -151,16 +243,23 @@ impl Walker {
         Ok(())
     }
 
-    /// After the last entry: the head must carry its hash.
+    /// After the last entry: the head must carry its hash, and reach the last checkpoint.
     pub fn finish(&self, head: &Head) -> Result<(), Finding> {
-        if head.hash == self.prev_hash {
-            return Ok(());
+        if head.hash != self.prev_hash {
+            return Err(Finding {
+                seq: Some(head.seq),
+                request_id: None,
+                problem: Problem::HeadMismatch { head_hash: head.hash.clone(), last_hash: self.prev_hash.clone() },
+            });
         }
-        Err(Finding {
-            seq: Some(head.seq),
-            request_id: None,
-            problem: Problem::HeadMismatch { head_hash: head.hash.clone(), last_hash: self.prev_hash.clone() },
-        })
+        match self.anchors.last_key_value() {
+            Some((&checkpoint_seq, _)) if checkpoint_seq > head.seq => Err(Finding {
+                seq: Some(head.seq + 1),
+                request_id: None,
+                problem: Problem::BehindCheckpoint { head_seq: head.seq, checkpoint_seq },
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -260,9 +359,48 @@ mod tests {
     }
 
     #[test]
+    fn a_consistently_rehashed_chain_is_caught_by_a_checkpoint_and_named_after_the_last_match() {
+        let original: Vec<_> = chain(8).into_iter().map(Some).collect();
+        let hash_of =
+            |items: &[Option<Item>], seq: usize| StoredEntry::from_item(items[seq - 1].as_ref().unwrap()).unwrap().hash;
+        let anchors = BTreeMap::from([(3, hash_of(&original, 3)), (6, hash_of(&original, 6))]);
+        // Entry 5 rewritten, and 5..=8 re-hashed so every link holds.
+        let mut forged = original[..4].to_vec();
+        let mut prev = hash_of(&original, 4);
+        for seq in 5..=8 {
+            let mut e = entry(seq, &prev);
+            if seq == 5 {
+                e.event = r#"{"type":"failed","request":"JIT-7Q2M4X","reason":"nothing to see"}"#.into();
+                e.hash = e.computed_hash();
+            }
+            prev = e.hash.clone();
+            forged.push(Some(e.to_item()));
+        }
+        assert!(walk(&forged).is_ok(), "without anchors the forgery links");
+        let mut walker = Walker::anchored(anchors.clone());
+        let finding = forged.iter().try_for_each(|item| walker.step(item.as_ref(), 8)).unwrap_err();
+        assert_eq!(finding.seq, Some(4), "the first entry after the last matching checkpoint");
+        assert!(
+            matches!(finding.problem, Problem::Rewritten { checkpoint_seq: 6, last_matching: Some(3), .. }),
+            "{finding}"
+        );
+
+        // The original chain passes, and a head moved back below the last checkpoint does not.
+        let mut walker = Walker::anchored(anchors);
+        original[..5].iter().try_for_each(|item| walker.step(item.as_ref(), 5)).unwrap();
+        let finding = walker.finish(&Head { seq: 5, hash: hash_of(&original, 5) }).unwrap_err();
+        assert_eq!(finding.problem, Problem::BehindCheckpoint { head_seq: 5, checkpoint_seq: 6 });
+    }
+
+    #[test]
     fn reports_read_clearly() {
-        let intact =
-            VerifyReport { table: "audit".into(), verified: 80, head_hash: Some("ab".repeat(32)), finding: None };
+        let intact = VerifyReport {
+            table: "audit".into(),
+            verified: 80,
+            head_hash: Some("ab".repeat(32)),
+            finding: None,
+            anchoring: Anchoring::Unanchored,
+        };
         assert_eq!(intact.to_string(), format!("chain intact: 80 entries, head {}", "ab".repeat(32)));
         let broken = VerifyReport {
             table: "audit".into(),
@@ -273,6 +411,7 @@ mod tests {
                 request_id: Some("JIT-7Q2M4X".into()),
                 problem: Problem::Missing { head_seq: 20 },
             }),
+            anchoring: Anchoring::Unanchored,
         };
         assert_eq!(
             broken.to_string(),

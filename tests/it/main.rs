@@ -7,6 +7,7 @@
 //! `tracing` subscriber and sets `RUST_LOG`, stays a binary of its own (`tests/logs.rs`).
 
 mod audit;
+mod audit_anchor;
 mod aws;
 mod cli;
 mod engine;

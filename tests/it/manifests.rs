@@ -651,7 +651,8 @@ impl Template {
 
     fn physical_name(&self, resource: &str) -> String {
         let props = &self.resource(resource)["Properties"];
-        let name = props.get("RoleName").or_else(|| props.get("TableName")).expect("a named resource");
+        let name =
+            ["RoleName", "TableName", "BucketName"].iter().find_map(|k| props.get(*k)).expect("a named resource");
         self.resolve(name).as_str().expect("a name").to_owned()
     }
 
@@ -724,7 +725,8 @@ impl Template {
                 policies.insert(format!("{name}/{policy_name}"), self.resolve(&policy["PolicyDocument"]));
             }
             if let Some(document) = props.get("PolicyDocument") {
-                let policy_name = props["PolicyName"].as_str().expect("PolicyName");
+                // A bucket policy has no name of its own.
+                let policy_name = props.get("PolicyName").map_or("bucket-policy", |n| n.as_str().expect("PolicyName"));
                 policies.insert(format!("{name}/{policy_name}"), self.resolve(document));
             }
         }
@@ -784,8 +786,10 @@ fn parliament_finds_nothing_in_any_policy_of_the_template() {
         names,
         [
             "BotAssumeQueryRoles/assume-query-roles",
+            "BotRole/audit-checkpoints",
             "BotRole/audit-trail",
             "BotRole/trust",
+            "CheckpointBucketPolicy/bucket-policy",
             "QueryRole/read-table",
             "QueryRole/trust"
         ]
