@@ -958,6 +958,17 @@ approval:
     }
 
     #[test]
+    fn a_pattern_that_escapes_its_anchoring_is_refused() {
+        let text = with(r#"pattern: "O[0-9]+""#, r#"pattern: "C[0-9]{6})|(?:.*""#);
+        assert_eq!(
+            parse(&text).expect_err("escaping pattern"),
+            [
+                "t.yaml: parameters[0].pattern: `C[0-9]{6})|(?:.*` is not a valid regular expression (error: unopened group) — fix the regex (Rust regex syntax; it must match the whole value, no ^ or $ needed)"
+            ]
+        );
+    }
+
+    #[test]
     fn a_missing_parameter_description_is_an_error() {
         let text = with(", description: Order id", "");
         assert_eq!(
