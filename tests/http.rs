@@ -166,6 +166,7 @@ async fn story(server: &Server, request: &AccessRequest) -> Vec<AuditEntry> {
                 evidence: OnCallEntry {
                     source: RosterSource::Schedule(fixtures::SCHEDULE.to_owned()),
                     evidence: "PagerDuty schedule PSCHED1 (Primary DB on-call), level 1".to_owned(),
+                    until: None,
                 },
                 approvals: 1,
                 required: 1,

@@ -268,9 +268,9 @@ impl RosterProvider {
         let mut roster = Roster::new(now);
         let mut unmapped = Vec::new();
         for ((_, source), shift) in chosen {
-            let entry = OnCallEntry { evidence: evidence(&source, shift), source };
+            let entry = OnCallEntry { evidence: evidence(&source, shift), source, until: shift.end };
             match slack_ids.get(&normalize_email(&shift.user.email)).cloned().flatten() {
-                Some(slack_user) => roster = roster.with(slack_user, entry.source, entry.evidence),
+                Some(slack_user) => roster = roster.with_entry(slack_user, entry),
                 None => unmapped.push(UnmappedOnCall::from_entry(
                     &shift.user.id,
                     &shift.user.name,
