@@ -8,11 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jitgate::app::SlackWebDirectory;
 use jitgate::clock::{Clock, ManualClock};
 use jitgate::ids::SlackUserId;
-use jitgate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterOrigin, RosterProvider, SlackDirectory};
+use jitgate::messages;
+use jitgate::oncall::{
+    Exclusion, PagerDutyClient, PagerDutySettings, RosterCache, RosterOrigin, RosterProvider, SlackDirectory,
+};
 use jitgate::request::{Refusal, may_decide};
+use jitgate::slack::{SlackWeb, WebSettings};
 use jitgate_emulators::pagerduty::{FakePagerDuty, OnCall};
+use jitgate_emulators::slack::{FakeSlack, SlackConfig, User};
 use secrecy::SecretString;
 use support::fixtures;
 use time::OffsetDateTime;
@@ -66,4 +72,66 @@ async fn an_approver_whose_shift_ended_is_refused_while_the_cached_roster_is_sti
     assert_eq!(report.roster.as_of, NOW);
     assert!(report.roster.entries_for(&tim).iter().any(|e| e.until == Some(shift_end)), "the shift's end is kept");
     assert_eq!(may_decide(&request, &tim, &report.roster, clock.now()), Err(Refusal::NotOnCall));
+}
+
+/// Six people are on call in the schedule, each with a Slack account found by email: only the full member may
+/// approve. The guests, the bot, the app user and the deactivated account are kept off the roster and shown on the
+/// card as unable to approve, with why; a click from one of them is refused.
+#[tokio::test]
+async fn only_full_members_of_the_workspace_approve() {
+    let people = [
+        ("PMEM001", "U0MEMBER", User::new("U0MEMBER", "member"), None),
+        ("PGST001", "U0GUEST", User::new("U0GUEST", "guest").multi_channel_guest(), Some(Exclusion::Guest)),
+        ("PSCG001", "U0SCG", User::new("U0SCG", "scg").single_channel_guest(), Some(Exclusion::Guest)),
+        ("PBOT001", "U0BOTUSER", User::new("U0BOTUSER", "botuser").bot(), Some(Exclusion::Bot)),
+        ("PAPP001", "U0APPUSER", User::new("U0APPUSER", "appuser").app_user(), Some(Exclusion::Bot)),
+        ("PGONE001", "U0GONE", User::new("U0GONE", "gone").deactivated(), Some(Exclusion::Deactivated)),
+    ];
+    let slack = FakeSlack::start(
+        people.iter().fold(SlackConfig::default(), |config, (_, _, user, _)| config.with_user(user.clone())),
+    )
+    .await;
+    let pd = FakePagerDuty::start().await;
+    pd.set_now(NOW);
+    pd.add_schedule(fixtures::SCHEDULE, "Orders primary");
+    pd.add_escalation_policy("PEPORD1", "Orders escalation");
+    for (pd_id, _, user, _) in &people {
+        // The emulator's users have `<handle>@example.com`; PagerDuty has the same address, in other case.
+        pd.add_user(pd_id, &user.real_name, &format!("{}@Example.com", user.name));
+        pd.add_oncall(OnCall::new(pd_id, "PEPORD1", 1).via_schedule(fixtures::SCHEDULE));
+    }
+    let web = SlackWeb::new(&slack.api_url(), SecretString::from(slack.bot_token().to_owned()), WebSettings::default())
+        .expect("a Slack client");
+    let client = PagerDutyClient::new(&pd.base_url(), SecretString::from(pd.api_key()), PagerDutySettings::default())
+        .expect("a PagerDuty client");
+    let cache = RosterCache::new(&support::redis_url(), &support::unique("members")).expect("a cache");
+    let clock = ManualClock::new(NOW);
+    let provider = RosterProvider::new(
+        Some(client),
+        Arc::new(SlackWebDirectory::new(web)),
+        cache,
+        clock.clone(),
+        Default::default(),
+    )
+    .expect("a provider");
+
+    let request = fixtures::pending_request(NOW, 1, Duration::from_secs(30 * 60));
+    let report = provider.roster_for(&request.policy).await.expect("a roster");
+    assert_eq!(report.roster.users().cloned().collect::<Vec<_>>(), [fixtures::user("U0MEMBER")]);
+    for (pd_id, slack_id, user, why) in &people[1..] {
+        let unmapped = report.unmapped.iter().find(|u| u.pagerduty_user_id == *pd_id).expect("listed as unmapped");
+        assert_eq!(unmapped.excluded, *why, "{pd_id}");
+        assert_eq!(
+            may_decide(&request, &fixtures::user(slack_id), &report.roster, clock.now()),
+            Err(Refusal::NotOnCall),
+            "{pd_id} may not approve"
+        );
+        let shown = messages::unable_to_approve(&unmapped.name, &unmapped.email, unmapped.excluded);
+        assert!(shown.starts_with(&format!("{} <{}@Example.com> (", user.real_name, user.name)), "{shown}");
+    }
+    assert_eq!(
+        messages::unable_to_approve("Gus Guest", "gus@example.com", Some(Exclusion::Guest)),
+        "Gus Guest <gus@example.com> (a guest account: only full members of the workspace approve)"
+    );
+    assert_eq!(may_decide(&request, &fixtures::user("U0MEMBER"), &report.roster, clock.now()), Ok(()));
 }
