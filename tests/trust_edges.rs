@@ -12,15 +12,17 @@ use jitgate::app::SlackWebDirectory;
 use jitgate::clock::{Clock, ManualClock};
 use jitgate::ids::SlackUserId;
 use jitgate::messages;
+use jitgate::messages::APPROVE_ACTION;
 use jitgate::oncall::{
     Exclusion, PagerDutyClient, PagerDutySettings, RosterCache, RosterOrigin, RosterProvider, SlackDirectory,
 };
 use jitgate::request::{Refusal, may_decide};
 use jitgate::slack::{SlackWeb, WebSettings};
 use jitgate_emulators::pagerduty::{FakePagerDuty, OnCall};
-use jitgate_emulators::slack::{FakeSlack, SlackConfig, User};
+use jitgate_emulators::slack::{Elsewhere, FakeSlack, SlackConfig, User};
 use secrecy::SecretString;
 use support::fixtures;
+use support::harness::*;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -134,4 +136,51 @@ async fn only_full_members_of_the_workspace_approve() {
         "Gus Guest <gus@example.com> (a guest account: only full members of the workspace approve)"
     );
     assert_eq!(may_decide(&request, &fixtures::user("U0MEMBER"), &report.roster, clock.now()), Ok(()));
+}
+
+/// Envelopes whose payload names another workspace, or another app, are acked and ignored: a slash command from
+/// another workspace creates no request, and an on-call approver's click that names another workspace or app does
+/// not approve. Each is counted as a security alert; the real command and click that follow work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_for_another_workspace_or_app_are_not_acted_on() {
+    let h = Harness::start().await;
+    let other_team = Elsewhere { team_id: "T0ELSEWHERE".into(), app_id: h.slack.config().app_id.clone() };
+    let other_app = Elsewhere { team_id: h.slack.config().team.id.clone(), app_id: "A0OTHERAPP".into() };
+
+    let foreign = h
+        .slack
+        .send_slash_command_from(
+            Some(&other_team),
+            ALICE,
+            DEV,
+            "/jit",
+            "query orders-by-customer customer_id=C000001 from=2026-01-02 until=2026-01-03 --reason \"INC-1\"",
+        )
+        .await;
+    assert!(ack_is_bare(&foreign.ack().await.expect("acked")), "nothing is said to another workspace");
+    h.wait_for_metric("jitgate_security_alerts_total{kind=\"foreign_envelope\"} 1").await;
+
+    let card = h
+        .request(ALICE, "orders-by-customer customer_id=C000002 from=2026-01-02 until=2026-01-03 --reason \"INC-812\"")
+        .await;
+    assert!(card.message.all_text().contains("C000002"), "{}", card.message.all_text());
+
+    for (n, elsewhere) in [(2, &other_team), (3, &other_app)] {
+        let click = h
+            .slack
+            .send_block_action_from(Some(elsewhere), BOB, ONCALL, &card.ts, APPROVE_ACTION, card.id.as_str())
+            .await;
+        assert!(ack_is_bare(&click.ack().await.expect("acked")));
+        h.wait_for_metric(&format!("jitgate_security_alerts_total{{kind=\"foreign_envelope\"}} {n}")).await;
+    }
+    assert_eq!(h.audit_kinds(&card.id).await, ["requested"], "neither click approved");
+
+    h.click(BOB, &card, APPROVE_ACTION).await;
+    h.card_update_containing(&card, "ran:").await;
+    h.thread_reply(&card).await;
+    h.dm_for(ALICE).await;
+    assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "executed"]);
+    // Had the foreign command or clicks been handled, their cards, confirmations or refusals would be unread here.
+    h.slack.assert_everything_read();
+    h.shutdown().await;
 }
