@@ -35,6 +35,7 @@ use crate::links::AuditLinkSigner;
 use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
 use crate::runbook::RunbookSet;
 use crate::seal::{SealPurpose, Sealer};
+use crate::slack::event::{Origin, app_id_of_app_token};
 use crate::slack::socket::{self, SocketMode, SocketSettings};
 use crate::slack::{SlackWeb, WebSettings};
 use crate::store::{RateLimit, RequestStore, StoreSettings};
@@ -234,7 +235,11 @@ pub async fn start(
         app_token: app_token.clone(),
         connections: config.slack.connections,
         stagger_seconds: options.socket_stagger_seconds,
+        origin: Origin { team_id: identity.team_id.clone(), app_id: app_id_of_app_token(app_token.expose_secret()) },
     };
+    if socket_settings.origin.app_id.is_none() {
+        warn!("SLACK_APP_TOKEN does not name its app (xapp-1-A…-…): envelopes are checked for the workspace only");
+    }
     let tasks = TaskTracker::new();
     let socket = socket::start(&socket_settings, bot.clone(), tasks.clone(), metrics.clone()).await?;
     // slack-morphism does not report its live connections, only Slack's `hello` on each new one, and it keeps

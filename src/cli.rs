@@ -45,11 +45,94 @@ pub fn init_logging(
 ) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),
+        LogFormat::Text => text_logs(filter, writer).try_init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
     };
+}
+
+/// The text-format subscriber: tracing's own line format, with fields written by [`EscapedFields`].
+fn text_logs<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    EscapedFields,
+    tracing_subscriber::fmt::format::Format,
+    tracing_subscriber::EnvFilter,
+    W,
+>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).fmt_fields(EscapedFields)
+}
+
+/// Writes a log line's fields (and its message) as tracing's default text format does, `name=value` separated by
+/// spaces, with every control character escaped (`\n`, `\r`, `\u{1b}`, …).
+///
+/// Fields carry text users chose (a runbook name, a button value, an error quoting a command). Written raw, a
+/// newline in it would start a new line that log readers and pipelines take for one jitgate wrote, e.g. a forged
+/// "approved by" line; an escape sequence could rewrite a terminal. The JSON format escapes on its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapedFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for EscapedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = EscapingVisitor { writer: &mut writer, result: Ok(()), first: true };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct EscapingVisitor<'a, 'w> {
+    writer: &'a mut tracing_subscriber::fmt::format::Writer<'w>,
+    result: std::fmt::Result,
+    first: bool,
+}
+
+impl tracing::field::Visit for EscapingVisitor<'_, '_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        // `log.*` fields are the `log` crate's metadata, already shown as the line's target (as tracing does).
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        let raw = format!("{value:?}");
+        let text = escape_control_chars(&raw);
+        let separator = if std::mem::take(&mut self.first) { "" } else { " " };
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{separator}{text}")
+        } else {
+            write!(self.writer, "{separator}{}={text}", field.name())
+        };
+    }
+}
+
+/// `text` with control characters (and the Unicode line and paragraph separators) written as escapes, so it stays
+/// on one line and cannot drive a terminal.
+pub fn escape_control_chars(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[derive(Debug, Subcommand)]
@@ -583,4 +666,60 @@ async fn seed_demo(config: &Config, env: &Environment, seed: &SeedDemo) -> ExitC
         seed.orders_per_customer
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects log output in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn user_text_with_newlines_stays_on_its_log_line() {
+        let logs = Captured::default();
+        let subscriber = text_logs(tracing_subscriber::EnvFilter::new("info"), logs.clone())
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        // A command text carrying a forged line, in a span field, an event field and the message itself.
+        let forged = "orders\n INFO jitgate::engine::decide: approved approver=UBOSS request_id=JIT-AAAAAA\r\u{1b}[2K";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("event", command = %forged);
+            let _entered = span.enter();
+            tracing::warn!(text = %forged, debug = ?forged, "slash command {forged} not understood");
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains(r"text=orders\n INFO jitgate::engine::decide: approved"), "{text}");
+        assert!(text.contains(r"command=orders\n"), "{text}");
+        assert!(text.contains(r"slash command orders\n INFO"), "{text}");
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone() {
+        assert!(matches!(escape_control_chars("UREQ asks for C000042 — ok"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escape_control_chars("a\tb\u{2028}c\u{7f}"), r"a\tb\u{2028}c\u{7f}");
+    }
 }

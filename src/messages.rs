@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
 
 use crate::ids::{RequestId, SlackUserId};
+use crate::oncall::Exclusion;
 use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, RequestState, Row, Status};
 use crate::runbook::{Operation, RenderedQuery};
 
@@ -93,10 +94,22 @@ pub struct CardContext {
     pub description: String,
     /// Who may approve right now (on call, mapped to Slack).
     pub approvers_now: Vec<SlackUserId>,
-    /// On-call people who could not be mapped to a Slack account (shown so nobody waits for them).
+    /// On-call people who cannot approve (no Slack account, or one that is not a full member's), each as
+    /// [`unable_to_approve`] writes them, shown so nobody waits for them.
     pub unmapped: Vec<String>,
     /// Link to the request's audit page, once there is one.
     pub audit_link: Option<String>,
+}
+
+/// One on-call person who cannot approve, for the card: who, and why not.
+pub fn unable_to_approve(name: &str, email: &str, excluded: Option<Exclusion>) -> String {
+    let why = match excluded {
+        None => "no Slack account has this email",
+        Some(Exclusion::Guest) => "a guest account: only full members of the workspace approve",
+        Some(Exclusion::Bot) => "the Slack account with this email is a bot or app",
+        Some(Exclusion::Deactivated) => "the Slack account with this email is deactivated",
+    };
+    format!("{name} <{email}> ({why})")
 }
 
 /// The approval card, rendered for the request's current state: buttons while pending, the outcome afterwards.
@@ -136,10 +149,7 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
                 date(request.expires_at)
             );
             if !ctx.unmapped.is_empty() {
-                text.push_str(&format!(
-                    "\n_On call but without a Slack account jitgate can find:_ {}",
-                    escape(&ctx.unmapped.join(", "))
-                ));
+                text.push_str(&format!("\n_On call but unable to approve:_ {}", escape(&ctx.unmapped.join(", "))));
             }
             blocks.push(section(text));
             blocks.push(json!({

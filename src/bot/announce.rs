@@ -59,7 +59,9 @@ impl Bot {
             description,
             approvers_now: Self::approvers_now(report, &request.requester),
             unmapped: report
-                .map(|r| r.unmapped.iter().map(|u| format!("{} <{}>", u.name, u.email)).collect())
+                .map(|r| {
+                    r.unmapped.iter().map(|u| messages::unable_to_approve(&u.name, &u.email, u.excluded)).collect()
+                })
                 .unwrap_or_default(),
             audit_link: Some(self.audit_link(&request.id)),
         }

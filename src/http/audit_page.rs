@@ -254,12 +254,15 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
 
     let _ = write!(
         body,
-        "<h2>AWS CloudTrail</h2><section class=\"card\"><p>Every AWS call made for this request ran in the role \
-         session <code>jit-{}</code>. <a href=\"{}\" rel=\"noreferrer noopener\">Open its events in CloudTrail</a> \
-         (region {}; CloudTrail keeps event history for 90 days).</p></section>",
-        esc(id.as_str()),
-        esc(&cloudtrail_url(region, id)),
-        esc(region),
+        "<h2>AWS CloudTrail</h2><section class=\"card\"><p>jitgate ran this request's AWS calls in the role \
+         session <code>jit-{id}</code>. Assuming the role (STS <code>AssumeRole</code>) is a management event, kept \
+         in CloudTrail's event history for 90 days: <a href=\"{url}\" rel=\"noreferrer noopener\">open the \
+         session's events</a> (region {region}).</p><p>The DynamoDB reads made in that session are data events: \
+         they never appear in event history, only in a trail (or CloudTrail Lake event data store) that logs \
+         DynamoDB data events for the table; search it for the session name <code>jit-{id}</code>.</p></section>",
+        id = esc(id.as_str()),
+        url = esc(&cloudtrail_url(region, id)),
+        region = esc(region),
     );
     body.push_str(&entries_section(entries));
     page(&format!("{id} · jitgate audit"), &body)
@@ -522,5 +525,19 @@ mod tests {
         assert!(html.contains(
             "https://console.aws.amazon.com/cloudtrail/home?region=us-east-1#/events?Username=jit-JIT-7Q2M4X"
         ));
+    }
+
+    #[test]
+    fn the_cloudtrail_note_does_not_promise_data_events_in_event_history() {
+        let id = RequestId::parse("JIT-7Q2M4X").unwrap();
+        let html = render(&id, "us-east-1", time::macros::datetime!(2026-11-28 12:30 UTC), &[]);
+        // DynamoDB reads are data events: CloudTrail's event history never holds them, only a trail (or event data
+        // store) configured to log them does. Only AssumeRole, a management event, is in event history.
+        assert!(!html.contains("Every AWS call"), "{html}");
+        assert!(html.contains("management event"), "{html}");
+        assert!(
+            html.contains("DynamoDB reads made in that session are data events: they never appear in event history"),
+            "{html}"
+        );
     }
 }

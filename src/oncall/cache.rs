@@ -15,6 +15,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
+use super::directory::Exclusion;
 use crate::request::{OnCallEntry, Roster, RosterSource};
 use crate::seal::Sealer;
 
@@ -26,7 +27,7 @@ const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Snapshot {
     /// `as_of` is when PagerDuty was asked.
     pub roster: Roster,
-    /// On-call people without a Slack account, left out of `roster`.
+    /// On-call people without a Slack account that may approve, left out of `roster`.
     pub unmapped: Vec<UnmappedOnCall>,
 }
 
@@ -39,6 +40,10 @@ pub struct UnmappedOnCall {
     /// Where they are on call.
     pub source: RosterSource,
     pub evidence: String,
+    /// Set when a Slack account has their email but may not approve (a guest, a bot, deactivated); `None` when no
+    /// account has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<Exclusion>,
 }
 
 impl UnmappedOnCall {
@@ -49,6 +54,7 @@ impl UnmappedOnCall {
             email: email.to_owned(),
             source: entry.source,
             evidence: entry.evidence,
+            excluded: None,
         }
     }
 }

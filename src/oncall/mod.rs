@@ -14,7 +14,7 @@ pub mod pagerduty;
 pub mod provider;
 
 pub use cache::{RosterCache, Snapshot, UnmappedOnCall};
-pub use directory::{SlackDirectory, normalize_email};
+pub use directory::{DirectoryMatch, Exclusion, SlackDirectory, normalize_email};
 pub use pagerduty::{OnCallShift, PagerDutyClient, PagerDutyError, PagerDutyRef, PagerDutySettings, PagerDutyUser};
 // The retry pause is shared with the other HTTP clients; re-exported here so on-call users find it next to the client.
 pub use crate::pause::{Pause, TokioPause};

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::cache::{RosterCache, Snapshot, UnmappedOnCall};
-use super::directory::{SlackDirectory, normalize_email};
+use super::directory::{DirectoryMatch, SlackDirectory, normalize_email};
 use super::pagerduty::{OnCallShift, PagerDutyClient, PagerDutyError};
 use crate::clock::SharedClock;
 use crate::ids::SlackUserId;
@@ -254,11 +254,11 @@ impl RosterProvider {
             }
         }
 
-        let mut slack_ids: BTreeMap<String, Option<SlackUserId>> = BTreeMap::new();
+        let mut slack_ids: BTreeMap<String, DirectoryMatch> = BTreeMap::new();
         for shift in chosen.values() {
             let email = normalize_email(&shift.user.email);
             if let Entry::Vacant(slot) = slack_ids.entry(email) {
-                let found = self.directory.user_by_email(slot.key()).await.map_err(|e| {
+                let found = self.directory.match_email(slot.key()).await.map_err(|e| {
                     FetchFailure::Directory(format!("finding the Slack account of {}: {e:#}", shift.user.name))
                 })?;
                 slot.insert(found);
@@ -268,15 +268,20 @@ impl RosterProvider {
         let mut roster = Roster::new(now);
         let mut unmapped = Vec::new();
         for ((_, source), shift) in chosen {
-            let entry = OnCallEntry { evidence: evidence(&source, shift), source };
-            match slack_ids.get(&normalize_email(&shift.user.email)).cloned().flatten() {
-                Some(slack_user) => roster = roster.with(slack_user, entry.source, entry.evidence),
-                None => unmapped.push(UnmappedOnCall::from_entry(
-                    &shift.user.id,
-                    &shift.user.name,
-                    &shift.user.email,
-                    entry,
-                )),
+            let entry = OnCallEntry { evidence: evidence(&source, shift), source, until: shift.end };
+            // Only full members approve: a guest, bot or deactivated account with the on-call person's email is
+            // shown as unable to approve, never put on the roster.
+            let (slack_user, excluded) = match slack_ids.get(&normalize_email(&shift.user.email)) {
+                Some(DirectoryMatch::Member(user)) => (Some(user.clone()), None),
+                Some(DirectoryMatch::Excluded(_, why)) => (None, Some(*why)),
+                Some(DirectoryMatch::NoAccount) | None => (None, None),
+            };
+            match slack_user {
+                Some(slack_user) => roster = roster.with_entry(slack_user, entry),
+                None => unmapped.push(UnmappedOnCall {
+                    excluded,
+                    ..UnmappedOnCall::from_entry(&shift.user.id, &shift.user.name, &shift.user.email, entry)
+                }),
             }
         }
         Ok(Snapshot { roster, unmapped })
@@ -292,7 +297,7 @@ fn within(age: time::Duration, limit: Duration, inclusive: bool) -> bool {
 /// A stable name for one set of PagerDuty sources (and the level rule applied to them).
 fn sources_hash(schedules: &BTreeSet<String>, escalation_policies: &BTreeSet<String>, max_level: u32) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("oncall-v1\nmax-level:{max_level}\n"));
+    hasher.update(format!("oncall-v2\nmax-level:{max_level}\n"));
     for id in schedules {
         hasher.update(format!("schedule:{id}\n"));
     }

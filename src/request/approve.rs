@@ -126,7 +126,8 @@ pub(super) fn check_may_decide(
     roster
         .entries_for(user)
         .iter()
-        .find(|entry| source_accepted(&request.policy, user, &entry.source))
+        // A shift that has ended no longer makes anyone eligible, even on a roster fetched while it ran.
+        .find(|entry| entry.covers(now) && source_accepted(&request.policy, user, &entry.source))
         .cloned()
         .ok_or(Refusal::NotOnCall)
 }

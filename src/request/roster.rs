@@ -29,6 +29,18 @@ pub struct OnCallEntry {
     pub source: RosterSource,
     /// e.g. "PagerDuty schedule PABC123 (Primary DB on-call), level 1, until 2026-11-28T18:00:00Z".
     pub evidence: String,
+    /// When the on-call shift behind this entry ends (PagerDuty's `end`); `None` for entries without one (a named
+    /// approver, the static roster, a shift PagerDuty gives no end). A roster is cached for minutes, and a shift
+    /// can end inside them: the approval rules refuse the entry from this moment on, however fresh the roster.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+}
+
+impl OnCallEntry {
+    /// Whether the shift behind this entry still covers `now`.
+    pub fn covers(&self, now: OffsetDateTime) -> bool {
+        self.until.is_none_or(|end| now < end)
+    }
 }
 
 /// The people eligible by presence at one moment.
@@ -45,8 +57,13 @@ impl Roster {
     }
 
     /// Adds one reason for `user` to be on the roster.
-    pub fn with(mut self, user: SlackUserId, source: RosterSource, evidence: impl Into<String>) -> Roster {
-        self.entries.entry(user).or_default().push(OnCallEntry { source, evidence: evidence.into() });
+    pub fn with(self, user: SlackUserId, source: RosterSource, evidence: impl Into<String>) -> Roster {
+        self.with_entry(user, OnCallEntry { source, evidence: evidence.into(), until: None })
+    }
+
+    /// Adds one reason for `user` to be on the roster, as a whole entry (with the end of its shift).
+    pub fn with_entry(mut self, user: SlackUserId, entry: OnCallEntry) -> Roster {
+        self.entries.entry(user).or_default().push(entry);
         self
     }
 

@@ -335,3 +335,23 @@ fn may_decide_is_what_approve_and_deny_both_check() {
         assert_eq!(may_decide(&request, &user(who), &roster(), NOW), denied, "{who}");
     }
 }
+
+#[test]
+fn a_shift_that_ended_makes_nobody_eligible_even_on_a_fresh_roster() {
+    let req = pending(1);
+    let end = NOW + Duration::minutes(2);
+    let shift = OnCallEntry {
+        source: RosterSource::Schedule("PSCHED1".into()),
+        evidence: "PagerDuty schedule PSCHED1, level 1, on call until 12:02".into(),
+        until: Some(end),
+    };
+    let roster = Roster::new(NOW).with_entry(user("UBOB"), shift);
+    // Within the shift: eligible.
+    assert!(may_decide(&req, &user("UBOB"), &roster, end - Duration::seconds(1)).is_ok());
+    // From its end on, the same roster (still fresh: two minutes old) proves nothing about Bob.
+    for now in [end, end + Duration::seconds(30)] {
+        assert!(now - roster.as_of <= MAX_ROSTER_AGE, "the roster is still fresh");
+        assert_eq!(may_decide(&req, &user("UBOB"), &roster, now), Err(Refusal::NotOnCall));
+        assert_eq!(refused(approve(&req, &user("UBOB"), &roster, now)), Refusal::NotOnCall);
+    }
+}

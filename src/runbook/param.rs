@@ -138,7 +138,13 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles `source` anchored at both ends: a runbook author writing `C[0-9]{6}` means the whole value, and an
     /// unanchored pattern would let `C000042) OR x` through.
+    ///
+    /// The source must also compile on its own, as one expression. Wrapping is plain text, so without this a
+    /// pattern such as `C[0-9]{6})|(?:.*` would close the wrapper's group early and turn `^(?:…)$` into
+    /// `^(?:C[0-9]{6})|(?:.*)$`, which accepts anything. Parsed alone, that pattern has an unopened group and is
+    /// refused; a source that parses alone has balanced groups, so the wrapper's parentheses enclose all of it.
     pub fn new(source: &str) -> Result<Pattern, regex::Error> {
+        Regex::new(source)?;
         let regex = Regex::new(&format!("^(?:{source})$"))?;
         Ok(Pattern { source: source.to_owned(), regex })
     }
@@ -281,6 +287,26 @@ mod tests {
         let alt = param(ParamKind::String(StringRule::Pattern(Pattern::new("a|b").unwrap())));
         assert!(alt.parse("ab").is_err());
         assert!(alt.parse("b").is_ok());
+    }
+
+    #[test]
+    fn a_pattern_that_closes_the_anchoring_group_is_refused() {
+        // Wrapped as text this would read `^(?:C[0-9]{6})|(?:.*)$`: the second branch is unanchored and matches
+        // anything, e.g. another customer's id or a whole key expression.
+        for escape in ["C[0-9]{6})|(?:.*", ".*)|(", "a)(b", "C[0-9]{6})"] {
+            assert!(Pattern::new(escape).is_err(), "{escape}");
+        }
+        // Ordinary patterns, groups and alternations included, still work as written.
+        for (source, good, bad) in [
+            ("C[0-9]{6}", "C000042", "C00004"),
+            ("(?:O|R)[0-9]+", "R12", "X12"),
+            ("(a|b)c", "bc", "ab"),
+            (r"[()]\)", "()", ")"),
+        ] {
+            let p = param(ParamKind::String(StringRule::Pattern(Pattern::new(source).expect(source))));
+            assert!(p.parse(good).is_ok(), "{source} {good}");
+            assert!(p.parse(bad).is_err(), "{source} {bad}");
+        }
     }
 
     #[test]

@@ -49,6 +49,10 @@ static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):role/((?:[A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64})$")
         .expect("static regex")
 });
+/// Names a parameter may not take. The query form has one input per parameter, its block id being the
+/// parameter's name, next to jitgate's own inputs: a parameter named like one of those would share its block id
+/// (Slack refuses a view with duplicate block ids, and the submitted value would be taken for the reason).
+const RESERVED_PARAM_NAMES: [&str; 2] = [crate::messages::REASON_BLOCK, crate::messages::RUNBOOK_BLOCK];
 static PAGERDUTY_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z0-9]{2,32}$").expect("static regex"));
 
 /// Parses and validates one runbook file's text. `file` is the path used in messages and to check the id.
@@ -278,6 +282,12 @@ impl Checker {
                         format!("{field}.name"),
                         format!("`{}` is not a valid parameter name", p.name),
                         "use lowercase letters, digits and `_`, starting with a letter (users type it as name=value)",
+                    );
+                } else if RESERVED_PARAM_NAMES.contains(&p.name.as_str()) {
+                    self.err(
+                        format!("{field}.name"),
+                        format!("`{}` is reserved: the Slack forms use it for their own input", p.name),
+                        "rename the parameter (e.g. `reason_code` instead of `reason`)",
                     );
                 } else if !seen.insert(p.name.clone()) {
                     self.err(
@@ -979,6 +989,31 @@ approval:
         );
         let projected = with("max_items: 1\n", "max_items: 1\nprojection: [order_id, email]\nmask: [email]\n");
         assert!(parse(&projected).is_ok());
+    }
+
+    #[test]
+    fn parameter_names_used_by_the_forms_are_reserved() {
+        for name in ["reason", "runbook"] {
+            let text = MINIMAL.replace("order_id", name);
+            assert_eq!(
+                parse(&text).expect_err(name),
+                [format!(
+                    "t.yaml: parameters[0].name: `{name}` is reserved: the Slack forms use it for their own input — rename the parameter (e.g. `reason_code` instead of `reason`)"
+                )]
+            );
+        }
+        assert!(parse(&MINIMAL.replace("order_id", "reason_code")).is_ok());
+    }
+
+    #[test]
+    fn a_pattern_that_escapes_its_anchoring_is_refused() {
+        let text = with(r#"pattern: "O[0-9]+""#, r#"pattern: "C[0-9]{6})|(?:.*""#);
+        assert_eq!(
+            parse(&text).expect_err("escaping pattern"),
+            [
+                "t.yaml: parameters[0].pattern: `C[0-9]{6})|(?:.*` is not a valid regular expression (error: unopened group) — fix the regex (Rust regex syntax; it must match the whole value, no ^ or $ needed)"
+            ]
+        );
     }
 
     #[test]

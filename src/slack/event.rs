@@ -86,6 +86,47 @@ pub struct ViewClosed {
     pub private_metadata: String,
 }
 
+/// The installation jitgate serves: its workspace (from `auth.test` at start-up) and its app. Envelopes whose
+/// payload names another workspace or app are not acted on.
+///
+/// `auth.test` answers the workspace (`team_id`) but not the app; the app id is read from the app-level token,
+/// `xapp-1-<app id>-…`, the same id Slack's `hello` reports as `connection_info.app_id`. Where it cannot be read,
+/// only the workspace is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub team_id: String,
+    pub app_id: Option<String>,
+}
+
+impl Origin {
+    /// `None` when `payload` (a slash command's or an interaction's, as the transport hands it on) is for this
+    /// workspace and app; otherwise what it names instead. A payload naming no workspace is refused too: every
+    /// slash command and interaction Slack sends names one, so its absence means it was not built by Slack.
+    ///
+    /// The app is checked where the payload names one: slack-morphism keeps `api_app_id` on block actions, and a
+    /// view carries its `app_id`; it drops it from slash commands, which arrive only on this app's socket anyway.
+    pub fn foreign(&self, payload: &Value) -> Option<String> {
+        let team = text(payload, "/team_id").or_else(|| text(payload, "/team/id"));
+        match team {
+            None => return Some("no workspace".to_owned()),
+            Some(team) if team != self.team_id => return Some(format!("workspace {team}")),
+            Some(_) => {}
+        }
+        let app = text(payload, "/api_app_id").or_else(|| text(payload, "/view/app_id"));
+        match (&self.app_id, app) {
+            (Some(ours), Some(theirs)) if *ours != theirs => Some(format!("app {theirs}")),
+            _ => None,
+        }
+    }
+}
+
+/// The app id in an app-level token (`xapp-1-A0123ABCD-…`), if it has the documented shape.
+pub fn app_id_of_app_token(token: &str) -> Option<String> {
+    let mut parts = token.split('-');
+    let (Some("xapp"), Some(_version), Some(app)) = (parts.next(), parts.next(), parts.next()) else { return None };
+    (app.starts_with('A') && app.len() > 1 && app.chars().all(|c| c.is_ascii_alphanumeric())).then(|| app.to_owned())
+}
+
 fn text(value: &Value, pointer: &str) -> Option<String> {
     value.pointer(pointer).and_then(Value::as_str).map(str::to_owned)
 }
@@ -164,6 +205,36 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/slack").join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn recorded_payloads_are_checked_against_the_installation() {
+        let ours = Origin { team_id: "T111".into(), app_id: Some("A111".into()) };
+        let command = sample("slash_commands.envelope.python-sdk.json")["payload"].clone();
+        let click = sample("interactive.block_actions.envelope.wrapped-bolt.json")["payload"].clone();
+        let view = sample("interactive.view_submission.envelope.wrapped-bolt.json")["payload"].clone();
+        for payload in [&command, &click, &view] {
+            assert_eq!(ours.foreign(payload), None, "{payload}");
+        }
+        let elsewhere = Origin { team_id: "T999".into(), ..ours.clone() };
+        for payload in [&command, &click, &view] {
+            assert_eq!(elsewhere.foreign(payload).as_deref(), Some("workspace T111"));
+        }
+        let other_app = Origin { app_id: Some("A999".into()), ..ours.clone() };
+        assert_eq!(other_app.foreign(&click).as_deref(), Some("app A111"));
+        // Without a known app id only the workspace is checked; without a workspace nothing is accepted.
+        assert_eq!(Origin { app_id: None, ..other_app }.foreign(&click), None);
+        let mut anonymous = command.clone();
+        anonymous.as_object_mut().unwrap().remove("team_id");
+        assert_eq!(ours.foreign(&anonymous).as_deref(), Some("no workspace"));
+    }
+
+    #[test]
+    fn the_app_id_is_read_from_an_app_level_token() {
+        assert_eq!(app_id_of_app_token("xapp-1-A0JITGATE-0000000000000-localapptoken").as_deref(), Some("A0JITGATE"));
+        for token in ["xoxb-1-A0JITGATE-1", "xapp-1", "xapp-1-B0NOTANAPP-1", "xapp-1--1", "xapp-1-A0/../-1"] {
+            assert_eq!(app_id_of_app_token(token), None, "{token}");
+        }
     }
 
     #[test]

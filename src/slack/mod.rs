@@ -21,5 +21,6 @@ pub struct SlackMessage {
 }
 
 pub use web::{
-    BotIdentity, Conversation, DEFAULT_API_URL, MessageRef, REQUIRED_BOT_SCOPES, SlackError, SlackWeb, WebSettings,
+    BotIdentity, Conversation, DEFAULT_API_URL, MessageRef, REQUIRED_BOT_SCOPES, SlackAccount, SlackError, SlackWeb,
+    WebSettings,
 };

@@ -69,6 +69,8 @@ pub struct SocketSettings {
     pub connections: u32,
     /// Seconds between opening successive connections (slack-morphism staggers them).
     pub stagger_seconds: u64,
+    /// The workspace and app whose envelopes are acted on.
+    pub origin: event::Origin,
 }
 
 /// The running listener.
@@ -106,6 +108,7 @@ struct Shared {
     /// Connections opened at start; every `hello` beyond them is a re-opened connection.
     initial_connections: usize,
     metrics: Metrics,
+    origin: event::Origin,
 }
 
 /// A Web API client for `api_base` that accepts `http://` too (a local Slack) and speaks HTTP/1 and HTTP/2.
@@ -149,6 +152,7 @@ pub async fn start<H: EventHandler>(
             hellos: hellos.clone(),
             initial_connections: settings.connections as usize,
             metrics,
+            origin: settings.origin.clone(),
         }),
     );
     let config = SlackClientSocketModeConfig::new()
@@ -164,6 +168,23 @@ pub async fn start<H: EventHandler>(
 async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn Take>, Arc<AtomicUsize>, TaskTracker)> {
     let guard = state.read().await;
     guard.get_user_state::<Shared>().map(|s| (s.handler.clone(), s.events.clone(), s.tasks.clone()))
+}
+
+/// Whether the payload is for another workspace or app; if so it is logged, counted as a security alert and must
+/// not be handed on. Slack sends this app's socket only this installation's envelopes, so one naming another is
+/// either a Slack mistake or not from Slack: acting on it would let a user of another workspace request or
+/// approve here.
+async fn is_foreign(state: &SlackClientEventsUserState, payload: &Value) -> bool {
+    let guard = state.read().await;
+    let Some(shared) = guard.get_user_state::<Shared>() else { return true };
+    match shared.origin.foreign(payload) {
+        None => false,
+        Some(names) => {
+            shared.metrics.security_alert("foreign_envelope");
+            warn!(names = %names, "envelope for another workspace or app; acked and ignored");
+            true
+        }
+    }
 }
 
 /// Slack greets every new connection with `hello`: the first `connections` are the start, later ones re-opened
@@ -186,8 +207,11 @@ async fn on_command(
     let empty = SlackCommandEventResponse::new(SlackMessageContent::new());
     let Some((handler, events, tasks)) = shared(&state).await else { return Ok(empty) };
     events.fetch_add(1, Ordering::Relaxed);
-    let translated = serde_json::to_value(&event).ok().and_then(|json| event::from_command(&json));
-    let Some(event) = translated else {
+    let Ok(json) = serde_json::to_value(&event) else { return Ok(empty) };
+    if is_foreign(&state, &json).await {
+        return Ok(empty);
+    }
+    let Some(event) = event::from_command(&json) else {
         warn!("slash command payload not understood; acked and ignored");
         return Ok(empty);
     };
@@ -206,8 +230,11 @@ async fn on_interaction(
 ) -> UserCallbackResult<SlackInteractionResponse> {
     let Some((handler, events, tasks)) = shared(&state).await else { return Ok(SlackInteractionResponse::Empty) };
     events.fetch_add(1, Ordering::Relaxed);
-    let translated = serde_json::to_value(&event).ok().and_then(|json| event::from_interaction(&json));
-    let Some(event) = translated else {
+    let Ok(json) = serde_json::to_value(&event) else { return Ok(SlackInteractionResponse::Empty) };
+    if is_foreign(&state, &json).await {
+        return Ok(SlackInteractionResponse::Empty);
+    }
+    let Some(event) = event::from_interaction(&json) else {
         debug!("interaction jitgate does not act on; acked and ignored");
         return Ok(SlackInteractionResponse::Empty);
     };

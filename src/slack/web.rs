@@ -327,6 +327,12 @@ impl SlackWeb {
 
     /// The active Slack account with this email, or `None` when there is none (or it is deactivated).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<SlackUserId>, SlackError> {
+        Ok(self.account_by_email(email).await?.filter(|account| !account.deleted).map(|account| account.id))
+    }
+
+    /// The Slack account with this email, whatever its kind (guest, bot, deactivated), or `None` when there is
+    /// none.
+    pub async fn account_by_email(&self, email: &str) -> Result<Option<SlackAccount>, SlackError> {
         let call = Call {
             method: Method::UsersLookupByEmail,
             body: Body::Form(vec![("email", email.to_owned())]),
@@ -338,13 +344,18 @@ impl SlackWeb {
             Err(SlackError::Api { error, .. }) if error == "users_not_found" => return Ok(None),
             Err(other) => return Err(other),
         };
-        // A deactivated account cannot act in Slack; mapping an on-call person to it would only mislead.
-        if found.user.deleted {
-            return Ok(None);
-        }
-        SlackUserId::parse(&found.user.id).map(Some).ok_or_else(|| {
-            bad_response(Method::UsersLookupByEmail.name(), format!("user id {:?} is not a user id", found.user.id))
-        })
+        let user = found.user;
+        let id = SlackUserId::parse(&user.id).ok_or_else(|| {
+            bad_response(Method::UsersLookupByEmail.name(), format!("user id {:?} is not a user id", user.id))
+        })?;
+        Ok(Some(SlackAccount {
+            id,
+            deleted: user.deleted,
+            is_bot: user.is_bot,
+            is_app_user: user.is_app_user,
+            is_restricted: user.is_restricted,
+            is_ultra_restricted: user.is_ultra_restricted,
+        }))
     }
 
     /// Who the token belongs to; also proves the token works.
@@ -491,6 +502,27 @@ struct WireUser {
     id: String,
     #[serde(default)]
     deleted: bool,
+    #[serde(default)]
+    is_bot: bool,
+    #[serde(default)]
+    is_app_user: bool,
+    #[serde(default)]
+    is_restricted: bool,
+    #[serde(default)]
+    is_ultra_restricted: bool,
+}
+
+/// A Slack account as `users.lookupByEmail` describes it: its id and the flags that say what kind of account it
+/// is (a guest is `is_restricted`, a single-channel guest also `is_ultra_restricted`; a missing flag reads false).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackAccount {
+    pub id: SlackUserId,
+    /// Deactivated.
+    pub deleted: bool,
+    pub is_bot: bool,
+    pub is_app_user: bool,
+    pub is_restricted: bool,
+    pub is_ultra_restricted: bool,
 }
 
 #[derive(Debug, Deserialize)]

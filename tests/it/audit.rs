@@ -132,6 +132,7 @@ async fn a_requests_story_is_recorded_and_read_back_in_order() {
     let evidence = OnCallEntry {
         source: RosterSource::Schedule("PSCHED1".into()),
         evidence: "PagerDuty schedule PSCHED1, level 1".into(),
+        until: None,
     };
     let approved = AuditEvent::Approved {
         request: request.id.clone(),

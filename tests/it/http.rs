@@ -166,6 +166,7 @@ async fn story(server: &Server, request: &AccessRequest) -> Vec<AuditEntry> {
                 evidence: OnCallEntry {
                     source: RosterSource::Schedule(fixtures::SCHEDULE.to_owned()),
                     evidence: "PagerDuty schedule PSCHED1 (Primary DB on-call), level 1".to_owned(),
+                    until: None,
                 },
                 approvals: 1,
                 required: 1,
@@ -363,11 +364,23 @@ async fn markup_in_a_reason_is_escaped() {
 #[tokio::test]
 async fn responses_forbid_scripts_caching_and_referrers() {
     let server = Server::start().await;
-    let response = reqwest::get(format!("{}/healthz", server.base)).await.expect("request");
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    assert_eq!(header("referrer-policy").as_deref(), Some("no-referrer"));
-    assert_eq!(header("cache-control").as_deref(), Some("no-store"));
-    assert!(header("content-security-policy").is_some_and(|csp| csp.starts_with("default-src 'none'")));
+    let request = fixtures::pending_request(server.clock.now(), 1, Duration::from_secs(30 * 60));
+    story(&server, &request).await;
+    let good = server.link(&request.id);
+    // The audit page itself (a signed link is in its URL, its content is the trail) and a refused link matter
+    // more than the probe: each answer carries the headers, whatever its status.
+    for (what, url, status) in [
+        ("healthz", format!("{}/healthz", server.base), 200),
+        ("audit page", good.clone(), 200),
+        ("bad link", with_query(&good, "exp=1&sig=00"), 403),
+    ] {
+        let response = reqwest::get(&url).await.expect("request");
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(header("referrer-policy").as_deref(), Some("no-referrer"), "{what}");
+        assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{what}");
+        assert!(header("content-security-policy").is_some_and(|csp| csp.starts_with("default-src 'none'")), "{what}");
+    }
     server.stop().await;
 }
 
@@ -548,18 +561,46 @@ impl Proxy {
     }
 }
 
+/// Where the browser check finds Chromium, or why it may not be skipped. Wherever Chromium is installed the check
+/// runs; without it, it fails in CI (`CI` set to anything but empty, `false` or `0`: CI systems set `true`, `1` or
+/// their own name) and is skipped, with a notice, on a developer's machine.
+fn chromium_for_the_browser_check(installed: Option<PathBuf>, ci: Option<&str>) -> Result<Option<PathBuf>, String> {
+    let in_ci = ci.is_some_and(|v| !matches!(v.trim(), "" | "false" | "0"));
+    match installed {
+        Some(path) => Ok(Some(path)),
+        None if in_ci => Err("/usr/bin/chromium is missing in CI: scripts/install-deps.sh installs it \
+                              (apt-get install chromium); the browser check must not be skipped there"
+            .to_owned()),
+        None => Ok(None),
+    }
+}
+
+#[test]
+fn the_browser_check_is_never_skipped_in_ci() {
+    let chromium = || Some(PathBuf::from("/usr/bin/chromium"));
+    for ci in [Some("true"), Some("1"), Some("woodpecker"), Some("TRUE")] {
+        assert!(chromium_for_the_browser_check(None, ci).is_err(), "CI={ci:?}");
+        assert_eq!(chromium_for_the_browser_check(chromium(), ci), Ok(chromium()), "CI={ci:?}");
+    }
+    for ci in [None, Some(""), Some("false"), Some("0")] {
+        assert_eq!(chromium_for_the_browser_check(None, ci), Ok(None), "CI={ci:?}");
+        assert_eq!(chromium_for_the_browser_check(chromium(), ci), Ok(chromium()), "runs wherever installed");
+    }
+}
+
 /// The audit page in a real browser: it renders (screenshot kept in `test-artifacts/`) and its DOM holds the
 /// request id. Chromium comes from `scripts/install-deps.sh`; without it the test fails in CI and is skipped,
 /// with a notice, on a developer's machine.
 #[tokio::test]
 async fn the_audit_page_renders_in_a_headless_browser() {
-    let chromium = Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!in_ci, "/usr/bin/chromium is missing: scripts/install-deps.sh installs it (apt-get install chromium)");
+    let installed = Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.exists());
+    let ci = std::env::var("CI").ok();
+    let Some(chromium) = chromium_for_the_browser_check(installed, ci.as_deref()).unwrap_or_else(|e| panic!("{e}"))
+    else {
         eprintln!("NOTICE: /usr/bin/chromium not found; skipping the browser check (run scripts/install-deps.sh)");
         return;
-    }
+    };
+    let chromium = chromium.as_path();
     let server = Server::start().await;
     let request = fixtures::pending_request(server.clock.now(), 1, Duration::from_secs(30 * 60));
     story(&server, &request).await;

@@ -269,6 +269,7 @@ async fn emails_match_case_insensitively_and_people_without_slack_are_reported_n
             evidence: "PagerDuty schedule PORDERS2 (Orders secondary), level 1, on call \
                        2026-11-28T08:00Z–2026-11-29T08:00Z"
                 .into(),
+            excluded: None,
         }]
     );
 }

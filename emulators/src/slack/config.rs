@@ -84,6 +84,12 @@ pub struct User {
     pub is_bot: bool,
     /// Deactivated users are still returned by `users.info`, with `deleted: true`.
     pub deleted: bool,
+    /// A multi-channel guest (`is_restricted`).
+    pub is_restricted: bool,
+    /// A single-channel guest (`is_ultra_restricted`; Slack sets `is_restricted` too).
+    pub is_ultra_restricted: bool,
+    /// The user of an app (`is_app_user`).
+    pub is_app_user: bool,
 }
 
 /// A conversation: public or private channel, or a DM (`D…`) opened with `conversations.open`.
@@ -182,6 +188,9 @@ impl User {
             name,
             is_bot: false,
             deleted: false,
+            is_restricted: false,
+            is_ultra_restricted: false,
+            is_app_user: false,
         }
     }
 
@@ -206,6 +215,25 @@ impl User {
     /// Marks the user as deactivated.
     pub fn deactivated(mut self) -> Self {
         self.deleted = true;
+        self
+    }
+
+    /// Marks the user as a multi-channel guest.
+    pub fn multi_channel_guest(mut self) -> Self {
+        self.is_restricted = true;
+        self
+    }
+
+    /// Marks the user as a single-channel guest (Slack flags both `is_restricted` and `is_ultra_restricted`).
+    pub fn single_channel_guest(mut self) -> Self {
+        self.is_restricted = true;
+        self.is_ultra_restricted = true;
+        self
+    }
+
+    /// Marks the user as an app's user.
+    pub fn app_user(mut self) -> Self {
+        self.is_app_user = true;
         self
     }
 }

@@ -15,15 +15,63 @@ use super::socket::{self, Actor, ClickedMessage, EnvelopeHandle};
 use super::state::{ResponseTarget, State, Trigger};
 use super::web::message_json;
 
+/// Another workspace and app, for envelopes that are not for the bot's installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elsewhere {
+    /// The workspace id the payload names (`team_id`, `team.id`, `user.team_id`).
+    pub team_id: String,
+    /// The app id the payload names (`api_app_id`, `view.app_id`).
+    pub app_id: String,
+}
+
+impl Elsewhere {
+    /// Rewrites every workspace and app id an envelope's payload carries.
+    fn rewrite(&self, envelope: &mut Value) {
+        let Some(payload) = envelope.get_mut("payload").and_then(Value::as_object_mut) else { return };
+        if payload.contains_key("team_id") {
+            payload.insert("team_id".into(), json!(self.team_id));
+        }
+        if payload.contains_key("api_app_id") {
+            payload.insert("api_app_id".into(), json!(self.app_id));
+        }
+        for (object, key, value) in
+            [("team", "id", &self.team_id), ("user", "team_id", &self.team_id), ("view", "app_id", &self.app_id)]
+        {
+            if let Some(fields) = payload.get_mut(object).and_then(Value::as_object_mut)
+                && fields.contains_key(key)
+            {
+                fields.insert(key.into(), json!(value));
+            }
+        }
+    }
+}
+
 impl FakeSlack {
     /// `user` types `<command> <text>` in `channel` (id, `#name` or name). Returns the envelope to check its
     /// ack.
     pub async fn send_slash_command(&self, user: &str, channel: &str, command: &str, text: &str) -> EnvelopeHandle {
+        self.send_slash_command_from(None, user, channel, command, text).await
+    }
+
+    /// As [`send_slash_command`](Self::send_slash_command), with the payload naming another workspace and app
+    /// when `elsewhere` is given: what a bot sees if Slack (or whoever reaches its socket) hands it an envelope
+    /// that is not for its installation.
+    pub async fn send_slash_command_from(
+        &self,
+        elsewhere: Option<&Elsewhere>,
+        user: &str,
+        channel: &str,
+        command: &str,
+        text: &str,
+    ) -> EnvelopeHandle {
         let (user, channel) = self.actor_and_channel(user, channel);
         let trigger_id = self.issue_trigger(&user.id);
         let response_url = self.issue_response_url("commands", &channel.id, &user.id, None, false);
         let actor = Actor { config: &self.shared.config, user: &user };
-        let envelope = socket::slash_command(&actor, &channel, command, text, &response_url, &trigger_id);
+        let mut envelope = socket::slash_command(&actor, &channel, command, text, &response_url, &trigger_id);
+        if let Some(elsewhere) = elsewhere {
+            elsewhere.rewrite(&mut envelope);
+        }
         let summary =
             format!("slash command {:?} from {} in {}", format!("{command} {text}").trim(), user.id, channel.id);
         socket::deliver_new(&self.shared, "slash_commands", envelope, summary).await
@@ -34,6 +82,20 @@ impl FakeSlack {
     /// `value` differs from `value`: a user cannot click what the bot did not render.
     pub async fn send_block_action(
         &self,
+        user: &str,
+        channel: &str,
+        message_ts: &str,
+        action_id: &str,
+        value: &str,
+    ) -> EnvelopeHandle {
+        self.send_block_action_from(None, user, channel, message_ts, action_id, value).await
+    }
+
+    /// As [`send_block_action`](Self::send_block_action), with the payload naming another workspace and app when
+    /// `elsewhere` is given.
+    pub async fn send_block_action_from(
+        &self,
+        elsewhere: Option<&Elsewhere>,
         user: &str,
         channel: &str,
         message_ts: &str,
@@ -65,7 +127,10 @@ impl FakeSlack {
             self.issue_response_url("actions", &channel.id, &user.id, Some(message_ts), clicked.is_ephemeral);
         let action_ts = self.shared.mutate(|state| state.ts_clock.next());
         let actor = Actor { config: &self.shared.config, user: &user };
-        let envelope = socket::block_actions(&actor, &clicked, &button, &response_url, &trigger_id, &action_ts);
+        let mut envelope = socket::block_actions(&actor, &clicked, &button, &response_url, &trigger_id, &action_ts);
+        if let Some(elsewhere) = elsewhere {
+            elsewhere.rewrite(&mut envelope);
+        }
         let summary = format!("click on {action_id:?} by {} on {message_ts} in {}", user.id, channel.id);
         socket::deliver_new(&self.shared, "interactive", envelope, summary).await
     }

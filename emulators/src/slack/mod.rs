@@ -39,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{BotIdentity, Channel, SlackConfig, SocketModeConfig, Team, User};
+pub use driver::Elsewhere;
 pub use inspect::unread_failure;
 pub use records::{
     ApiCall, Button, CallOutcome, Ephemeral, EphemeralSource, Message, MessageUpdate, OpenedView, UploadedFile,
