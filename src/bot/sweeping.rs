@@ -1,5 +1,6 @@
 //! The background sweep, safe on every replica at once (each step is a compare-and-set in the engine): expire what
-//! is due, fail runs whose replica died, count what is pending, remind half-way.
+//! is due, fail runs whose replica died, count what is pending, remind half-way, and append the summaries of counted
+//! refusals.
 
 use super::Bot;
 use super::announce::Happened;
@@ -18,6 +19,7 @@ impl Bot {
             self.raise_alert(&request, "stuck_run", messages::stuck_run_alert(&request)).await;
             self.announce(&request, Happened::Changed).await;
         }
+        self.engine.summarise_counted_refusals(SWEEP_BATCH).await?;
         self.settings.metrics.pending(self.engine.pending_count().await?);
         for request in self.engine.remind_due(SWEEP_BATCH).await? {
             if request.card.is_none() {

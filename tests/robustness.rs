@@ -1,0 +1,126 @@
+//! Robustness of the whole bot when parts misbehave: a flood of refusals cannot starve real work and every refusal
+//! stays accounted for in the audit trail. Real Redis, the local DynamoDB/STS server, the Slack and PagerDuty
+//! emulators, a manual clock.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use jitgate::audit::AuditEvent;
+use jitgate::ids::SlackUserId;
+use jitgate::messages::APPROVE_ACTION;
+use support::harness::*;
+
+/// The canonical request: customer C000002's orders placed on 2 January 2026 (18 of the seeded rows).
+const ORDERS_OF_C2: &str =
+    "orders-by-customer customer_id=C000002 from=2026-01-02 until=2026-01-03 --reason \"INC-812 refund check\"";
+
+/// Junk actions per user in the flood; four users, 300 in all.
+const JUNK_PER_USER: u64 = 75;
+/// Refusals per user appended one by one in a window (`engine::REFUSALS_APPENDED`).
+const APPENDED_PER_USER: u64 = jitgate::engine::REFUSALS_APPENDED.max as u64;
+
+fn user(id: &str) -> SlackUserId {
+    SlackUserId::parse(id).expect("a Slack user id")
+}
+
+/// One junk action of the flood.
+enum Junk {
+    /// A click on the real request's Approve button by someone who may not approve it.
+    Click(&'static str),
+    /// `/jit <text>` that is refused.
+    Command(&'static str, String),
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_does_not_starve_a_real_request_and_every_refusal_is_counted() {
+    let h = Harness::start().await;
+    let card = h.request(ALICE, ORDERS_OF_C2).await;
+
+    // 300 refused actions from four users, all at once, while Bob approves the real request.
+    let junk = (0..JUNK_PER_USER).flat_map(|n| {
+        [
+            Junk::Click(MALLORY),                                           // not on call
+            Junk::Click(ALICE),                                             // her own request
+            Junk::Command(CAROL, format!("frobnicate {n}")),                // does not parse
+            Junk::Command(BOB, format!("query no-such-runbook-{n} x={n}")), // names no runbook
+        ]
+    });
+    let flood = futures::future::join_all(junk.map(|junk| {
+        let h = &h;
+        let card = &card;
+        async move {
+            match junk {
+                Junk::Click(who) => {
+                    h.click(who, card, APPROVE_ACTION).await;
+                }
+                Junk::Command(who, text) => {
+                    h.slash(who, &text).await.ack().await.expect("acked in time");
+                }
+            }
+        }
+    }));
+    let approve = h.click(BOB, &card, APPROVE_ACTION);
+    tokio::join!(flood, approve);
+
+    // The real request went through: approved, run, rows in the thread, the requester told.
+    let done = h.card_update_containing(&card, "ran:").await;
+    assert!(done.all_text().contains("Approved by <@U0BOB>"), "{}", done.all_text());
+    let rows = h.thread_reply(&card).await;
+    assert!(rows.all_text().contains("*18 rows* from *orders-by-customer*"), "{}", rows.all_text());
+    assert!(h.dm_for(ALICE).await.all_text().contains(card.id.as_str()));
+    let kinds = h.audit_kinds(&card.id).await;
+    // The refused clicks appended one by one are in the request's trail too.
+    let real: Vec<_> = kinds.iter().filter(|kind| **kind != "refused").collect();
+    assert_eq!(real, [&"requested", &"approved", &"executed"]);
+
+    // Every junk action was answered (the malformed commands in their ack) and every refusal counted.
+    for who in [MALLORY, ALICE, BOB] {
+        for _ in 0..JUNK_PER_USER {
+            h.ephemeral_for(who).await;
+        }
+    }
+    let store = h.apps[0].bot().engine().store().clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    for who in [MALLORY, ALICE, CAROL, BOB] {
+        loop {
+            let (appended, counted) = store.refusals_in_window(&user(who)).await.expect("refusal window");
+            if appended + counted == JUNK_PER_USER {
+                assert_eq!((appended, counted), (APPENDED_PER_USER, JUNK_PER_USER - APPENDED_PER_USER), "{who}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{who}: {appended} + {counted} refusals recorded");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+    // The chain holds the request's three entries and each user's first refusals, not 300 more.
+    let entries = 3 + 4 * APPENDED_PER_USER;
+    let report = h.audit_entries_at_least(entries).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.verified, entries);
+
+    // Once the window is over, the sweeper appends one summary per user: every refusal is in the trail by count.
+    h.clock.advance(time::Duration::seconds(61));
+    h.sweep().await;
+    h.sweep().await; // once
+    let report = h.audit().verify().await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.verified, entries + 4);
+    let mut accounted: BTreeMap<String, u64> = BTreeMap::new();
+    h.audit()
+        .for_each_entry(|entry| match entry.event {
+            AuditEvent::Refused { by, .. } => *accounted.entry(by.to_string()).or_default() += 1,
+            AuditEvent::RefusalsCounted { by, count, first, last } => {
+                assert!(first <= last);
+                *accounted.entry(by.to_string()).or_default() += count;
+            }
+            _ => {}
+        })
+        .await
+        .expect("read the chain");
+    let expected: BTreeMap<String, u64> =
+        [MALLORY, ALICE, CAROL, BOB].iter().map(|who| ((*who).to_owned(), JUNK_PER_USER)).collect();
+    assert_eq!(accounted, expected);
+    h.slack.assert_everything_read();
+    h.shutdown().await;
+}
