@@ -1,14 +1,17 @@
 //! Robustness of the whole bot when parts misbehave: a flood of refusals cannot starve real work and every refusal
-//! stays accounted for in the audit trail. Real Redis, the local DynamoDB/STS server, the Slack and PagerDuty
-//! emulators, a manual clock.
+//! stays accounted for in the audit trail; a request left Approved by a stopped replica is failed, never run. Real
+//! Redis, the local DynamoDB/STS server, the Slack and PagerDuty emulators, a manual clock.
 
 mod support;
 
 use std::collections::BTreeMap;
 
 use jitgate::audit::AuditEvent;
+use jitgate::clock::Clock as _;
+use jitgate::engine::ApproveResult;
 use jitgate::ids::SlackUserId;
 use jitgate::messages::APPROVE_ACTION;
+use jitgate::request::{RequestState, Roster, RosterSource};
 use support::harness::*;
 
 /// The canonical request: customer C000002's orders placed on 2 January 2026 (18 of the seeded rows).
@@ -121,6 +124,48 @@ async fn a_flood_of_refusals_does_not_starve_a_real_request_and_every_refusal_is
     let expected: BTreeMap<String, u64> =
         [MALLORY, ALICE, CAROL, BOB].iter().map(|who| ((*who).to_owned(), JUNK_PER_USER)).collect();
     assert_eq!(accounted, expected);
+    h.slack.assert_everything_read();
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_left_approved_by_a_stopped_replica_is_failed_after_the_credentials_lifetime_and_never_run() {
+    let h = Harness::start().await;
+    let card = h.request(ALICE, ORDERS_OF_C2).await;
+    // Another replica writes the approval (and audits it), then stops before writing Running: the record stays
+    // Approved, and nobody holds the approved query any more.
+    let engine = h.apps[0].bot().engine().clone();
+    let bob = user(BOB);
+    let roster =
+        Roster::new(h.clock.now()).with(bob.clone(), RosterSource::Schedule(SCHEDULE.into()), "PagerDuty schedule");
+    let ApproveResult::Approved { query, .. } = engine.approve(&card.id, &bob, &roster).await.expect("approve") else {
+        panic!("expected the approval to land")
+    };
+    drop(query);
+
+    // Within the credentials' lifetime the start may still be on its way: the sweeper leaves it alone.
+    h.clock.advance(time::Duration::minutes(15));
+    h.sweep().await;
+    assert_eq!(engine.status(&card.id).await.unwrap().unwrap().state(), RequestState::Approved);
+
+    h.clock.advance(time::Duration::minutes(2));
+    h.sweep().await;
+    let update = h.next_card_update(&card).await;
+    assert!(update.all_text().contains("❌ Failed: approved, but never started"), "{}", update.all_text());
+    let dm = h.dm_for(ALICE).await.all_text();
+    assert!(dm.contains("never started") && dm.contains("nothing was run"), "{dm}");
+    h.sweep().await; // once
+    assert_eq!(engine.status(&card.id).await.unwrap().unwrap().state(), RequestState::Failed);
+
+    let entries = h.audit().entries_for(&card.id).await.expect("audit");
+    let kinds: Vec<_> = entries.iter().map(|e| e.event.kind()).collect();
+    assert_eq!(kinds, ["requested", "approved", "failed"], "never executed");
+    let AuditEvent::Failed { code, .. } = &entries[2].event else { unreachable!() };
+    assert_eq!(code.as_deref(), Some("never_started"));
+    // Nothing ran: no credentials were ever asked for, and no alert (there were no credentials to worry about).
+    let metrics = h.metrics().await;
+    assert!(!metrics.contains("service=\"sts\""), "{metrics}");
+    assert!(!metrics.contains("jitgate_security_alerts_total{"), "{metrics}");
     h.slack.assert_everything_read();
     h.shutdown().await;
 }

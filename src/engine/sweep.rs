@@ -1,5 +1,5 @@
-//! The sweeper's work, safe on every replica at once: expire what is due, fail runs whose replica died, mark
-//! half-way reminders, count what is pending.
+//! The sweeper's work, safe on every replica at once: expire what is due, fail runs (and approved requests never
+//! started) whose replica died, mark half-way reminders, count what is pending.
 
 use tracing::{info, warn};
 
@@ -36,30 +36,32 @@ impl Engine {
         Ok(expired)
     }
 
-    /// Fails requests left Running longer than [`STUCK_AFTER`] — their replica stopped mid-run (crash, kill). They
-    /// are never run again automatically: the requester is told to ask again. Returns those this call failed.
+    /// Fails requests left Running, or Approved and never started, longer than [`STUCK_AFTER`] — their replica
+    /// stopped mid-run or between the approval and the start (crash, kill, Redis lost). They are never run
+    /// automatically: the requester is told to ask again. Returns those this call failed: a stuck run ends as
+    /// [`FailureReason::Interrupted`], a request never started as [`FailureReason::NeverStarted`].
     pub async fn fail_stuck(&self, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
         let now = self.clock.now();
         let mut failed = Vec::new();
         for id in self.store.running_since_before(now - STUCK_AFTER, limit).await? {
             let current = self.store.load(&id).await?;
-            let stuck = match &current {
-                Some(request) => {
-                    matches!(request.status, request::Status::Running { since } if now - since >= STUCK_AFTER)
+            let reason = match current.as_ref().map(|r| &r.status) {
+                Some(request::Status::Running { since }) if now - *since >= STUCK_AFTER => FailureReason::Interrupted,
+                Some(request::Status::Approved { at }) if now - *at >= STUCK_AFTER => FailureReason::NeverStarted,
+                _ => {
+                    // Finished, gone, or a stale entry of a transition that lost its race.
+                    if current
+                        .as_ref()
+                        .is_none_or(|r| !matches!(r.state(), RequestState::Running | RequestState::Approved))
+                    {
+                        self.store.forget_running(&id).await?;
+                    }
+                    continue;
                 }
-                None => false,
             };
-            if !stuck {
-                // Finished, gone, or a stale entry of a start that lost its race.
-                if current.as_ref().is_none_or(|r| r.state() != RequestState::Running) {
-                    self.store.forget_running(&id).await?;
-                }
-                continue;
-            }
-            if let Some(request) = current
-                && let Some(done) = self.fail(&request, &FailureReason::Interrupted).await
-            {
-                warn!(request_id = %id, "request was left running by a stopped replica; failed, not re-run");
+            let Some(request) = current else { continue };
+            if let Some(done) = self.fail(&request, &reason).await {
+                warn!(request_id = %id, reason = reason.code(), "request left by a stopped replica; failed, not run");
                 failed.push(done);
             }
         }
