@@ -1,10 +1,14 @@
 //! Robustness of the whole bot when parts misbehave: a flood of refusals cannot starve real work and every refusal
-//! stays accounted for in the audit trail; a request left Approved by a stopped replica is failed, never run. Real
-//! Redis, the local DynamoDB/STS server, the Slack and PagerDuty emulators, a manual clock.
+//! stays accounted for in the audit trail; a request left Approved by a stopped replica is failed, never run; a
+//! Redis failure after an audited execution still delivers the rows. Real Redis, the local DynamoDB/STS server,
+//! the Slack and PagerDuty emulators, a manual clock.
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use jitgate::audit::AuditEvent;
 use jitgate::clock::Clock as _;
@@ -12,7 +16,10 @@ use jitgate::engine::ApproveResult;
 use jitgate::ids::SlackUserId;
 use jitgate::messages::APPROVE_ACTION;
 use jitgate::request::{RequestState, Roster, RosterSource};
+use support::gate::Gate;
 use support::harness::*;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 /// The canonical request: customer C000002's orders placed on 2 January 2026 (18 of the seeded rows).
 const ORDERS_OF_C2: &str =
@@ -168,4 +175,111 @@ async fn a_request_left_approved_by_a_stopped_replica_is_failed_after_the_creden
     assert!(!metrics.contains("jitgate_security_alerts_total{"), "{metrics}");
     h.slack.assert_everything_read();
     h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_delivered_when_redis_fails_right_after_the_audited_execution() {
+    // The query is held at the gate until Redis is cut, so the first Redis call after it — the Running →
+    // Succeeded write — is the one that fails.
+    let gate = Gate::closed(&support::aws_endpoint()).await;
+    let redis = CuttableProxy::start(&support::redis_url()).await;
+    let options =
+        Options { aws_endpoint: Some(gate.endpoint.clone()), redis_url: Some(redis.url()), ..Options::default() };
+    let h = Harness::start_with(options).await;
+    let card = h.request(ALICE, ORDERS_OF_C2).await;
+    h.click(BOB, &card, APPROVE_ACTION).await;
+    gate.wait_for_held_call().await;
+    redis.cut();
+    gate.open();
+
+    // The execution is audited, so the rows are delivered and everyone is told it ran — not "nothing was run".
+    let done = h.card_update_containing(&card, "ran:").await;
+    assert!(done.all_text().contains("ran: 18 rows"), "{}", done.all_text());
+    let rows = h.thread_reply(&card).await;
+    assert!(rows.all_text().contains("*18 rows* from *orders-by-customer*"), "{}", rows.all_text());
+    assert!(rows.all_text().contains(&format!("https://jitgate.test/audit/{}", card.id)), "{}", rows.all_text());
+    let dm = h.dm_for(ALICE).await.all_text();
+    assert!(dm.contains("ran: 18 rows"), "{dm}");
+    assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "executed"]);
+    // Nothing else was said: no "something went wrong … Nothing was run" for Bob.
+    h.slack.assert_everything_read();
+
+    // Redis back: the record still says Running. Past the credentials' lifetime the sweeper finds the execution
+    // in the trail and records it as succeeded, instead of failing it as interrupted.
+    redis.restore();
+    let engine = h.apps[0].bot().engine().clone();
+    h.clock.advance(time::Duration::minutes(17));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        // The store reconnects on its own after the outage; until it has, a sweep fails (within its timeouts).
+        match h.apps[0].bot().sweep_once().await {
+            Ok(()) => break engine.status(&card.id).await.expect("status").expect("the record"),
+            Err(err) => assert!(tokio::time::Instant::now() < deadline, "Redis is back, yet: {err:#}"),
+        }
+    };
+    assert_eq!(status.state(), RequestState::Succeeded);
+    assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "executed"], "not failed afterwards");
+    h.slack.assert_everything_read();
+    h.shutdown().await;
+}
+
+/// A TCP forwarder to the test Redis that can be cut and restored: while cut, every open connection is dropped
+/// and new ones are closed at once, as when Redis is unreachable; the bot connects through it, so nothing else
+/// sharing the test Redis is disturbed.
+struct CuttableProxy {
+    addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl CuttableProxy {
+    async fn start(redis_url: &str) -> CuttableProxy {
+        let target = redis_url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = Arc::new(AtomicBool::new(false));
+        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (is_cut, spawned) = (cut.clone(), tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if is_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+                spawned.lock().expect("tasks").push(task);
+            }
+        });
+        CuttableProxy { addr, cut, tasks, accept }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// Drops every forwarded connection and refuses new ones until restored.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for task in self.tasks.lock().expect("tasks").drain(..) {
+            task.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for task in self.tasks.lock().expect("tasks").drain(..) {
+            task.abort();
+        }
+    }
 }
