@@ -136,6 +136,36 @@ async fn a_flood_of_refusals_does_not_starve_a_real_request_and_every_refusal_is
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_refusal_after_the_window_carries_the_count_of_the_last_one() {
+    let h = Harness::start().await;
+    for n in 0..APPENDED_PER_USER + 2 {
+        h.slash(CAROL, &format!("frobnicate {n}")).await.ack().await.expect("acked in time");
+    }
+    let store = h.apps[0].bot().engine().store().clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.refusals_in_window(&user(CAROL)).await.expect("window") != (APPENDED_PER_USER, 2) {
+        assert!(tokio::time::Instant::now() < deadline, "Carol's refusals were not all recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let start = h.clock.now();
+    // The next refusal after the window: the two counted ones are appended as one entry, then it.
+    h.clock.advance(time::Duration::seconds(61));
+    h.slash(CAROL, "frobnicate again").await.ack().await.expect("acked in time");
+    let report = h.audit_entries_at_least(APPENDED_PER_USER + 2).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.verified, APPENDED_PER_USER + 2);
+    let last_two = [h.audit().get(APPENDED_PER_USER + 1).await, h.audit().get(APPENDED_PER_USER + 2).await];
+    let [Ok(Some(summary)), Ok(Some(refused))] = last_two else { panic!("{last_two:?}") };
+    let AuditEvent::RefusalsCounted { by, count, first, last } = summary.event else { panic!("{:?}", summary.event) };
+    assert_eq!((by.as_str(), count, first, last), (CAROL, 2, start, start));
+    assert!(matches!(refused.event, AuditEvent::Refused { .. }), "{:?}", refused.event);
+    // Nothing left for the sweeper: the count is in the trail once.
+    h.sweep().await;
+    assert_eq!(h.audit().verify().await.expect("verify").verified, APPENDED_PER_USER + 2);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_left_approved_by_a_stopped_replica_is_failed_after_the_credentials_lifetime_and_never_run() {
     let h = Harness::start().await;
     let card = h.request(ALICE, ORDERS_OF_C2).await;
