@@ -133,6 +133,18 @@ pub enum AuditEvent {
         /// A short code such as `self_approval` (see [`AuditEvent::refused`]) or a sentence.
         reason: String,
     },
+    /// Refusals of one user that were counted instead of appended one by one: over the per-user limit within a
+    /// window, so that a burst of refusals cannot crowd the chain. Every refusal is in the trail, by count if not
+    /// one by one.
+    RefusalsCounted {
+        by: SlackUserId,
+        /// How many refusals, beyond those appended one by one, between `first` and `last`.
+        count: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        first: OffsetDateTime,
+        #[serde(with = "time::serde::rfc3339")]
+        last: OffsetDateTime,
+    },
     /// The query ran and its rows were delivered.
     Executed {
         request: RequestId,
@@ -201,6 +213,7 @@ impl AuditEvent {
             | AuditEvent::Failed { request, .. }
             | AuditEvent::IntegrityViolation { request, .. } => Some(request),
             AuditEvent::Refused { request, .. } => request.as_ref(),
+            AuditEvent::RefusalsCounted { .. } => None,
         }
     }
 
@@ -211,7 +224,8 @@ impl AuditEvent {
             | AuditEvent::Approved { approver: user, .. }
             | AuditEvent::Denied { by: user, .. }
             | AuditEvent::Cancelled { by: user, .. }
-            | AuditEvent::Refused { by: user, .. } => Actor::User(user.clone()),
+            | AuditEvent::Refused { by: user, .. }
+            | AuditEvent::RefusalsCounted { by: user, .. } => Actor::User(user.clone()),
             AuditEvent::Expired { .. }
             | AuditEvent::Executed { .. }
             | AuditEvent::Failed { .. }
@@ -228,6 +242,7 @@ impl AuditEvent {
             AuditEvent::Expired { .. } => "expired",
             AuditEvent::Cancelled { .. } => "cancelled",
             AuditEvent::Refused { .. } => "refused",
+            AuditEvent::RefusalsCounted { .. } => "refusals_counted",
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::Failed { .. } => "failed",
             AuditEvent::IntegrityViolation { .. } => "integrity_violation",
@@ -306,6 +321,24 @@ mod tests {
             r#"{"type":"refused","request":"JIT-7Q2M4X","by":"UREQ","attempted":{"action":"approve"},"reason":"self_approval"}"#
         );
         assert_eq!(refusal_code(&Refusal::NotPending(RequestState::Approved)), "not_pending:approved");
+    }
+
+    #[test]
+    fn counted_refusals_are_recorded_as_one_entry_of_their_user() {
+        let event = AuditEvent::RefusalsCounted {
+            by: user("UEVE"),
+            count: 287,
+            first: time::macros::datetime!(2026-11-28 12:00:01 UTC),
+            last: time::macros::datetime!(2026-11-28 12:00:59 UTC),
+        };
+        assert_eq!(
+            (event.request_id(), event.actor(), event.kind()),
+            (None, Actor::User(user("UEVE")), "refusals_counted")
+        );
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"type":"refusals_counted","by":"UEVE","count":287,"first":"2026-11-28T12:00:01Z","last":"2026-11-28T12:00:59Z"}"#
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The audit trail: an append-only, hash-chained log of every request event, kept in a DynamoDB table.
 //!
-//! jitgate writes one [`AuditEntry`] per [`AuditEvent`] (requested, approved, denied, refused, expired, cancelled,
-//! executed, failed) with the bot's own credentials, never with the temporary query credentials. All requests share
-//! one chain, and every entry carries the hash of the one before it, so deleting or editing an entry breaks the
-//! chain and [`AuditLog::verify`] names the first place where it breaks.
+//! jitgate writes one [`AuditEntry`] per [`AuditEvent`] (requested, approved, denied, refused, refusals_counted,
+//! expired, cancelled, executed, failed) with the bot's own credentials, never with the temporary query
+//! credentials. All requests share one chain, and every entry carries the hash of the one before it, so deleting
+//! or editing an entry breaks the chain and [`AuditLog::verify`] names the first place where it breaks.
 //!
 //! # Table layout
 //!

@@ -1,9 +1,11 @@
 //! The background sweep, safe on every replica at once (each step is a compare-and-set in the engine): expire what
-//! is due, fail runs whose replica died, count what is pending, remind half-way.
+//! is due, fail runs (and approved requests never started) whose replica died, count what is pending, remind
+//! half-way, and append the summaries of counted refusals.
 
 use super::Bot;
 use super::announce::Happened;
 use crate::messages;
+use crate::request::{FailureReason, Status};
 
 /// Requests the sweeper handles per pass.
 const SWEEP_BATCH: usize = 100;
@@ -15,9 +17,13 @@ impl Bot {
             self.announce(&request, Happened::Changed).await;
         }
         for request in self.engine.fail_stuck(SWEEP_BATCH).await? {
-            self.raise_alert(&request, "stuck_run", messages::stuck_run_alert(&request)).await;
+            // A run cut short may have held credentials; a request never started did not.
+            if matches!(&request.status, Status::Failed { reason: FailureReason::Interrupted, .. }) {
+                self.raise_alert(&request, "stuck_run", messages::stuck_run_alert(&request)).await;
+            }
             self.announce(&request, Happened::Changed).await;
         }
+        self.engine.summarise_counted_refusals(SWEEP_BATCH).await?;
         self.settings.metrics.pending(self.engine.pending_count().await?);
         for request in self.engine.remind_due(SWEEP_BATCH).await? {
             if request.card.is_none() {

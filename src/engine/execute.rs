@@ -103,8 +103,17 @@ impl Engine {
             Ok(next) => next,
             Err(refusal) => anyhow::bail!("cannot finish {}: {refusal:?}", running.id),
         };
-        if !self.write(&running, &succeeded).await? {
-            warn!("the record changed while the query ran; results were audited and are delivered");
+        // The execution is on the record from here on, so the rows are delivered whatever Redis says: a failed
+        // write must not turn into "nothing was run". The record stays Running; the sweeper finds the `executed`
+        // entry and records it as Succeeded (see `fail_stuck`), never as failed.
+        match self.write(&running, &succeeded).await {
+            Ok(true) => {}
+            Ok(false) => warn!("the record changed while the query ran; results were audited and are delivered"),
+            Err(err) => error!(
+                error = format!("{err:#}"),
+                audit_seq = audit.seq,
+                "could not record the success in Redis; the execution is audited and its results are delivered"
+            ),
         }
         info!(rows = result.row_count, "query executed");
         Ok(ExecuteResult::Executed { request: Box::new(succeeded), result, audit: Box::new(audit) })

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{debug, error, warn};
 
 use crate::audit::{AttemptedAction, AuditEntry, AuditEvent, AuditLog};
 use crate::aws::{ExecutionResult, Executor, StsBroker};
@@ -37,7 +37,7 @@ use crate::oncall::{RosterError, RosterReport};
 use crate::request::{self, AccessRequest, ApprovedQuery, CardRef, FailureReason, Refusal};
 use crate::runbook::{ParamError, RunbookSet};
 use crate::seal::Sealer;
-use crate::store::{RateLimit, RequestStore, Transition};
+use crate::store::{CountedRefusals, RateLimit, RefusalCount, RequestStore, Transition};
 
 pub use integrity::{RecordTampered, sealed_record};
 pub use submit::FormProblem;
@@ -50,6 +50,11 @@ const MAX_ID_ATTEMPTS: usize = 3;
 
 /// How long a delivery key is remembered: far longer than Slack redelivers an envelope.
 const DELIVERY_MEMORY: Duration = Duration::from_secs(3600);
+
+/// Refusals per user appended to the audit trail one by one in a window; further ones in that window are counted
+/// and appended as one summary entry when it is over (see `store::refusal_limit`). Generous for a person who
+/// mistypes, small next to a flood.
+pub const REFUSALS_APPENDED: RateLimit = RateLimit { max: 5, window: Duration::from_secs(60) };
 
 /// How long a request may stay Running before the sweeper decides its replica died. Longer than the temporary
 /// credentials live (900 s), so a run still going on somewhere could not be using them any more.
@@ -77,6 +82,11 @@ pub struct Engine {
     settings: EngineSettings,
     /// Cancelled when a shutdown's drain deadline passes: runs still going on stop and end as interrupted.
     interrupt: CancellationToken,
+    /// Refusals per user appended one by one ([`REFUSALS_APPENDED`] unless replaced).
+    refusal_limit: RateLimit,
+    /// Refusal appends of this replica go one at a time, so however many are refused at once, they compete with
+    /// real state changes for the head of the audit chain as one writer, not hundreds.
+    refusal_lane: tokio::sync::Mutex<()>,
 }
 
 /// The answer to a new request.
@@ -185,7 +195,24 @@ impl Engine {
         clock: SharedClock,
         settings: EngineSettings,
     ) -> Engine {
-        Engine { runbooks, store, sts, executor, audit, clock, settings, interrupt: CancellationToken::new() }
+        Engine {
+            runbooks,
+            store,
+            sts,
+            executor,
+            audit,
+            clock,
+            settings,
+            interrupt: CancellationToken::new(),
+            refusal_limit: REFUSALS_APPENDED,
+            refusal_lane: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Replaces the per-user limit on refusals appended one by one.
+    pub fn with_refusal_limit(mut self, limit: RateLimit) -> Engine {
+        self.refusal_limit = limit;
+        self
     }
 
     pub fn runbooks(&self) -> &RunbookSet {
@@ -252,6 +279,11 @@ impl Engine {
     }
 
     /// Records a refusal. Best effort: the refusal stands whether or not the audit trail takes it.
+    ///
+    /// Within the user's limit ([`REFUSALS_APPENDED`]) it is appended as it comes; beyond it, it is only counted in
+    /// Redis, and the count is appended as one `refusals_counted` entry once the window is over (carried by the
+    /// user's next refusal, or by the sweeper: [`Engine::summarise_counted_refusals`]). Without Redis it is appended
+    /// as before: nothing is dropped unaccounted.
     async fn audit_refusal(
         &self,
         request: Option<RequestId>,
@@ -260,8 +292,49 @@ impl Engine {
         reason: String,
     ) {
         let event = AuditEvent::Refused { request, by: by.clone(), attempted, reason };
-        if let Err(err) = self.audit.append(event).await {
-            warn!(error = %err, "could not audit a refusal");
+        match self.store.count_refusal(by, self.refusal_limit, self.clock.now()).await {
+            Ok(RefusalCount::Counted { window_ends }) => {
+                debug!(user = %by, until = %window_ends, "refusal counted; its window's summary is appended later");
+                return;
+            }
+            Ok(RefusalCount::Append { carried: Some(counted) }) => self.append_counted_refusals(counted).await,
+            Ok(RefusalCount::Append { carried: None }) => {}
+            Err(err) => warn!(error = %err, "could not count the refusal; appending it"),
         }
+        self.append_refusal(event).await;
+    }
+
+    /// Appends one refusal or summary through this replica's refusal lane.
+    async fn append_refusal(&self, event: AuditEvent) -> bool {
+        let _lane = self.refusal_lane.lock().await;
+        match self.audit.append(event).await {
+            Ok(_) => true,
+            Err(err) => {
+                warn!(error = %err, "could not audit a refusal");
+                false
+            }
+        }
+    }
+
+    async fn append_counted_refusals(&self, counted: CountedRefusals) {
+        let CountedRefusals { user, count, first, last } = counted;
+        let event = AuditEvent::RefusalsCounted { by: user.clone(), count, first, last };
+        if !self.append_refusal(event).await {
+            // Taken from Redis already: the log is where these are accounted for now.
+            error!(user = %user, count, first = %first, last = %last, "refusals counted but not in the audit trail");
+        }
+    }
+
+    /// Appends the summary of every window of counted refusals that is over; returns how many summaries.
+    pub async fn summarise_counted_refusals(&self, limit: usize) -> anyhow::Result<usize> {
+        let now = self.clock.now();
+        let mut summarised = 0;
+        for user in self.store.refusals_due(now, limit).await? {
+            if let Some(counted) = self.store.take_counted_refusals(&user, self.refusal_limit, now).await? {
+                self.append_counted_refusals(counted).await;
+                summarised += 1;
+            }
+        }
+        Ok(summarised)
     }
 }

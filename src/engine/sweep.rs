@@ -1,5 +1,5 @@
-//! The sweeper's work, safe on every replica at once: expire what is due, fail runs whose replica died, mark
-//! half-way reminders, count what is pending.
+//! The sweeper's work, safe on every replica at once: expire what is due, fail runs (and approved requests never
+//! started) whose replica died, mark half-way reminders, count what is pending.
 
 use tracing::{info, warn};
 
@@ -36,34 +36,69 @@ impl Engine {
         Ok(expired)
     }
 
-    /// Fails requests left Running longer than [`STUCK_AFTER`] — their replica stopped mid-run (crash, kill). They
-    /// are never run again automatically: the requester is told to ask again. Returns those this call failed.
+    /// Fails requests left Running, or Approved and never started, longer than [`STUCK_AFTER`] — their replica
+    /// stopped mid-run or between the approval and the start (crash, kill, Redis lost). They are never run
+    /// automatically: the requester is told to ask again. Returns those this call failed: a stuck run ends as
+    /// [`FailureReason::Interrupted`], a request never started as [`FailureReason::NeverStarted`].
+    ///
+    /// A run whose execution is in the audit trail is not failed: its replica ran and audited it, then could not
+    /// record the success in Redis. The record is brought in line with the trail (Succeeded) instead.
     pub async fn fail_stuck(&self, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
         let now = self.clock.now();
         let mut failed = Vec::new();
         for id in self.store.running_since_before(now - STUCK_AFTER, limit).await? {
             let current = self.sweepable(&id).await?;
-            let stuck = match &current {
-                Some(request) => {
-                    matches!(request.status, request::Status::Running { since } if now - since >= STUCK_AFTER)
+            let reason = match current.as_ref().map(|r| &r.status) {
+                Some(request::Status::Running { since }) if now - *since >= STUCK_AFTER => FailureReason::Interrupted,
+                Some(request::Status::Approved { at }) if now - *at >= STUCK_AFTER => FailureReason::NeverStarted,
+                _ => {
+                    // Finished, gone, or a stale entry of a transition that lost its race.
+                    if current
+                        .as_ref()
+                        .is_none_or(|r| !matches!(r.state(), RequestState::Running | RequestState::Approved))
+                    {
+                        self.store.forget_running(&id).await?;
+                    }
+                    continue;
                 }
-                None => false,
             };
-            if !stuck {
-                // Finished, gone, or a stale entry of a start that lost its race.
-                if current.as_ref().is_none_or(|r| r.state() != RequestState::Running) {
-                    self.store.forget_running(&id).await?;
-                }
+            let Some(request) = current else { continue };
+            if reason == FailureReason::Interrupted && self.finish_from_audit(&request).await {
                 continue;
             }
-            if let Some(request) = current
-                && let Some(done) = self.fail(&request, &FailureReason::Interrupted).await
-            {
-                warn!(request_id = %id, "request was left running by a stopped replica; failed, not re-run");
+            if let Some(done) = self.fail(&request, &reason).await {
+                warn!(request_id = %id, reason = reason.code(), "request left by a stopped replica; failed, not run");
                 failed.push(done);
             }
         }
         Ok(failed)
+    }
+
+    /// Whether `running` was executed after all (its `executed` entry is in the trail); if so, records it as
+    /// Succeeded. An unreadable trail counts as executed for this pass: the request is looked at again next time
+    /// rather than failed against what the trail may say.
+    async fn finish_from_audit(&self, running: &AccessRequest) -> bool {
+        let entries = match self.audit.entries_for(&running.id).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                warn!(request_id = %running.id, error = %err, "cannot read the audit trail of a stuck run; left for now");
+                return true;
+            }
+        };
+        let Some(summary) = entries.iter().find_map(|entry| match &entry.event {
+            AuditEvent::Executed { summary, .. } => Some(summary.clone()),
+            _ => None,
+        }) else {
+            return false;
+        };
+        if let Ok(succeeded) = request::succeed(running, summary, self.clock.now()) {
+            match self.write(running, &succeeded).await {
+                Ok(true) => info!(request_id = %running.id, "a run audited as executed is recorded as succeeded"),
+                Ok(false) => {}
+                Err(err) => warn!(request_id = %running.id, error = %err, "could not record the audited run"),
+            }
+        }
+        true
     }
 
     /// Marks pending requests past half their window as reminded, once each; returns those this call marked.

@@ -239,7 +239,8 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                 }
                 None
             }
-            AuditEvent::Requested { .. } | AuditEvent::Approved { .. } => None,
+            // A summary of refusals belongs to no request, so it is never on a request's page.
+            AuditEvent::Requested { .. } | AuditEvent::Approved { .. } | AuditEvent::RefusalsCounted { .. } => None,
         };
         if let Some((title, rows)) = outcome {
             let _ = write!(

@@ -11,6 +11,9 @@ const INTERRUPTED: &str = "interrupted: the jitgate replica running it stopped b
 /// The reason shown when this replica was shut down before a query it was running finished.
 const INTERRUPTED_BY_SHUTDOWN: &str = "interrupted: jitgate was shut down before the query finished; no rows were delivered and nothing is re-run automatically, ask again if still needed";
 
+/// The reason shown when an approved request was never started.
+const NEVER_STARTED: &str = "approved, but never started: the jitgate replica handling it stopped before starting the query; nothing was run and nothing is run later, ask again if still needed";
+
 /// What happened and what to do, without internal detail or secrets. Not escaped: callers escape for mrkdwn.
 pub fn failure_reason(reason: &FailureReason) -> String {
     match reason {
@@ -20,6 +23,7 @@ pub fn failure_reason(reason: &FailureReason) -> String {
         }
         FailureReason::Interrupted => INTERRUPTED.to_owned(),
         FailureReason::InterruptedByShutdown => INTERRUPTED_BY_SHUTDOWN.to_owned(),
+        FailureReason::NeverStarted => NEVER_STARTED.to_owned(),
         FailureReason::ChangedWhileStarting { now } => {
             format!("the request changed while starting (now {})", now.as_str())
         }

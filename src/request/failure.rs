@@ -21,6 +21,9 @@ pub enum FailureReason {
     Interrupted,
     /// This replica was shut down before the query finished; never re-run.
     InterruptedByShutdown,
+    /// Approved, but never started: the replica stopped (or lost Redis) between the approval and the start, and
+    /// the sweeper found it past its credentials' lifetime. Nothing ran; never run later.
+    NeverStarted,
     /// The record changed between the approval and the start (an operator, the sweeper): never run then.
     ChangedWhileStarting { now: RequestState },
     /// The approval card could not be posted, so nobody could have approved it. `problem` is what Slack said.
@@ -48,6 +51,7 @@ impl FailureReason {
             FailureReason::AuditOfExecutionFailed => "audit_of_execution_failed",
             FailureReason::Interrupted => "interrupted",
             FailureReason::InterruptedByShutdown => "interrupted_by_shutdown",
+            FailureReason::NeverStarted => "never_started",
             FailureReason::ChangedWhileStarting { .. } => "changed_while_starting",
             FailureReason::CardNotPosted { .. } => "card_not_posted",
             FailureReason::Unrunnable { .. } => "unrunnable",
@@ -112,6 +116,7 @@ mod tests {
         let reasons = [
             FailureReason::AuditUnavailable,
             FailureReason::InterruptedByShutdown,
+            FailureReason::NeverStarted,
             FailureReason::ChangedWhileStarting { now: RequestState::Failed },
             FailureReason::CardNotPosted { problem: "channel_not_found".into() },
             FailureReason::UnacceptableCredentials { detail: "they live 3600 s".into() },

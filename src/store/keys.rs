@@ -6,6 +6,8 @@
 //! <prefix>:pending                   sorted set: request id → expires_at (ms); a hint for the sweeper
 //! <prefix>:envelope:{<envelope id>}  string "1", SET NX with a TTL: envelope de-duplication
 //! <prefix>:ratelimit:{U012AB3CD}     sorted set of admission times (ms) for one user's sliding window
+//! <prefix>:refusals:{U012AB3CD}      hash: one user's refusal window (see `refusal_limit`)
+//! <prefix>:refusals-due              sorted set: user → end of a window with counted refusals (ms)
 //! ```
 //!
 //! Request and user ids are validated newtypes and cannot contain braces. Envelope ids come from the wire, so
@@ -63,6 +65,14 @@ impl Keys {
 
     pub(crate) fn rate_limit(&self, user: &SlackUserId) -> String {
         format!("{}:ratelimit:{{{}}}", self.prefix, user.as_str())
+    }
+
+    pub(crate) fn refusals(&self, user: &SlackUserId) -> String {
+        format!("{}:refusals:{{{}}}", self.prefix, user.as_str())
+    }
+
+    pub(crate) fn refusals_due(&self) -> String {
+        format!("{}:refusals-due", self.prefix)
     }
 
     pub(crate) fn envelope(&self, envelope_id: &str) -> Result<String, StoreError> {

@@ -1,5 +1,5 @@
 //! Redis: access-request records with TTLs, atomic state transitions, envelope de-duplication and the
-//! per-user limit on new requests.
+//! per-user limits on new requests and on refusals appended to the audit trail one by one.
 //!
 //! Every state change is one Lua script doing compare-and-set on the stored state and version, so any number of
 //! replicas can race on the same request and exactly one write lands; the others get
@@ -17,6 +17,7 @@ mod dedup;
 mod error;
 mod keys;
 mod rate_limit;
+mod refusal_limit;
 mod requests;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use error::StoreError;
 pub use keys::MAX_ENVELOPE_ID_LEN;
 pub use rate_limit::{Admission, RateLimit};
+pub use refusal_limit::{CountedRefusals, RefusalCount};
 pub use requests::{Created, Transition};
 
 use keys::Keys;

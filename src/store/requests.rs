@@ -157,10 +157,10 @@ impl RequestStore {
                 detail: format!("version {} does not follow {}", to.version, from.version),
             });
         }
-        if let Status::Running { since } = &to.status {
+        if let Status::Approved { at: since } | Status::Running { since } = &to.status {
             // Indexed before the write, as pending requests are: a stale entry (the write lost its race) costs the
-            // sweeper one look, while a running request missing from the index could never be found again if its
-            // replica died.
+            // sweeper one look, while an approved or running request missing from the index could never be found
+            // again if its replica died. Approved requests share the running index: both are started, or about to.
             let mut index = redis::cmd("ZADD");
             index.arg(self.keys.running_index()).arg(unix_ms(*since)).arg(from.id.as_str());
             let _: i64 = self.query(index).await?;
@@ -180,8 +180,8 @@ impl RequestStore {
                 if from.state() == RequestState::Pending && to.state() != RequestState::Pending {
                     self.unindex_best_effort(&from.id).await;
                 }
-                if from.state() == RequestState::Running
-                    && to.state() != RequestState::Running
+                if is_started(from.state())
+                    && !is_started(to.state())
                     && let Err(err) = self.forget_running(&from.id).await
                 {
                     tracing::warn!(request_id = %from.id, error = %err, "could not remove the request from the running index");
@@ -233,8 +233,9 @@ impl RequestStore {
         Ok(())
     }
 
-    /// Up to `limit` requests that entered Running at or before `started_before`, oldest first: candidates for the
-    /// sweeper when the replica running them may have died. A hint, like the pending index.
+    /// Up to `limit` requests that entered Approved or Running at or before `started_before`, oldest first:
+    /// candidates for the sweeper when the replica starting or running them may have died. A hint, like the
+    /// pending index.
     pub async fn running_since_before(
         &self,
         started_before: OffsetDateTime,
@@ -283,6 +284,11 @@ impl RequestStore {
             | Status::Cancelled { at } => add_ms(unix_ms(*at), settings.finished_retention),
         }
     }
+}
+
+/// Approved or Running: listed in the running index.
+fn is_started(state: RequestState) -> bool {
+    matches!(state, RequestState::Approved | RequestState::Running)
 }
 
 fn encode(request: &AccessRequest) -> Result<String, StoreError> {

@@ -56,11 +56,13 @@ pub struct Options {
     pub shutdown_drain: &'static str,
     /// `requests.per_user_limit` (benchmarks make more requests than a person would).
     pub per_user_limit: u32,
+    /// Where the bot's Redis is, when not straight at the test server (e.g. a proxy that can be cut).
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10 }
+        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10, redis_url: None }
     }
 }
 
@@ -105,7 +107,7 @@ impl Harness {
         );
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
-            redis_url: SecretString::from(crate::redis_url()),
+            redis_url: SecretString::from(options.redis_url.clone().unwrap_or_else(crate::redis_url)),
             slack_app_token: Some(SecretString::from(slack.app_token().to_owned())),
             slack_bot_token: Some(SecretString::from(slack.bot_token().to_owned())),
             slack_api_url: slack.api_base(),

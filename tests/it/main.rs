@@ -19,6 +19,7 @@ mod live_check;
 mod manifests;
 mod oncall;
 mod readme;
+mod robustness;
 mod runbooks;
 mod seed_demo;
 mod shutdown;

@@ -91,9 +91,30 @@ async fn malformed_commands_each_get_a_precise_answer_and_nothing_is_requested()
     // Nothing reached the approval channel, and every malformed attempt is on the record.
     // All but the last two (looking up or cancelling an unknown id is an answer, not a refused request).
     let refusals = cases.len() as u64 - 2;
-    let report = h.audit_entries_at_least(refusals).await;
+    // One by one up to the per-user limit, the rest by count once the limit's window is over.
+    let appended = refusals.min(u64::from(jitgate::engine::REFUSALS_APPENDED.max));
+    let store = h.apps[0].bot().engine().store().clone();
+    let alice = jitgate::ids::SlackUserId::parse(ALICE).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.refusals_in_window(&alice).await.map(|(a, c)| a + c).unwrap() < refusals {
+        assert!(tokio::time::Instant::now() < deadline, "not every refusal was recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let report = h.audit_entries_at_least(appended).await;
     assert!(report.is_intact(), "{report}");
-    assert_eq!(report.verified, refusals, "every refusal is audited once: {report}");
+    assert_eq!(report.verified, appended, "{report}");
+    h.clock.advance(time::Duration::try_from(jitgate::engine::REFUSALS_APPENDED.window).unwrap());
+    h.sweep().await;
+    let mut audited = 0;
+    h.audit()
+        .for_each_entry(|entry| match entry.event {
+            jitgate::audit::AuditEvent::Refused { .. } => audited += 1,
+            jitgate::audit::AuditEvent::RefusalsCounted { count, .. } => audited += count,
+            _ => {}
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited, refusals, "every refusal is audited once, one by one or by count");
     h.shutdown().await;
 }
 
