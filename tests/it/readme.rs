@@ -259,3 +259,35 @@ fn every_command_and_check_flag_is_in_the_readme_list_and_the_cli_header() {
         assert!(header.contains(&format!("--{flag}")), "the src/cli.rs header does not name `{words}`: {header}");
     }
 }
+
+/// `docs/security.md` backs every claim with a test: each `module::test_name` it names must be a test of
+/// `tests/it/module.rs`, and each bare test name after a path (`src/…`: `name`) a test in that file. A renamed or
+/// deleted test fails here rather than leaving the security model citing nothing.
+#[test]
+fn every_test_docs_security_cites_exists() {
+    let doc = read("docs/security.md");
+    let cited = regex::Regex::new(r"`([a-z_]+)::([a-z0-9_]+)`").unwrap();
+    let mut checked = 0;
+    for capture in cited.captures_iter(&doc) {
+        let (module, test) = (&capture[1], &capture[2]);
+        let file = format!("tests/it/{module}.rs");
+        let source = read(&file);
+        assert!(source.contains(&format!("fn {test}(")), "docs/security.md cites {module}::{test}, not in {file}");
+        checked += 1;
+    }
+    let in_file = regex::Regex::new(r"`((?:src|tests)/[a-z0-9_/]+\.rs)`: ((?:`[a-z0-9_]+`(?:, )?)+)").unwrap();
+    let name = regex::Regex::new(r"`([a-z0-9_]+)`").unwrap();
+    for capture in in_file.captures_iter(&doc) {
+        let source = read(&capture[1]);
+        for test in name.captures_iter(&capture[2]) {
+            assert!(
+                source.contains(&format!("fn {}(", &test[1])),
+                "docs/security.md cites {} in {}",
+                &test[1],
+                &capture[1]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} tests cited: the pattern no longer matches the document");
+}
