@@ -298,20 +298,15 @@ pub async fn start(
         _ => None,
     };
     let sweeper = options.background_sweeper.then(|| {
-        let (bot, every, stop) = (bot.clone(), config.slack.sweep_interval, stop_sweeper.clone());
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
+        let bot = bot.clone();
+        tokio::spawn(every(config.slack.sweep_interval, stop_sweeper.clone(), move || {
+            let bot = bot.clone();
+            async move {
                 if let Err(err) = bot.sweep_once().await {
                     warn!(error = format!("{err:#}"), "sweep failed; will retry");
                 }
             }
-        })
+        }))
     });
     Ok(App {
         bot,
@@ -332,17 +327,34 @@ pub async fn start(
 /// Checkpoints the audit chain's head every `every` until `stop`, on every replica: replicas writing the same head
 /// write the same object, which is accepted. A failed write is logged and tried again on the next tick; a table
 /// that no longer holds the hash of the last checkpoint is never anchored (see `audit::Checkpointer::tick`).
-async fn checkpoints(mut checkpointer: crate::audit::Checkpointer, every: Duration, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(every);
+async fn checkpoints(checkpointer: crate::audit::Checkpointer, interval: Duration, stop: CancellationToken) {
+    let checkpointer = Arc::new(tokio::sync::Mutex::new(checkpointer));
+    every(interval, stop, move || {
+        let checkpointer = checkpointer.clone();
+        async move {
+            if let Err(err) = checkpointer.lock().await.tick().await {
+                error!(error = %err, "could not checkpoint the audit chain; will retry");
+            }
+        }
+    })
+    .await
+}
+
+/// Runs `work` at once and then every `interval` until `stop`. A pass that started is finished, not cut in half
+/// (shutdown waits for it, see `App::shutdown`); ticks missed while a pass ran are not made up.
+async fn every<F, Fut>(interval: Duration, stop: CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        if let Err(err) = checkpointer.tick().await {
-            error!(error = %err, "could not checkpoint the audit chain; will retry");
-        }
+        work().await;
     }
 }
 

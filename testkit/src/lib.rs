@@ -68,3 +68,4 @@ pub mod fixtures;
 pub mod gate;
 pub mod harness;
 pub mod pauses;
+pub mod redis_proxy;

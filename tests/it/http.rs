@@ -8,8 +8,8 @@ use jitgate_testkit as support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use support::fixtures;
+use support::redis_proxy::RedisProxy;
 
 const SESSION_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:Query","Resource":"arn:aws:dynamodb:us-east-1:123456789012:table/Orders","Condition":{"ForAllValues:StringEquals":{"dynamodb:LeadingKeys":["C000042"]}}}]}"#;
 const LINK_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -386,7 +387,7 @@ async fn responses_forbid_scripts_caching_and_referrers() {
 
 #[tokio::test]
 async fn readyz_names_each_check_and_what_is_down() {
-    let proxy = Proxy::start(&support::redis_url()).await;
+    let proxy = RedisProxy::start(&support::redis_url()).await;
     let server = Server::start_with_redis(&proxy.url()).await;
     let ready = format!("{}/readyz", server.ops);
 
@@ -398,7 +399,7 @@ async fn readyz_names_each_check_and_what_is_down() {
 
     // Redis goes away and the last Slack socket drops. A probe answers from the last background check, so it
     // does not notice Redis until the next refresh (here forced instead of waited for); the sockets it reads live.
-    proxy.stop();
+    proxy.cut();
     server.sockets.store(0, Ordering::SeqCst);
     let (status, body) = server.get(&ready).await;
     assert_eq!(status, 503, "{body}");
@@ -517,48 +518,6 @@ async fn metrics_shows_a_recorded_counter() {
         "{body}"
     );
     server.stop().await;
-}
-
-/// A TCP forwarder to the test Redis that can be cut: the listener closes and every open connection drops, as
-/// when Redis goes down. The store connects through it, so nothing else sharing the test Redis is disturbed.
-struct Proxy {
-    addr: SocketAddr,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(redis_url: &str) -> Proxy {
-        let target = redis_url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let spawned = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                });
-                spawned.lock().expect("tasks").push(task);
-            }
-        });
-        Proxy { addr, tasks, accept }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}", self.addr)
-    }
-
-    /// Closes the port and drops every forwarded connection.
-    fn stop(&self) {
-        self.accept.abort();
-        for task in self.tasks.lock().expect("tasks").drain(..) {
-            task.abort();
-        }
-    }
 }
 
 /// Where the browser check finds Chromium, or why it may not be skipped. Wherever Chromium is installed the check

@@ -6,9 +6,6 @@
 use jitgate_testkit as support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use jitgate::audit::AuditEvent;
 use jitgate::clock::Clock as _;
@@ -18,8 +15,7 @@ use jitgate::messages::APPROVE_ACTION;
 use jitgate::request::{RequestState, Roster, RosterSource};
 use support::gate::Gate;
 use support::harness::*;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use support::redis_proxy::RedisProxy;
 
 /// The canonical request: customer C000002's orders placed on 2 January 2026 (18 of the seeded rows).
 const ORDERS_OF_C2: &str =
@@ -213,7 +209,7 @@ async fn rows_are_delivered_when_redis_fails_right_after_the_audited_execution()
     // The query is held at the gate until Redis is cut, so the first Redis call after it — the Running →
     // Succeeded write — is the one that fails.
     let gate = Gate::closed(&support::aws_endpoint()).await;
-    let redis = CuttableProxy::start(&support::redis_url()).await;
+    let redis = RedisProxy::start(&support::redis_url()).await;
     let options =
         Options { aws_endpoint: Some(gate.endpoint.clone()), redis_url: Some(redis.url()), ..Options::default() };
     let h = Harness::start_with(options).await;
@@ -250,65 +246,4 @@ async fn rows_are_delivered_when_redis_fails_right_after_the_audited_execution()
     assert_eq!(status.state(), RequestState::Succeeded);
     assert_eq!(h.audit_kinds(&card.id).await, ["requested", "approved", "executed"], "not failed afterwards");
     h.shutdown().await;
-}
-
-/// A TCP forwarder to the test Redis that can be cut and restored: while cut, every open connection is dropped
-/// and new ones are closed at once, as when Redis is unreachable; the bot connects through it, so nothing else
-/// sharing the test Redis is disturbed.
-struct CuttableProxy {
-    addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl CuttableProxy {
-    async fn start(redis_url: &str) -> CuttableProxy {
-        let target = redis_url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy addr");
-        let cut = Arc::new(AtomicBool::new(false));
-        let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (is_cut, spawned) = (cut.clone(), tasks.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if is_cut.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut upstream) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                });
-                spawned.lock().expect("tasks").push(task);
-            }
-        });
-        CuttableProxy { addr, cut, tasks, accept }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}", self.addr)
-    }
-
-    /// Drops every forwarded connection and refuses new ones until restored.
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for task in self.tasks.lock().expect("tasks").drain(..) {
-            task.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for CuttableProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        for task in self.tasks.lock().expect("tasks").drain(..) {
-            task.abort();
-        }
-    }
 }
