@@ -5,7 +5,7 @@ A clone on its own must build and pass its tests, so nothing tracked may read a 
 (such as a `shared/` directory next to it). Every relative path that climbs with `../` is resolved from the file's
 own folder and from each folder above it up to the repository root (a crate's `CARGO_MANIFEST_DIR`, a script's
 `cd`), and it passes if one of those lands inside the repository. A path that only makes sense outside fails, and so
-does any mention of a `../shared` folder.
+does any mention of a `shared` folder beside the checkout.
 
 Usage: scripts/check-self-contained.py   (from anywhere inside the repository; exit status 1 lists the offenders)
 """

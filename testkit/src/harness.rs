@@ -200,6 +200,24 @@ impl Harness {
         AuditLog::new(&crate::aws_config(), self.audit_table.clone(), self.clock.clone() as SharedClock)
     }
 
+    /// Waits until the current refusal window of `user` has recorded at least `total` refusals, appended or counted,
+    /// and returns `(appended, counted)`. A refusal answered in the ack is recorded by the task the ack spawned, which
+    /// posts nothing afterwards, so there is no message to wait for: this polls Redis with a deadline.
+    pub async fn refusals_recorded(&self, user: &str, total: u64) -> (u64, u64) {
+        const POLL: std::time::Duration = std::time::Duration::from_millis(25);
+        let store = self.apps[0].bot().engine().store().clone();
+        let user = jitgate::ids::SlackUserId::parse(user).expect("a Slack user id");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (appended, counted) = store.refusals_in_window(&user).await.expect("refusal window");
+            if appended + counted >= total {
+                return (appended, counted);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{user}: only {appended} + {counted} of {total} recorded");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits until the audit trail holds at least `count` entries (refusals answered in the ack are audited by
     /// the task the ack spawned, so they land a moment later). Polls the table with a deadline.
     pub async fn audit_entries_at_least(&self, count: u64) -> jitgate::audit::VerifyReport {

@@ -93,13 +93,7 @@ async fn malformed_commands_each_get_a_precise_answer_and_nothing_is_requested()
     let refusals = cases.len() as u64 - 2;
     // One by one up to the per-user limit, the rest by count once the limit's window is over.
     let appended = refusals.min(u64::from(jitgate::engine::REFUSALS_APPENDED.max));
-    let store = h.apps[0].bot().engine().store().clone();
-    let alice = jitgate::ids::SlackUserId::parse(ALICE).unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store.refusals_in_window(&alice).await.map(|(a, c)| a + c).unwrap() < refusals {
-        assert!(tokio::time::Instant::now() < deadline, "not every refusal was recorded");
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    h.refusals_recorded(ALICE, refusals).await;
     let report = h.audit_entries_at_least(appended).await;
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.verified, appended, "{report}");
