@@ -82,8 +82,6 @@ pub struct Engine {
     settings: EngineSettings,
     /// Cancelled when a shutdown's drain deadline passes: runs still going on stop and end as interrupted.
     interrupt: CancellationToken,
-    /// Refusals per user appended one by one ([`REFUSALS_APPENDED`] unless replaced).
-    refusal_limit: RateLimit,
     /// Refusal appends of this replica go one at a time, so however many are refused at once, they compete with
     /// real state changes for the head of the audit chain as one writer, not hundreds.
     refusal_lane: tokio::sync::Mutex<()>,
@@ -204,15 +202,8 @@ impl Engine {
             clock,
             settings,
             interrupt: CancellationToken::new(),
-            refusal_limit: REFUSALS_APPENDED,
             refusal_lane: tokio::sync::Mutex::new(()),
         }
-    }
-
-    /// Replaces the per-user limit on refusals appended one by one.
-    pub fn with_refusal_limit(mut self, limit: RateLimit) -> Engine {
-        self.refusal_limit = limit;
-        self
     }
 
     pub fn runbooks(&self) -> &RunbookSet {
@@ -292,7 +283,7 @@ impl Engine {
         reason: String,
     ) {
         let event = AuditEvent::Refused { request, by: by.clone(), attempted, reason };
-        match self.store.count_refusal(by, self.refusal_limit, self.clock.now()).await {
+        match self.store.count_refusal(by, REFUSALS_APPENDED, self.clock.now()).await {
             Ok(RefusalCount::Counted { window_ends }) => {
                 debug!(user = %by, until = %window_ends, "refusal counted; its window's summary is appended later");
                 return;
@@ -330,7 +321,7 @@ impl Engine {
         let now = self.clock.now();
         let mut summarised = 0;
         for user in self.store.refusals_due(now, limit).await? {
-            if let Some(counted) = self.store.take_counted_refusals(&user, self.refusal_limit, now).await? {
+            if let Some(counted) = self.store.take_counted_refusals(&user, REFUSALS_APPENDED, now).await? {
                 self.append_counted_refusals(counted).await;
                 summarised += 1;
             }
