@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -129,6 +130,8 @@ struct World {
     account_offset: UtcOffset,
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
+    /// Added to every call before it is answered, to stand in for the network and PagerDuty's own time.
+    latency: Duration,
 }
 
 #[derive(Debug)]
@@ -175,6 +178,7 @@ impl FakePagerDuty {
                 account_offset: UtcOffset::UTC,
                 faults: VecDeque::new(),
                 requests: Vec::new(),
+                latency: Duration::ZERO,
             }),
         });
         let running = serve(listener, shared.clone());
@@ -194,6 +198,11 @@ impl FakePagerDuty {
     /// Accepts one more API key.
     pub fn add_api_key(&self, key: &str) {
         self.shared.world().api_keys.insert(key.to_owned());
+    }
+
+    /// Answers every later call `latency` after it arrives (benchmarks use PagerDuty's real round trip, ~200 ms).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.world().latency = latency;
     }
 
     pub fn add_user(&self, id: &str, name: &str, email: &str) {
@@ -325,6 +334,10 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         authorization: authorization.clone(),
         accept: header_text(request.headers(), header::ACCEPT),
     };
+    let latency = shared.world().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let (fault, authorized) = {
         let mut world = shared.world();
         world.requests.push(recorded);

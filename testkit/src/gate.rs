@@ -2,8 +2,13 @@
 //! it is closed it holds the calls signed with temporary STS credentials (access key `ASIA…`) — the approved
 //! queries, not the bot's own audit and Redis-side work — until it is opened.
 //! Shutdown tests use it to keep a query "running" for exactly as long as the story needs, without timers.
+//!
+//! The latency benchmark uses it open, with per-service delays ([`Gate::delaying`]): every DynamoDB call (the
+//! audit table's included) and every STS call is answered as late as it would be from a real AWS region, so the
+//! benchmark sees the critical path rather than loopback speed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -20,8 +25,26 @@ fn signed_with_temporary_credentials(headers: &HeaderMap) -> bool {
         .is_some_and(|credential| credential.starts_with("ASIA"))
 }
 
+/// How long each call waits before it is forwarded, by the AWS service it is for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AwsLatency {
+    // Each is the whole round trip as the caller sees it, the server's work included.
+    /// Calls with `X-Amz-Target: DynamoDB_…` (queries and the audit table).
+    pub dynamodb: Duration,
+    /// Every other call: STS (`Action=AssumeRole`, `GetCallerIdentity`) is the only other service jitgate calls.
+    pub sts: Duration,
+}
+
+impl AwsLatency {
+    fn for_call(&self, headers: &HeaderMap) -> Duration {
+        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if target.starts_with("DynamoDB_") { self.dynamodb } else { self.sts }
+    }
+}
+
 struct Shared {
     upstream: String,
+    latency: AwsLatency,
     open: watch::Receiver<bool>,
     /// Signalled each time a call starts waiting at the closed gate.
     held: Notify,
@@ -37,9 +60,19 @@ pub struct Gate {
 impl Gate {
     /// A closed gate in front of `upstream`, listening on a free loopback port.
     pub async fn closed(upstream: &str) -> Gate {
-        let (open, open_rx) = watch::channel(false);
+        Gate::start(upstream, false, AwsLatency::default()).await
+    }
+
+    /// An open gate that delays each call by `latency` for its service before forwarding it.
+    pub async fn delaying(upstream: &str, latency: AwsLatency) -> Gate {
+        Gate::start(upstream, true, latency).await
+    }
+
+    async fn start(upstream: &str, open: bool, latency: AwsLatency) -> Gate {
+        let (open, open_rx) = watch::channel(open);
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            latency,
             open: open_rx,
             held: Notify::new(),
             client: reqwest::Client::new(),
@@ -77,6 +110,9 @@ async fn forward(
             let _ = open.wait_for(|open| *open).await;
         }
     }
+    // The call is answered no sooner than `latency` after it arrived: the local server's own time stands in for
+    // AWS's, so it is not added on top.
+    let answer_at = tokio::time::Instant::now() + shared.latency.for_call(&headers);
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = shared.client.request(method, format!("{}{path}", shared.upstream)).body(body);
     for (name, value) in &headers {
@@ -93,6 +129,7 @@ async fn forward(
                 }
             }
             let body = upstream.bytes().await.unwrap_or_default();
+            tokio::time::sleep_until(answer_at).await;
             response.body(Body::from(body)).expect("a response")
         }
         Err(err) => Response::builder()

@@ -181,6 +181,22 @@ impl FakeSlack {
         self.push_fault(method, Fault::RateLimit(retry_after_secs));
     }
 
+    /// Holds the next call to `method` until the returned handle is released (or dropped), then answers it as
+    /// usual: its effect (a message posted, a card updated) only happens then. For stories about what must or
+    /// must not wait for a slow call.
+    pub fn hold_next(&self, method: &str) -> HeldCall {
+        let (release, held) = tokio::sync::watch::channel(false);
+        self.push_fault(method, Fault::Hold(held));
+        HeldCall { release }
+    }
+
+    /// Answers every later Web API call (upload URLs and `response_url`s included) `latency` after it arrives,
+    /// as a real Slack does over the internet. The socket-mode WebSocket is not delayed: it is one long-lived
+    /// connection whose frames cost what the network costs, not a call.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.shared.mutate(|state| state.latency = latency);
+    }
+
     fn push_fault(&self, method: &str, fault: Fault) {
         assert!(method_names().any(|m| m == method), "fake Slack does not implement {method:?}; cannot inject a fault");
         self.shared.mutate(|state| state.faults.entry(method.to_owned()).or_default().push_back(fault));
@@ -270,5 +286,18 @@ impl FakeSlack {
             Some(connection) => connection,
             None => panic!("fake Slack: no open connection to send a duplicate of {}", envelope.summary()),
         }
+    }
+}
+
+/// A call held by [`FakeSlack::hold_next`]; released by [`HeldCall::release`] or when dropped.
+#[derive(Debug)]
+pub struct HeldCall {
+    release: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldCall {
+    /// Lets the held call (or the one still to come) through.
+    pub fn release(self) {
+        self.release.send_replace(true);
     }
 }

@@ -46,11 +46,13 @@ pub(crate) struct Trigger {
     pub used: bool,
 }
 
-/// A fault queued by `fail_next` / `rate_limit_next`.
+/// A fault queued by `fail_next` / `rate_limit_next` / `hold_next`.
 #[derive(Debug, Clone)]
 pub(crate) enum Fault {
     Error(String),
     RateLimit(u64),
+    /// Answered normally once the sender says so (or is dropped).
+    Hold(tokio::sync::watch::Receiver<bool>),
 }
 
 /// The view as it currently stands, for `views.update` and view submissions.
@@ -86,6 +88,8 @@ pub(crate) struct State {
     pub live_views: HashMap<String, LiveView>,
     pub triggers: HashMap<String, Trigger>,
     pub faults: HashMap<String, VecDeque<Fault>>,
+    /// Added to every Web API call before it is answered (benchmarks: Slack's real round trip, ~150 ms).
+    pub latency: std::time::Duration,
     pub response_targets: HashMap<String, ResponseTarget>,
     pub tickets: HashSet<String>,
     pub connections: BTreeMap<ConnectionId, Connection>,
@@ -113,7 +117,7 @@ impl Shared {
         Shared { config, base_url, state: Mutex::new(state), changed, shutdown }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock can only come from a bug in the fake itself; the data is still the
         // best record of what happened, so keep serving it.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -140,6 +140,7 @@ pub(super) async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    super::delay(&shared).await;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (content, part_type) = match content_type.as_deref().and_then(multipart_boundary) {
         Some(boundary) => match first_file_part(&body, &boundary) {

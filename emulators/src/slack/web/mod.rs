@@ -189,6 +189,14 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
+/// Waits out the configured per-call latency ([`super::FakeSlack::set_latency`]).
+pub(crate) async fn delay(shared: &Shared) {
+    let latency = shared.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+}
+
 async fn api(
     State(shared): State<Arc<Shared>>,
     Path(method): Path<String>,
@@ -196,6 +204,7 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    delay(&shared).await;
     // `…/api/` + `/method` from a client that appends "/{method}" to a base URL ending in a slash.
     let method = method.trim_start_matches('/').to_owned();
     let (params, token) = match parse_params(query.as_deref(), &headers, &body) {
@@ -221,6 +230,11 @@ async fn api(
             return response;
         }
         Some(Fault::Error(code)) => error(&code),
+        Some(Fault::Hold(mut released)) => {
+            // Err: the test dropped its handle, which releases the call as well.
+            let _ = released.wait_for(|released| *released).await;
+            handler(&shared, &params)
+        }
         None => handler(&shared, &params),
     };
     finish(&shared, method, params, reply)

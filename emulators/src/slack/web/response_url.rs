@@ -23,6 +23,7 @@ const MAX_USES: usize = 5;
 pub const RESPONSE_URL_METHOD: &str = "response_url";
 
 pub(super) async fn respond(State(shared): State<Arc<Shared>>, OriginalUri(uri): OriginalUri, body: Bytes) -> Response {
+    super::delay(&shared).await;
     let url = format!("{}{}", shared.base_url, uri.path());
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         record(&shared, json!({"url": url, "body": String::from_utf8_lossy(&body)}), "invalid_payload");
