@@ -32,7 +32,9 @@ use crate::engine::{Engine, EngineSettings};
 use crate::http::{self, HttpState, Metrics};
 use crate::ids::SlackUserId;
 use crate::links::AuditLinkSigner;
-use crate::oncall::{PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory};
+use crate::oncall::{
+    CachedDirectory, PagerDutyClient, PagerDutySettings, RosterCache, RosterProvider, RosterSettings, SlackDirectory,
+};
 use crate::runbook::RunbookSet;
 use crate::seal::{SealPurpose, Sealer};
 use crate::slack::event::{Origin, app_id_of_app_token};
@@ -110,6 +112,11 @@ impl App {
     /// Envelopes received over the socket so far.
     pub fn events_received(&self) -> usize {
         self.socket.events_received()
+    }
+
+    /// Socket-mode WebSockets opened so far, and how many of them had `TCP_NODELAY` read back from the socket.
+    pub fn sockets_opened_with_nodelay(&self) -> (usize, usize) {
+        self.socket.sockets_opened_with_nodelay()
     }
 
     /// Stops taking envelopes, lets taken work finish within `requests.shutdown_drain`, interrupts what is left,
@@ -213,7 +220,12 @@ pub async fn start(
         config,
         secrets,
         &runbooks,
-        Arc::new(SlackWebDirectory::new(slack.clone())),
+        // Email → member links are kept for hours; who is on call is still asked of PagerDuty (see directory_cache).
+        Arc::new(CachedDirectory::new(
+            Arc::new(SlackWebDirectory::new(slack.clone())),
+            clock.clone(),
+            crate::oncall::directory_cache::DEFAULT_TTL,
+        )),
         clock.clone(),
         &metrics,
         Sealer::derive(&needed.link_secret, SealPurpose::Roster),

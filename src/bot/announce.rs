@@ -28,17 +28,35 @@ pub(super) enum Happened<'a> {
 impl Bot {
     /// Brings the card, its thread and the requester in line with `request`'s state, in that order.
     pub(super) async fn announce(&self, request: &AccessRequest, happened: Happened<'_>) {
+        self.announce_after(request, happened, std::future::ready(())).await;
+    }
+
+    /// [`announce`](Self::announce), updating the card only once `earlier_update` (an update of the same card
+    /// still in flight) is done, so updates land in the order they happened. The thread reply does not wait for
+    /// it, nor for this card update: they are separate messages.
+    pub(super) async fn announce_after(
+        &self,
+        request: &AccessRequest,
+        happened: Happened<'_>,
+        earlier_update: impl Future<Output = ()>,
+    ) {
         self.record_outcome(request);
         let roster = match &happened {
             Happened::ApprovalCounted(report) => Some(*report),
             Happened::Changed | Happened::Ran(_) | Happened::RunFailed(_) => None,
         };
-        self.refresh_card(request, roster).await;
-        match happened {
-            Happened::Ran(result) => self.post_results(request, result).await,
-            Happened::RunFailed(reason) => self.post_in_thread(request, &messages::run_failed_reply(reason)).await,
-            Happened::Changed | Happened::ApprovalCounted(_) => {}
-        }
+        let card = async {
+            earlier_update.await;
+            self.refresh_card(request, roster).await;
+        };
+        let thread = async {
+            match happened {
+                Happened::Ran(result) => self.post_results(request, result).await,
+                Happened::RunFailed(reason) => self.post_in_thread(request, &messages::run_failed_reply(reason)).await,
+                Happened::Changed | Happened::ApprovalCounted(_) => {}
+            }
+        };
+        tokio::join!(card, thread);
         // The requester hears of each step they are waiting for; not of the moment between approval and the rows,
         // nor of a cancellation, which they made and were answered on.
         match request.state() {

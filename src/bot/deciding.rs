@@ -84,20 +84,35 @@ impl Bot {
             }
             ApproveResult::Failed { request, .. } => self.announce(&request, Happened::Changed).await,
             ApproveResult::Approved { request, query } => {
-                // "Approved by …, starting" while the query runs.
-                self.announce(&request, Happened::Changed).await;
-                match self.engine.execute(*request, *query).await? {
-                    ExecuteResult::Executed { request, result, .. } => {
-                        self.announce(&request, Happened::Ran(&result)).await
-                    }
-                    ExecuteResult::Failed { request, reason, alarm } => {
-                        if alarm {
-                            let alert = messages::security_alert(&request, &reason);
-                            self.raise_alert(&request, reason.code(), alert).await;
+                // "Approved by …, starting" goes out while AssumeRole and the query run, not before them: the
+                // user waits for the rows, not for this update. The card's last update waits for it, so "starting"
+                // can never land after "ran" and stay on the card; the rows go to the thread without waiting.
+                let shown = (*request).clone();
+                let (updated, card_free) = tokio::sync::oneshot::channel::<()>();
+                let starting = async {
+                    self.announce(&shown, Happened::Changed).await;
+                    let _ = updated.send(());
+                };
+                let card_free = async {
+                    let _ = card_free.await;
+                };
+                let run = async {
+                    match self.engine.execute(*request, *query).await? {
+                        ExecuteResult::Executed { request, result, .. } => {
+                            self.announce_after(&request, Happened::Ran(&result), card_free).await
                         }
-                        self.announce(&request, Happened::RunFailed(&reason)).await;
+                        ExecuteResult::Failed { request, reason, alarm } => {
+                            if alarm {
+                                let alert = messages::security_alert(&request, &reason);
+                                self.raise_alert(&request, reason.code(), alert).await;
+                            }
+                            self.announce_after(&request, Happened::RunFailed(&reason), card_free).await;
+                        }
                     }
-                }
+                    anyhow::Ok(())
+                };
+                let ((), ran) = tokio::join!(starting, run);
+                ran?;
             }
         }
         Ok(())
@@ -142,11 +157,14 @@ impl Bot {
         }
         if large && problem.is_none() {
             let columns = messages::columns(request, &result.rows);
-            let files = [
-                (format!("{}.csv", request.id), messages::results_csv(&columns, &result.rows)),
-                (format!("{}.json", request.id), messages::results_json(&result.rows)),
-            ];
-            for (name, body) in files {
+            // Each file is rendered just before its upload and dropped after it, so the CSV and the JSON are
+            // never both in memory beside the rows.
+            for extension in ["csv", "json"] {
+                let name = format!("{}.{extension}", request.id);
+                let body = match extension {
+                    "csv" => messages::results_csv(&columns, &result.rows),
+                    _ => messages::results_json(&result.rows),
+                };
                 if let Err(err) =
                     self.slack.upload_file(&card.channel, Some(&card.ts), &name, &name, body.as_bytes()).await
                 {

@@ -84,7 +84,18 @@ impl Bot {
         args: &BTreeMap<String, String>,
         reason: Option<String>,
     ) -> anyhow::Result<()> {
-        let answer = match self.engine.submit(user, runbook, args, reason).await? {
+        // Who is on call only feeds the card, so it is asked while the request is checked, stored and audited
+        // rather than after: the card then waits for the longer of the two, not their sum. A refused request
+        // wastes at most one roster lookup, which the roster cache absorbs.
+        let policy = RunbookId::parse(runbook).and_then(|id| self.engine.runbooks().get(&id)).map(|rb| rb.approval());
+        let roster = async {
+            match policy {
+                Some(policy) => Some(self.roster.roster_for(policy).await),
+                None => None,
+            }
+        };
+        let (submitted, roster) = tokio::join!(self.engine.submit(user, runbook, args, reason), roster);
+        let answer = match submitted? {
             SubmitOutcome::Created(request) => Ok(*request),
             SubmitOutcome::UnknownRunbook { typed, suggestion } => {
                 Err(messages::unknown_runbook(&typed, suggestion.as_ref()))
@@ -103,7 +114,12 @@ impl Bot {
         };
         // Who is on call is shown on the card; if it cannot be known now, the card says so and approvals are
         // checked at click time anyway.
-        let report = match self.roster.roster_for(&request.policy).await {
+        // The stored request's policy is the runbook's; asked again only if the runbook changed in between.
+        let roster = match roster {
+            Some(roster) if policy == Some(&request.policy) => roster,
+            _ => self.roster.roster_for(&request.policy).await,
+        };
+        let report = match roster {
             Ok(report) => Some(report),
             Err(err) => {
                 warn!(request_id = %request.id, error = %err, "on-call roster unavailable while posting the card");

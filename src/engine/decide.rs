@@ -22,7 +22,9 @@ impl Engine {
         oncall: &RosterProvider,
     ) -> anyhow::Result<MayDecide> {
         let Some(request) = self.load(id).await? else { return Ok(MayDecide::NotFound) };
-        let report = match oncall.roster_for(&request.policy).await {
+        // PagerDuty is asked at every decision, never a cached roster while it answers: whoever handed over a
+        // moment ago must not approve any more.
+        let report = match oncall.roster_now(&request.policy).await {
             Ok(report) => report,
             Err(error) => {
                 warn!(request_id = %id, error = %error, "on-call roster unavailable; refusing the decision");

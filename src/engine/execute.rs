@@ -5,7 +5,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::{Engine, ExecuteResult, MAX_DECISION_ATTEMPTS};
 use crate::audit::{AuditEvent, CredentialEvidence};
-use crate::aws::{AssumeRoleRequest, AwsFailure, CredentialSummary, ExecutionResult};
+use crate::aws::{AssumeRoleRequest, AwsFailure};
 use crate::ids::RequestId;
 use crate::messages;
 use crate::request::{self, AccessRequest, ApprovedQuery, FailureReason};
@@ -44,7 +44,24 @@ impl Engine {
             return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
         }
         // Redis is not trusted with what runs: the operation must be the one the audit trail recorded as requested.
-        if let Err(detail) = self.matches_the_requested_entry(&running, &query).await {
+        // That check reads the audit table while AssumeRole is asked, not before it: the credentials are only
+        // used — for the query — once the check has passed, and are dropped unused when it fails.
+        let policy = session_policy(query.query());
+        let check_and_assume = async {
+            let assume = async {
+                let policy = policy.as_ref().ok()?;
+                Some(self.sts.assume(&AssumeRoleRequest::for_approved(&query, policy.as_json().to_owned())).await)
+            };
+            tokio::join!(self.matches_the_requested_entry(&running, &query), assume)
+        };
+        // Cancelling drops the in-flight AWS call and the temporary credentials with it; nothing was delivered.
+        let (checked, assumed) = tokio::select! {
+            biased;
+            () = self.interrupt.cancelled() => return Ok(self.interrupted(&running).await),
+            both = check_and_assume => both,
+        };
+        if let Err(detail) = checked {
+            drop(assumed);
             error!(detail = %detail, "security: the approved operation does not match the audit trail; not running it");
             let event = AuditEvent::IntegrityViolation { request: running.id.clone(), detail: detail.clone() };
             if let Err(err) = self.audit.append(event).await {
@@ -54,31 +71,26 @@ impl Engine {
             let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
             return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
         }
-        let policy = match session_policy(query.query()) {
+        let policy = match policy {
             Ok(policy) => policy,
             Err(err) => {
                 return Ok(self.failed_result(&running, FailureReason::Unrunnable { problem: err.to_string() }).await);
             }
         };
-        // Cancelling drops the in-flight AWS call and the temporary credentials with it; nothing was delivered.
+        let credentials = match assumed {
+            Some(Ok(credentials)) => credentials,
+            Some(Err(failure)) => return Ok(self.aws_failed(&running, failure).await),
+            None => anyhow::bail!("{}: a session policy was rendered but AssumeRole was not asked", running.id),
+        };
+        let evidence = credentials.summary();
         let run = tokio::select! {
             biased;
-            () = self.interrupt.cancelled() => {
-                warn!("shutdown deadline reached while the query was running");
-                return Ok(self.failed_result(&running, FailureReason::InterruptedByShutdown).await);
-            }
-            run = self.assume_and_run(&query, policy.as_json()) => run,
+            () = self.interrupt.cancelled() => return Ok(self.interrupted(&running).await),
+            run = self.executor.run(&query, credentials) => run,
         };
-        let (evidence, result) = match run {
-            Ok(done) => done,
-            Err(failure @ AwsFailure::UnacceptableCredentials { .. }) => {
-                // The broker refused (and dropped) them; nothing ran, but the role or STS is misconfigured.
-                error!(failure = %failure, "STS returned credentials jitgate does not accept");
-                let reason = failure.reason();
-                let failed = self.fail(&running, &reason).await.unwrap_or_else(|| running.clone());
-                return Ok(ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true });
-            }
-            Err(failure) => return Ok(self.failed_result(&running, failure.reason()).await),
+        let result = match run {
+            Ok(result) => result,
+            Err(failure) => return Ok(self.aws_failed(&running, failure).await),
         };
         // Audit before delivering: rows leave jitgate only once their execution is on the record.
         let executed = AuditEvent::Executed {
@@ -119,17 +131,23 @@ impl Engine {
         Ok(ExecuteResult::Executed { request: Box::new(succeeded), result, audit: Box::new(audit) })
     }
 
-    /// AssumeRole with the query's session policy, then the query with those credentials only.
-    async fn assume_and_run(
-        &self,
-        query: &ApprovedQuery,
-        policy: &str,
-    ) -> Result<(CredentialSummary, ExecutionResult), AwsFailure> {
-        let assume = AssumeRoleRequest::for_approved(query, policy.to_owned());
-        let credentials = self.sts.assume(&assume).await?;
-        let evidence = credentials.summary();
-        let result = self.executor.run(query, credentials).await?;
-        Ok((evidence, result))
+    async fn interrupted(&self, running: &AccessRequest) -> ExecuteResult {
+        warn!("shutdown deadline reached while the query was running");
+        self.failed_result(running, FailureReason::InterruptedByShutdown).await
+    }
+
+    /// The end of a run whose AssumeRole or query failed.
+    async fn aws_failed(&self, running: &AccessRequest, failure: AwsFailure) -> ExecuteResult {
+        match failure {
+            failure @ AwsFailure::UnacceptableCredentials { .. } => {
+                // The broker refused (and dropped) them; nothing ran, but the role or STS is misconfigured.
+                error!(failure = %failure, "STS returned credentials jitgate does not accept");
+                let reason = failure.reason();
+                let failed = self.fail(running, &reason).await.unwrap_or_else(|| running.clone());
+                ExecuteResult::Failed { request: Box::new(failed), reason, alarm: true }
+            }
+            failure => self.failed_result(running, failure.reason()).await,
+        }
     }
 
     async fn failed_result(&self, request: &AccessRequest, reason: FailureReason) -> ExecuteResult {

@@ -2,6 +2,7 @@
 //!
 //! - [`pagerduty`]: the REST client (on-calls, users), bounded retries, errors classified, token kept secret.
 //! - [`directory`]: the Slack lookup by email that links a PagerDuty user to a Slack user.
+//! - [`directory_cache`]: the hours-long, in-memory memory of which member has an email.
 //! - [`cache`]: the short-lived Redis cache of PagerDuty answers.
 //! - [`provider`]: builds the [`crate::request::Roster`] of one approval policy and fails closed.
 //!
@@ -10,11 +11,13 @@
 
 pub mod cache;
 pub mod directory;
+pub mod directory_cache;
 pub mod pagerduty;
 pub mod provider;
 
 pub use cache::{RosterCache, Snapshot, UnmappedOnCall};
 pub use directory::{DirectoryMatch, Exclusion, SlackDirectory, normalize_email};
+pub use directory_cache::CachedDirectory;
 pub use pagerduty::{OnCallShift, PagerDutyClient, PagerDutyError, PagerDutyRef, PagerDutySettings, PagerDutyUser};
 // The retry pause is shared with the other HTTP clients; re-exported here so on-call users find it next to the client.
 pub use crate::pause::{Pause, TokioPause};

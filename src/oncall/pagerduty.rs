@@ -170,14 +170,24 @@ impl PagerDutyClient {
         at: OffsetDateTime,
     ) -> Result<Vec<OnCallShift>, PagerDutyError> {
         let work = async {
+            // Schedules and escalation policies are asked at the same time, each with its own budget (the timeout
+            // below bounds both); a user without an email is then fetched within the schedules' budget.
             let mut budget = Budget::new(self.settings.total_budget);
-            let mut wire = Vec::new();
-            if !schedules.is_empty() {
-                wire.extend(self.list_oncalls("schedule_ids[]", schedules, at, &mut budget).await?);
-            }
-            if !escalation_policies.is_empty() {
-                wire.extend(self.list_oncalls("escalation_policy_ids[]", escalation_policies, at, &mut budget).await?);
-            }
+            let mut policies_budget = Budget::new(self.settings.total_budget);
+            let by_schedule = async {
+                if schedules.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.list_oncalls("schedule_ids[]", schedules, at, &mut budget).await
+            };
+            let by_policy = async {
+                if escalation_policies.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.list_oncalls("escalation_policy_ids[]", escalation_policies, at, &mut policies_budget).await
+            };
+            let (mut wire, by_policy) = tokio::try_join!(by_schedule, by_policy)?;
+            wire.extend(by_policy);
             self.complete(wire, &mut budget).await
         };
         // The per-request timeout and attempt count already bound the work; this bounds the sum of them.

@@ -9,7 +9,6 @@
 //! `max_staleness` (never more than [`MAX_ROSTER_AGE`], the age the approval rules accept); otherwise the roster
 //! is unavailable and nobody can approve through PagerDuty. A broken cache never stands in for PagerDuty.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +46,13 @@ impl Default for RosterSettings {
             static_roster: BTreeMap::new(),
         }
     }
+}
+
+/// Whether a fresh cached PagerDuty answer may stand in for asking PagerDuty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    CacheAllowed,
+    AskPagerDuty,
 }
 
 /// Where the PagerDuty part of a roster came from.
@@ -146,8 +152,19 @@ impl RosterProvider {
         Ok(RosterProvider { pagerduty, directory, cache, clock, settings })
     }
 
-    /// Who may approve under `policy` now.
+    /// Who may approve under `policy` now, for showing on a card: a PagerDuty answer younger than the cache TTL
+    /// is reused.
     pub async fn roster_for(&self, policy: &ApprovalPolicy) -> Result<RosterReport, RosterError> {
+        self.roster(policy, Freshness::CacheAllowed).await
+    }
+
+    /// Who may approve under `policy` now, for a decision: PagerDuty is asked every time, so a hand-over a moment
+    /// ago counts at once. Only when PagerDuty cannot answer is a cached answer used, within the max staleness.
+    pub async fn roster_now(&self, policy: &ApprovalPolicy) -> Result<RosterReport, RosterError> {
+        self.roster(policy, Freshness::AskPagerDuty).await
+    }
+
+    async fn roster(&self, policy: &ApprovalPolicy, freshness: Freshness) -> Result<RosterReport, RosterError> {
         let sources = &policy.approvers;
         let now = self.clock.now();
         let (static_schedules, pagerduty_schedules): (BTreeSet<String>, BTreeSet<String>) =
@@ -157,7 +174,8 @@ impl RosterProvider {
         let (mut roster, unmapped, origin) = if pagerduty_schedules.is_empty() && escalation_policies.is_empty() {
             (Roster::new(now), Vec::new(), RosterOrigin::Config)
         } else {
-            let (snapshot, origin) = self.pagerduty_part(&pagerduty_schedules, escalation_policies, now).await?;
+            let (snapshot, origin) =
+                self.pagerduty_part(&pagerduty_schedules, escalation_policies, now, freshness).await?;
             (snapshot.roster, snapshot.unmapped, origin)
         };
         for schedule in &static_schedules {
@@ -178,6 +196,7 @@ impl RosterProvider {
         schedules: &BTreeSet<String>,
         escalation_policies: &BTreeSet<String>,
         now: OffsetDateTime,
+        freshness: Freshness,
     ) -> Result<(Snapshot, RosterOrigin), RosterError> {
         let Some(client) = &self.pagerduty else {
             let ids: Vec<&str> = schedules.iter().chain(escalation_policies).map(String::as_str).collect();
@@ -191,19 +210,31 @@ impl RosterProvider {
             });
         };
         let key = self.cache.key(&sources_hash(schedules, escalation_policies, self.settings.max_escalation_level));
-        let cached = match self.cache.get(&key).await {
-            Ok(cached) => cached,
-            Err(e) => {
-                tracing::warn!("on-call cache unavailable, asking PagerDuty: {e:#}");
-                None
+        let read_cache = async {
+            match self.cache.get(&key).await {
+                Ok(cached) => cached,
+                Err(e) => {
+                    tracing::warn!("on-call cache unavailable, asking PagerDuty: {e:#}");
+                    None
+                }
             }
         };
         let age_of = |snapshot: &Snapshot| now - snapshot.roster.as_of;
-        // A snapshot "from the future" (clock moved back, skew between replicas) proves nothing: never used.
-        if let Some(snapshot) = cached.as_ref().filter(|s| within(age_of(s), self.settings.cache_ttl, false)) {
-            return Ok((snapshot.clone(), RosterOrigin::Cache));
-        }
-        match self.fetch(client, schedules, escalation_policies, now).await {
+        let (cached, fetched) = match freshness {
+            Freshness::CacheAllowed => {
+                let cached = read_cache.await;
+                // A snapshot "from the future" (clock moved back, skew between replicas) proves nothing: never used.
+                if let Some(snapshot) = cached.as_ref().filter(|s| within(age_of(s), self.settings.cache_ttl, false)) {
+                    return Ok((snapshot.clone(), RosterOrigin::Cache));
+                }
+                (cached, self.fetch(client, schedules, escalation_policies, now).await)
+            }
+            // The cache is only the fallback here: read it while PagerDuty is asked, not before.
+            Freshness::AskPagerDuty => {
+                tokio::join!(read_cache, self.fetch(client, schedules, escalation_policies, now))
+            }
+        };
+        match fetched {
             Ok(snapshot) => {
                 if let Err(e) = self.cache.put(&key, &snapshot, self.settings.max_staleness).await {
                     tracing::warn!("could not cache the on-call roster: {e:#}");
@@ -254,16 +285,19 @@ impl RosterProvider {
             }
         }
 
-        let mut slack_ids: BTreeMap<String, DirectoryMatch> = BTreeMap::new();
+        // One lookup per distinct email, all at once: each is a Slack round trip, and none depends on another.
+        let mut people: BTreeMap<String, &str> = BTreeMap::new();
         for shift in chosen.values() {
-            let email = normalize_email(&shift.user.email);
-            if let Entry::Vacant(slot) = slack_ids.entry(email) {
-                let found = self.directory.match_email(slot.key()).await.map_err(|e| {
-                    FetchFailure::Directory(format!("finding the Slack account of {}: {e:#}", shift.user.name))
-                })?;
-                slot.insert(found);
-            }
+            people.entry(normalize_email(&shift.user.email)).or_insert(&shift.user.name);
         }
+        let lookups = people.into_iter().map(|(email, name)| async move {
+            match self.directory.match_email(&email).await {
+                Ok(found) => Ok((email, found)),
+                Err(e) => Err(FetchFailure::Directory(format!("finding the Slack account of {name}: {e:#}"))),
+            }
+        });
+        let slack_ids: BTreeMap<String, DirectoryMatch> =
+            futures::future::try_join_all(lookups).await?.into_iter().collect();
 
         let mut roster = Roster::new(now);
         let mut unmapped = Vec::new();

@@ -2,6 +2,7 @@
 //!
 //! - [`event`]: what a Slack envelope means to jitgate, translated from the wire JSON.
 //! - [`socket`]: slack-morphism's socket-mode listener; callbacks only translate, ack and spawn.
+//! - [`connections`]: the WebSockets under that listener, with `TCP_NODELAY` and a jittered reconnect backoff.
 //! - [`web`]: typed Web API calls (token check, post, update, ephemeral, DM, modals, user lookup by email, channel
 //!   info, permalinks, file upload) with bounded rate-limit retries and errors that name the fix.
 //!
@@ -9,6 +10,7 @@
 //! the `messages` module builds. Calls and envelopes are counted in [`crate::telemetry::Metrics`]; the on-call code
 //! finds people by email through it via an adapter in `app/directory.rs`.
 
+pub mod connections;
 pub mod event;
 pub mod socket;
 pub mod web;

@@ -1,4 +1,5 @@
-//! Socket mode: slack-morphism's listener, translated into [`SlackEvent`]s. Transport only translates.
+//! Socket mode: slack-morphism's listener, translated into [`SlackEvent`]s. Transport only translates. The
+//! WebSocket connections under the listener are [`super::connections`]' (with `TCP_NODELAY`).
 //!
 //! slack-morphism reads one connection's frames in order and sends each ack only when our callback returns, so
 //! the callbacks stay short: translate, ask the handler for the ack (a pure, fast decision such as a parse error
@@ -18,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::SlackMessage;
+use super::connections::{NoDelayConnector, SocketReport};
 use super::event::{self, SlackEvent};
 use crate::telemetry::Metrics;
 
@@ -75,9 +77,10 @@ pub struct SocketSettings {
 
 /// The running listener.
 pub struct SocketMode {
-    listener: SlackClientSocketModeListener<SlackClientHyperHttpsConnector>,
+    listener: SlackClientSocketModeListener<NoDelayConnector>,
     events: Arc<AtomicUsize>,
     hellos: Arc<AtomicUsize>,
+    sockets: Arc<SocketReport>,
 }
 
 impl SocketMode {
@@ -89,6 +92,11 @@ impl SocketMode {
     /// Events received so far (translated or not), for tests and metrics.
     pub fn events_received(&self) -> usize {
         self.events.load(Ordering::Relaxed)
+    }
+
+    /// WebSockets opened so far, and how many of them had `TCP_NODELAY` when read back from the socket.
+    pub fn sockets_opened_with_nodelay(&self) -> (usize, usize) {
+        (self.sockets.opened.load(Ordering::Relaxed), self.sockets.nodelay.load(Ordering::Relaxed))
     }
 
     /// Connections Slack has greeted with `hello` so far, first ones and re-opened ones alike. slack-morphism
@@ -113,6 +121,13 @@ struct Shared {
 
 /// A Web API client for `api_base` that accepts `http://` too (a local Slack) and speaks HTTP/1 and HTTP/2.
 pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
+    Arc::new(SlackClient::new(hyper_connector(api_base)))
+}
+
+/// The socket-mode client: [`slack_client`]'s connector, opening its WebSockets with `TCP_NODELAY`.
+type SocketClient = SlackClient<NoDelayConnector>;
+
+fn hyper_connector(api_base: &str) -> SlackClientHyperHttpsConnector {
     // slack-morphism and the AWS SDK both pull in rustls crypto back ends; pick one before the first TLS use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let tls = match HttpsConnectorBuilder::new().with_native_roots() {
@@ -125,8 +140,7 @@ pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
         ),
     };
     let https = tls.https_or_http().enable_http1().enable_http2().build();
-    let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_base.trim_end_matches('/'));
-    Arc::new(SlackClient::new(connector))
+    SlackClientHyperConnector::with_connector(https).with_slack_api_url(api_base.trim_end_matches('/'))
 }
 
 /// Connects and starts delivering events to `handler`; the work after each ack is spawned on `tasks`.
@@ -136,7 +150,9 @@ pub async fn start<H: EventHandler>(
     tasks: TaskTracker,
     metrics: Metrics,
 ) -> anyhow::Result<SocketMode> {
-    let client = slack_client(&settings.api_base);
+    let connector = NoDelayConnector::new(hyper_connector(&settings.api_base));
+    let sockets = connector.report();
+    let client = Arc::new(SocketClient::new(connector));
     let events = Arc::new(AtomicUsize::new(0));
     let hellos = Arc::new(AtomicUsize::new(0));
     let callbacks = SlackSocketModeListenerCallbacks::new()
@@ -162,7 +178,7 @@ pub async fn start<H: EventHandler>(
     let token = SlackApiToken::new(settings.app_token.expose_secret().to_owned().into());
     listener.listen_for(&token).await.map_err(|e| anyhow::anyhow!("{e}")).context("opening Slack socket mode")?;
     listener.start().await;
-    Ok(SocketMode { listener, events, hellos })
+    Ok(SocketMode { listener, events, hellos, sockets })
 }
 
 async fn shared(state: &SlackClientEventsUserState) -> Option<(Arc<dyn Take>, Arc<AtomicUsize>, TaskTracker)> {
@@ -201,7 +217,7 @@ async fn on_hello(state: SlackClientEventsUserState) {
 
 async fn on_command(
     event: SlackCommandEvent,
-    _client: Arc<SlackHyperClient>,
+    _client: Arc<SocketClient>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let empty = SlackCommandEventResponse::new(SlackMessageContent::new());
@@ -225,7 +241,7 @@ async fn on_command(
 
 async fn on_interaction(
     event: SlackInteractionEvent,
-    _client: Arc<SlackHyperClient>,
+    _client: Arc<SocketClient>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackInteractionResponse> {
     let Some((handler, events, tasks)) = shared(&state).await else { return Ok(SlackInteractionResponse::Empty) };
@@ -258,7 +274,7 @@ async fn on_interaction(
 
 fn on_error(
     error: Box<dyn std::error::Error + Send + Sync>,
-    _client: Arc<SlackHyperClient>,
+    _client: Arc<SocketClient>,
     _state: SlackClientEventsUserState,
 ) -> HttpStatusCode {
     warn!(error = %error, "socket-mode listener error");

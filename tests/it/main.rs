@@ -15,6 +15,7 @@ mod harness;
 mod healthcheck;
 mod http;
 mod iam_evaluator;
+mod latency;
 mod live_check;
 mod manifests;
 mod oncall;

@@ -64,7 +64,7 @@ async fn happy_path_request_card_approve_results_in_thread_with_audit_link() {
         ("audit", "TransactWriteItems", 3),
         ("slack", "chat.postMessage", 3),
         ("slack", "chat.update", 2),
-        ("pagerduty", "oncalls", 1), // the click reuses the roster cached at request time
+        ("pagerduty", "oncalls", 2), // the card, then the click: a decision always asks PagerDuty
         ("redis", "script", 0),
     ] {
         let prefix = format!("jitgate_external_calls_total{{service=\"{service}\",op=\"{op}\",result=\"ok\"}} ");
