@@ -102,17 +102,28 @@ impl Engine {
     }
 
     /// Marks pending requests past half their window as reminded, once each; returns those this call marked.
+    /// Reads only the requests the reminder index says are due, so a pass costs what is due, not what is pending.
     pub async fn remind_due(&self, limit: usize) -> anyhow::Result<Vec<AccessRequest>> {
         let now = self.clock.now();
-        // Every pending request: the index is ordered by deadline, and none is further out than a day.
-        let horizon = now + time::Duration::days(2);
         let mut reminded = Vec::new();
-        for id in self.store.due_for_expiry(horizon, limit).await? {
-            let Some(current) = self.sweepable(&id).await? else { continue };
-            let Some(next) = request::remind(&current, now) else { continue };
-            if self.write(&current, &next).await? {
-                reminded.push(next);
+        for id in self.store.due_for_reminder(now, limit).await? {
+            let current = self.sweepable(&id).await?;
+            if let Some(current) = &current {
+                if let Some(next) = request::remind(current, now) {
+                    if !self.write(current, &next).await? {
+                        // Changed meanwhile (an approval counted): looked at again on the next pass.
+                        continue;
+                    }
+                    reminded.push(next);
+                } else if current.state() == RequestState::Pending
+                    && !current.reminded
+                    && now < request::reminder_due_at(current)
+                {
+                    // Listed early (an id reused with a later window): kept until its real half-way point.
+                    continue;
+                }
             }
+            self.store.forget_reminder(&id).await?;
         }
         Ok(reminded)
     }
@@ -125,6 +136,7 @@ impl Engine {
             Ok(found) => Ok(found),
             Err(err) if err.is::<super::RecordTampered>() => {
                 self.store.forget_pending(id).await?;
+                self.store.forget_reminder(id).await?;
                 self.store.forget_running(id).await?;
                 Ok(None)
             }
@@ -134,7 +146,6 @@ impl Engine {
 
     /// How many requests are waiting for approval (from the pending index, so a hint, as is a gauge).
     pub async fn pending_count(&self) -> anyhow::Result<usize> {
-        let horizon = self.clock.now() + time::Duration::days(2);
-        Ok(self.store.due_for_expiry(horizon, 100_000).await?.len())
+        Ok(self.store.pending_count().await?)
     }
 }

@@ -285,10 +285,15 @@ pub fn attach_card(request: &AccessRequest, card: CardRef) -> AccessRequest {
     AccessRequest { card: Some(card), version: request.version + 1, ..request.clone() }
 }
 
+/// When a pending request is due its reminder: half-way through its approval window.
+pub fn reminder_due_at(request: &AccessRequest) -> OffsetDateTime {
+    request.created_at + (request.expires_at - request.created_at) / 2
+}
+
 /// Marks the half-way reminder as sent; `None` unless the request is pending, past half its window and not yet
 /// reminded, so concurrent sweepers (through compare-and-set) remind once.
 pub fn remind(request: &AccessRequest, now: OffsetDateTime) -> Option<AccessRequest> {
-    let halfway = request.created_at + (request.expires_at - request.created_at) / 2;
+    let halfway = reminder_due_at(request);
     match request.state() {
         RequestState::Pending if !request.reminded && now >= halfway && now < request.expires_at => {
             Some(AccessRequest { reminded: true, version: request.version + 1, ..request.clone() })

@@ -84,9 +84,15 @@ impl RequestStore {
         if request.state() == RequestState::Pending {
             // `LT`: on an id collision keep the earlier deadline, so the index never points later than a record's
             // real expiry (an early entry only costs the sweeper one extra look).
-            let mut index = redis::cmd("ZADD");
-            index.arg(self.keys.pending_index()).arg("LT").arg(unix_ms(request.expires_at)).arg(request.id.as_str());
-            let _: i64 = self.query(index).await?;
+            // The reminder index likewise, so the sweeper reads only the requests due a reminder, not every
+            // pending one. Two keys, two plain commands (not a script): on Redis Cluster they may live on
+            // different nodes, and neither needs to change with the other atomically.
+            let mut indexes = redis::pipe();
+            indexes.cmd("ZADD").arg(self.keys.pending_index()).arg("LT").arg(unix_ms(request.expires_at));
+            indexes.arg(request.id.as_str()).ignore();
+            indexes.cmd("ZADD").arg(self.keys.reminder_index()).arg("LT");
+            indexes.arg(unix_ms(crate::request::reminder_due_at(request))).arg(request.id.as_str()).ignore();
+            let () = self.query_pipe(indexes).await?;
         }
         let mut invocation = CREATE.prepare_invoke();
         invocation
@@ -222,6 +228,32 @@ impl RequestStore {
             }
         }
         Ok(ids)
+    }
+
+    /// Up to `limit` requests whose reminder is due at `now`, earliest first. A hint: each is re-checked.
+    pub async fn due_for_reminder(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<RequestId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.reminder_index()).arg("-inf").arg(unix_ms(now)).arg("BYSCORE").arg("LIMIT").arg(0).arg(limit);
+        let members: Vec<String> = self.query(cmd).await?;
+        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
+    }
+
+    /// Drops a request from the reminder index: reminded, or no longer pending.
+    pub async fn forget_reminder(&self, id: &RequestId) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.reminder_index()).arg(id.as_str());
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
+    /// How many requests the pending index lists (a hint, as the index is): one `ZCARD`, whatever the count.
+    pub async fn pending_count(&self) -> Result<usize, StoreError> {
+        let mut cmd = redis::cmd("ZCARD");
+        cmd.arg(self.keys.pending_index());
+        self.query(cmd).await
     }
 
     /// Drops a request from the pending index, for the sweeper when the record is gone (its key expired after the

@@ -701,3 +701,24 @@ async fn operations_fail_while_redis_is_down_and_the_same_store_recovers_when_it
 async fn no_hang<T>(operation: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
     tokio::time::timeout(NO_HANG, operation).await.expect("the store must fail fast, not hang, when Redis is down")
 }
+
+/// The sweeper reads the reminder index up to now: only requests past half their window are listed, however many
+/// are pending, and one reminded (or finished) is dropped from it. The pending count is one `ZCARD`.
+#[tokio::test]
+async fn only_requests_due_a_reminder_are_listed_for_it() {
+    let store = store().await;
+    let now = wall_clock_now();
+    let soon = pending_request(now, 1, Duration::from_secs(10 * 60));
+    let later = pending_request(now, 1, Duration::from_secs(60 * 60));
+    for request in [&soon, &later] {
+        assert_eq!(store.create(request).await.expect("created"), Created::Inserted);
+    }
+    assert!(store.due_for_reminder(now, 10).await.expect("read").is_empty(), "nothing is half-way yet");
+    let six_minutes_on = now + time::Duration::minutes(6);
+    assert_eq!(store.due_for_reminder(six_minutes_on, 10).await.expect("read"), std::slice::from_ref(&soon.id));
+    store.forget_reminder(&soon.id).await.expect("forgotten");
+    assert!(store.due_for_reminder(six_minutes_on, 10).await.expect("read").is_empty());
+    let forty_minutes_on = now + time::Duration::minutes(40);
+    assert_eq!(store.due_for_reminder(forty_minutes_on, 10).await.expect("read"), std::slice::from_ref(&later.id));
+    assert_eq!(store.pending_count().await.expect("counted"), 2);
+}
