@@ -164,6 +164,8 @@ pub async fn start(
     clock: SharedClock,
     options: StartOptions,
 ) -> anyhow::Result<App> {
+    // One crypto provider for every TLS client built below (Redis, Slack, PagerDuty, OTLP).
+    crate::tls::install_crypto_provider();
     // The same checks as `jitgate check --secrets`, before anything is connected.
     let approval_channel = config.approval_channel_for_run()?.to_owned();
     let needed = secrets.require_for_run(pagerduty_required(config, &runbooks)).map_err(missing_secrets)?;

@@ -53,7 +53,7 @@ fn read(rel: &str) -> String {
 
 /// A YAML file as JSON values (every file here has string keys).
 fn yaml(rel: &str) -> Value {
-    serde_yaml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
+    serde_saphyr::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
 }
 
 /// The value at a path of object keys, or a panic naming the path and the file.
@@ -907,7 +907,7 @@ fn the_query_role_reads_what_runbooks_can_run_on_the_table_the_shipped_runbooks_
     // The shipped runbooks name this role and this table, so the defaults deploy a working demo.
     let role = template.parameter("QueryRoleName");
     for (name, text) in shipped_runbooks() {
-        let runbook: Value = serde_yaml::from_str(&text).expect("a runbook");
+        let runbook: Value = serde_saphyr::from_str(&text).expect("a runbook");
         assert_eq!(runbook["table"]["name"], table.as_str(), "runbooks/{name}");
         let arn = runbook["role_arn"].as_str().expect("role_arn");
         assert!(arn.ends_with(&format!(":role/{role}")), "runbooks/{name}: {arn} is not the template's query role");
