@@ -45,15 +45,26 @@ pub fn init_logging(
 ) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // Spans also go to an OpenTelemetry collector when the OTEL_* variables name one (src/telemetry/traces.rs).
     let _ = match format {
-        LogFormat::Text => text_logs(filter, writer).try_init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .try_init(),
+        LogFormat::Text => {
+            let logs = text_logs(filter, writer).finish();
+            let traces = crate::telemetry::traces::layer_from_env();
+            logs.with(traces).try_init()
+        }
+        LogFormat::Json => {
+            let logs = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(writer)
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .finish();
+            let traces = crate::telemetry::traces::layer_from_env();
+            logs.with(traces).try_init()
+        }
     };
 }
 
@@ -463,7 +474,10 @@ async fn run(config: &Config, env: &Environment) -> ExitCode {
     let secrets = crate::config::Secrets::from_env(env);
     let sdk = sdk_config(config).await;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
-    match crate::app::run(config, &secrets, runbooks, &sdk, clock, shutdown_signal()).await {
+    let outcome = crate::app::run(config, &secrets, runbooks, &sdk, clock, shutdown_signal()).await;
+    // The last requests' spans, when traces are on.
+    crate::telemetry::traces::shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

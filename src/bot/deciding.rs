@@ -5,7 +5,7 @@
 //! way by a click and by the deny form: it re-fetches the on-call roster (fail closed) and audits any refusal; the
 //! bot only renders the answer.
 
-use tracing::{error, warn};
+use tracing::{Instrument as _, error, info_span, warn};
 
 use super::Bot;
 use super::announce::Happened;
@@ -86,18 +86,30 @@ impl Bot {
             ApproveResult::Approved { request, query } => {
                 // "Approved by …, starting" while the query runs.
                 self.announce(&request, Happened::Changed).await;
-                match self.engine.execute(*request, *query).await? {
-                    ExecuteResult::Executed { request, result, .. } => {
-                        self.announce(&request, Happened::Ran(&result)).await
-                    }
-                    ExecuteResult::Failed { request, reason, alarm } => {
-                        if alarm {
-                            let alert = messages::security_alert(&request, &reason);
-                            self.raise_alert(&request, reason.code(), alert).await;
-                        }
-                        self.announce(&request, Happened::RunFailed(&reason)).await;
-                    }
+                // The click is a new Slack event with a trace of its own; the run and the rows join the trace of the
+                // request's submission (its span context is stored with the request), so one trace shows a request
+                // from the slash command to the rows.
+                let span = info_span!("run", request_id = %request.id, trace_id = tracing::field::Empty);
+                if let Some(parent) = &request.trace_parent {
+                    crate::telemetry::traces::continue_trace(&span, parent);
                 }
+                crate::telemetry::traces::record_trace_id(&span);
+                let run = async {
+                    match self.engine.execute(*request, *query).await? {
+                        ExecuteResult::Executed { request, result, .. } => {
+                            self.announce(&request, Happened::Ran(&result)).await
+                        }
+                        ExecuteResult::Failed { request, reason, alarm } => {
+                            if alarm {
+                                let alert = messages::security_alert(&request, &reason);
+                                self.raise_alert(&request, reason.code(), alert).await;
+                            }
+                            self.announce(&request, Happened::RunFailed(&reason)).await;
+                        }
+                    }
+                    anyhow::Ok(())
+                };
+                run.instrument(span).await?;
             }
         }
         Ok(())

@@ -35,6 +35,7 @@ pub use refusal_limit::{CountedRefusals, RefusalCount};
 pub use requests::{Created, Transition};
 
 use keys::Keys;
+use tracing::Instrument as _;
 
 /// How the store names its keys, how long records live, and how long it waits for Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,9 +196,11 @@ impl RequestStore {
     /// connect or one reply; this also covers waiting out a reconnect with backoff.
     async fn bounded<T>(&self, op: &str, operation: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(self.settings.operation_timeout, operation).await;
+        let span = crate::telemetry::traces::external_call_span("redis", op);
+        let outcome = tokio::time::timeout(self.settings.operation_timeout, operation).instrument(span.clone()).await;
+        let ok = matches!(outcome, Ok(Ok(_)));
+        crate::telemetry::traces::record_call_result(&span, ok);
         if let Some(metrics) = &self.metrics {
-            let ok = matches!(outcome, Ok(Ok(_)));
             metrics.external_call("redis", op, ok, started.elapsed().as_secs_f64());
         }
         match outcome {

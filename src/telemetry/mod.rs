@@ -21,6 +21,7 @@
 //! knowing each other.
 
 mod aws_calls;
+pub mod traces;
 
 use std::sync::Arc;
 

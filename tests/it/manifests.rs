@@ -424,7 +424,11 @@ fn env_example_names_only_variables_jitgate_reads() {
         let Some((name, _)) = line.split_once('=') else { continue };
         if name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') && !name.is_empty() {
             // JITGATE_DEV_* are make dev's own settings (scripts/local-stack.sh), not jitgate's.
-            let ours = known.contains(&name) || name.starts_with("AWS_") || name.starts_with("JITGATE_DEV_");
+            // OTEL_* are OpenTelemetry's standard variables (src/telemetry/traces.rs and the SDK read them).
+            let ours = known.contains(&name)
+                || name.starts_with("AWS_")
+                || name.starts_with("JITGATE_DEV_")
+                || name.starts_with("OTEL_");
             assert!(ours || name == "RUST_LOG", ".env.example names unknown {name}");
             named.insert(name.to_owned());
         }
