@@ -442,12 +442,14 @@ fn secrets_line(needs_pagerduty: bool) -> String {
     format!("SLACK_APP_TOKEN, SLACK_BOT_TOKEN and JITGATE_LINK_SECRET set, REDIS_URL valid, {pagerduty}")
 }
 
-/// The AWS SDK configuration: the standard chain (credentials, `AWS_ENDPOINT_URL`…) in the config's region.
+/// The AWS SDK configuration: the standard chain (credentials, `AWS_ENDPOINT_URL`…) in the config's region, with
+/// the general `[aws.timeouts]` (`jitgate run` gives each of its clients its own, see `app::start`).
 async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(config.region().to_owned()))
         .load()
-        .await
+        .await;
+    crate::app::with_timeouts(&sdk, config.aws.timeouts.of(crate::config::AwsClient::General))
 }
 
 async fn run(config: &Config, env: &Environment) -> ExitCode {

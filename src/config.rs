@@ -179,6 +179,76 @@ pub struct AwsConfig {
     /// DynamoDB table of the audit trail, written with jitgate's own credentials.
     #[serde(default = "default_audit_table")]
     pub audit_table: String,
+    /// `[aws.timeouts]`: bounds on every AWS call.
+    #[serde(default = "default_section")]
+    pub timeouts: AwsTimeouts,
+}
+
+/// `[aws.timeouts]`: how long an AWS call may wait for an answer. Without them a server that accepts the connection
+/// and never answers would hold a request (and the user) forever; with them the call fails as timed out, the
+/// request ends Failed (`aws_timed_out`, or `audit_unavailable` for the audit table) and nothing runs later.
+///
+/// `attempt` bounds each try of one call (the SDK retries a timed-out try, as any transient error, within its
+/// usual three attempts); `operation` bounds the call with all its tries. The `sts`, `dynamodb` (the approved
+/// queries, each page one call) and `audit` (the audit table) tables may override either for their client; the
+/// checkpoint bucket and `jitgate check --live` use the general pair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsTimeouts {
+    #[serde(default = "default_aws_attempt_timeout", with = "humantime_serde")]
+    pub attempt: Duration,
+    #[serde(default = "default_aws_operation_timeout", with = "humantime_serde")]
+    pub operation: Duration,
+    #[serde(default)]
+    pub sts: ClientTimeouts,
+    #[serde(default)]
+    pub dynamodb: ClientTimeouts,
+    #[serde(default)]
+    pub audit: ClientTimeouts,
+}
+
+/// One client's overrides of `[aws.timeouts]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTimeouts {
+    #[serde(default, with = "humantime_serde")]
+    pub attempt: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub operation: Option<Duration>,
+}
+
+/// The AWS clients whose timeouts can be set apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsClient {
+    /// Everything else: the checkpoint bucket, `jitgate check --live`, `jitgate audit …`.
+    General,
+    Sts,
+    DynamoDb,
+    Audit,
+}
+
+/// The timeouts one client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimeouts {
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl AwsTimeouts {
+    /// `client`'s timeouts: its own where set, else the general ones.
+    pub fn of(&self, client: AwsClient) -> CallTimeouts {
+        let general = ClientTimeouts::default();
+        let own = match client {
+            AwsClient::General => &general,
+            AwsClient::Sts => &self.sts,
+            AwsClient::DynamoDb => &self.dynamodb,
+            AwsClient::Audit => &self.audit,
+        };
+        CallTimeouts {
+            attempt: own.attempt.unwrap_or(self.attempt),
+            operation: own.operation.unwrap_or(self.operation),
+        }
+    }
 }
 
 /// `[redis]`
@@ -254,6 +324,12 @@ fn default_approval_ttl() -> Duration {
 }
 fn default_audit_table() -> String {
     "jitgate-audit".to_owned()
+}
+fn default_aws_attempt_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_aws_operation_timeout() -> Duration {
+    Duration::from_secs(15)
 }
 fn default_key_prefix() -> String {
     "jitgate".to_owned()
@@ -400,6 +476,31 @@ impl Config {
             format!("`{}` is not a valid DynamoDB table name", self.aws.audit_table),
             "use 3-255 characters from a-z, A-Z, 0-9, '_', '-', '.'",
         );
+        for (client, key) in [
+            (AwsClient::General, "aws.timeouts"),
+            (AwsClient::Sts, "aws.timeouts.sts"),
+            (AwsClient::DynamoDb, "aws.timeouts.dynamodb"),
+            (AwsClient::Audit, "aws.timeouts.audit"),
+        ] {
+            let CallTimeouts { attempt, operation } = self.aws.timeouts.of(client);
+            check(
+                (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&attempt),
+                &format!("{key}.attempt"),
+                format!("{} is outside 100ms..60s", humantime::format_duration(attempt)),
+                "use \"5s\" (the default): an AWS call normally answers in milliseconds",
+            );
+            // An approved run holds 15-minute credentials; one call may not eat a sizeable part of that.
+            check(
+                (attempt..=Duration::from_secs(300)).contains(&operation),
+                &format!("{key}.operation"),
+                format!(
+                    "{} is not between its attempt timeout ({}) and 5m",
+                    humantime::format_duration(operation),
+                    humantime::format_duration(attempt)
+                ),
+                "use \"15s\" (the default): room for the SDK's three attempts",
+            );
+        }
         let prefix_ok = !self.redis.key_prefix.is_empty()
             && self.redis.key_prefix.len() <= 64
             && self.redis.key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
@@ -808,6 +909,32 @@ mod tests {
     }
 
     #[test]
+    fn aws_timeouts_have_defaults_per_client_overrides_and_bounds() {
+        let base = "[aws]\nregion = \"us-east-1\"\n";
+        let config = parse(base).unwrap();
+        let default = CallTimeouts { attempt: Duration::from_secs(5), operation: Duration::from_secs(15) };
+        for client in [AwsClient::General, AwsClient::Sts, AwsClient::DynamoDb, AwsClient::Audit] {
+            assert_eq!(config.aws.timeouts.of(client), default, "{client:?}");
+        }
+        let text = format!("{base}[aws.timeouts]\nattempt = \"2s\"\n[aws.timeouts.dynamodb]\noperation = \"1m\"\n");
+        let timeouts = parse(&text).unwrap().aws.timeouts;
+        assert_eq!(
+            timeouts.of(AwsClient::Sts),
+            CallTimeouts { attempt: Duration::from_secs(2), operation: Duration::from_secs(15) }
+        );
+        assert_eq!(timeouts.of(AwsClient::DynamoDb).operation, Duration::from_secs(60));
+        let err = first_error(&format!("{base}[aws.timeouts.sts]\nattempt = \"20s\"\n"));
+        assert!(
+            err.contains("aws.timeouts.sts.operation: 15s is not between its attempt timeout (20s) and 5m"),
+            "{err}"
+        );
+        let err = first_error(&format!("{base}[aws.timeouts]\nattempt = \"0s\"\n"));
+        assert!(err.contains("aws.timeouts.attempt: 0s is outside 100ms..60s"), "{err}");
+        let err = first_error(&format!("{base}[aws.timeouts.audit]\ntimeout = \"1s\"\n"));
+        assert!(err.contains("unknown field `timeout`"), "{err}");
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         let text = include_str!("../jitgate.example.toml");
         let config = parse(text).unwrap();
@@ -847,7 +974,9 @@ mod tests {
     fn unknown_keys_are_named_with_their_line() {
         let err = first_error("[aws]\nregion = \"us-east-1\"\naudit_tabel = \"x\"\n");
         assert!(
-            err.starts_with("jitgate.toml: line 3: unknown field `audit_tabel`, expected `region` or `audit_table`"),
+            err.starts_with(
+                "jitgate.toml: line 3: unknown field `audit_tabel`, expected one of `region`, `audit_table`, `timeouts`"
+            ),
             "{err}"
         );
         assert!(err.contains("jitgate.example.toml"), "{err}");

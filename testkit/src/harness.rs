@@ -58,11 +58,20 @@ pub struct Options {
     pub per_user_limit: u32,
     /// Where the bot's Redis is, when not straight at the test server (e.g. a proxy that can be cut).
     pub redis_url: Option<String>,
+    /// Config text added after the harness's own, e.g. an `[aws.timeouts.sts]` table.
+    pub extra_config: &'static str,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10, redis_url: None }
+        Options {
+            replicas: 1,
+            aws_endpoint: None,
+            shutdown_drain: "30s",
+            per_user_limit: 10,
+            redis_url: None,
+            extra_config: "",
+        }
     }
 }
 
@@ -105,6 +114,7 @@ impl Harness {
             options.shutdown_drain,
             options.per_user_limit,
         );
+        let config_text = format!("{config_text}{}", options.extra_config);
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
             redis_url: SecretString::from(options.redis_url.clone().unwrap_or_else(crate::redis_url)),

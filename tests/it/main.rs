@@ -9,6 +9,7 @@
 mod audit;
 mod audit_anchor;
 mod aws;
+mod aws_timeouts;
 mod cli;
 mod engine;
 mod harness;
