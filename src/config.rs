@@ -9,8 +9,9 @@
 //! [`Config::approval_channel_for_run`] and [`Secrets::require_for_run`], which `jitgate run` calls at start and
 //! `jitgate check` calls too (the secrets with `--secrets`), so `check` refuses exactly what `run` would.
 //!
-//! The only I/O here is reading the file ([`Config::load`]) and the one snapshot of the process environment
-//! ([`Environment::from_process`], taken in `main`); everything else works on values already read.
+//! The only I/O here is reading the file ([`Config::load`]), the one snapshot of the process environment
+//! ([`Environment::from_process`], taken in `main`) and the secrets mounted as files that snapshot names
+//! (`NAME_FILE`, read by [`Environment::with_secret_files`]); everything else works on values already read.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +21,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+mod secret_files;
+pub use secret_files::{FILE_SUFFIX, SECRET_VARIABLES};
 
 /// Default config path when `JITGATE_CONFIG` is not set.
 pub const DEFAULT_CONFIG_PATH: &str = "jitgate.toml";

@@ -417,14 +417,22 @@ fn env_example_names_only_variables_jitgate_reads() {
         "REDIS_URL",
         "JITGATE_CONFIG",
         "JITGATE_LINK_SECRET",
+        "JITGATE_LOG_FORMAT",
     ];
+    // And every secret as a file (NAME_FILE).
+    let secret_file = |name: &str| {
+        name.strip_suffix(jitgate::config::FILE_SUFFIX).is_some_and(|n| jitgate::config::SECRET_VARIABLES.contains(&n))
+    };
     let text = read(".env.example");
     let mut named = BTreeSet::new();
     for line in text.lines().map(|l| l.trim().trim_start_matches("# ")) {
         let Some((name, _)) = line.split_once('=') else { continue };
         if name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') && !name.is_empty() {
             // JITGATE_DEV_* are make dev's own settings (scripts/local-stack.sh), not jitgate's.
-            let ours = known.contains(&name) || name.starts_with("AWS_") || name.starts_with("JITGATE_DEV_");
+            let ours = known.contains(&name)
+                || secret_file(name)
+                || name.starts_with("AWS_")
+                || name.starts_with("JITGATE_DEV_");
             assert!(ours || name == "RUST_LOG", ".env.example names unknown {name}");
             named.insert(name.to_owned());
         }
@@ -541,18 +549,28 @@ fn the_deployment_runs_locked_down_with_probes_limits_and_the_secret() {
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], "ops");
 
-    // Secrets only from the Secret, and exactly the keys the example Secret shows.
+    // Secrets only from the Secret, mounted as files (NAME_FILE pointing at the file of key NAME), and exactly the
+    // keys the example Secret shows.
     let secret = yaml(&format!("{K8S}/secret.example.yaml"));
     let example_keys: BTreeSet<String> =
         secret["stringData"].as_object().expect("stringData").keys().cloned().collect();
+    let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v.get("secret").is_some());
+    let volume = volume.expect("a volume from the Secret");
+    assert_eq!(volume["secret"]["secretName"], secret["metadata"]["name"]);
+    let mounts = container["volumeMounts"].as_array().expect("volumeMounts");
+    let mount = mounts.iter().find(|m| m["name"] == volume["name"]).expect("the Secret volume is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let dir = mount["mountPath"].as_str().unwrap();
     let mut from_secret = BTreeSet::new();
     for env in container["env"].as_array().expect("env") {
-        if let Some(reference) = env.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
-            assert_eq!(reference["name"], secret["metadata"]["name"]);
-            assert_eq!(reference["key"], env["name"]);
-            from_secret.insert(env["name"].as_str().unwrap().to_owned());
+        let name = env["name"].as_str().unwrap();
+        assert!(env.get("valueFrom").is_none(), "{name}: secrets come as files, not environment values");
+        if let Some(key) = name.strip_suffix("_FILE") {
+            assert!(jitgate::config::SECRET_VARIABLES.contains(&key), "jitgate reads no {name}");
+            assert_eq!(env["value"].as_str(), Some(format!("{dir}/{key}").as_str()), "{name}");
+            from_secret.insert(key.to_owned());
         } else {
-            assert!(env["name"] == "JITGATE_CONFIG", "only JITGATE_CONFIG is set in the clear, not {}", env["name"]);
+            assert!(name == "JITGATE_CONFIG", "only JITGATE_CONFIG is set in the clear, not {name}");
         }
     }
     assert_eq!(from_secret, example_keys);
