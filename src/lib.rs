@@ -12,6 +12,7 @@ pub mod app;
 pub mod audit;
 pub mod aws;
 pub mod bot;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod command;

@@ -112,6 +112,7 @@ async fn a_silent_audit_table_fails_the_approval_in_time_and_nothing_runs() {
     assert!(failed.all_text().contains("the audit trail could not record this step"), "{}", failed.all_text());
     h.dm_for(ALICE).await;
     assert!(proxy.swallowed(Calls::AuditAppends) >= 1);
+    h.wait_for_metric("jitgate_audit_append_failures_total 2").await;
 
     a_second_click_runs_nothing(&h, &proxy, &card).await;
     assert_eq!(proxy.forwarded(Calls::AssumeRole), 0, "nothing was run");

@@ -314,3 +314,24 @@ fn a_log_format_variable_that_names_no_format_is_refused() {
         "{stderr}"
     );
 }
+
+/// `jitgate --version` names the commit it was built from: the checkout's when built from one (as here), so an
+/// operator can tell which build a replica runs.
+#[test]
+fn version_names_the_git_commit_it_was_built_from() {
+    let out = jitgate(&["--version"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success());
+    let sha = match git {
+        Some(out) => text(&out.stdout).trim().to_owned(),
+        // A source tree without git (an unpacked archive): build.rs falls back to JITGATE_GIT_SHA or "unknown".
+        None => jitgate::build_info::GIT_SHA.to_owned(),
+    };
+    assert_eq!(stdout.trim(), format!("jitgate {} (git {sha})", env!("CARGO_PKG_VERSION")));
+}

@@ -19,6 +19,7 @@ mod iam_evaluator;
 mod live_check;
 mod manifests;
 mod oncall;
+mod prometheus_rules;
 mod readme;
 mod robustness;
 mod runbooks;
