@@ -58,11 +58,20 @@ pub struct Options {
     pub per_user_limit: u32,
     /// Where the bot's Redis is, when not straight at the test server (e.g. a proxy that can be cut).
     pub redis_url: Option<String>,
+    /// `redis.cluster`: `redis_url` is the seed list of a Redis Cluster.
+    pub redis_cluster: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10, redis_url: None }
+        Options {
+            replicas: 1,
+            aws_endpoint: None,
+            shutdown_drain: "30s",
+            per_user_limit: 10,
+            redis_url: None,
+            redis_cluster: false,
+        }
     }
 }
 
@@ -97,11 +106,12 @@ impl Harness {
         let audit_table = crate::unique("audit");
         let key_prefix = crate::unique("bot");
         let config_text = format!(
-            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
+            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\ncluster = {}\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
+            options.redis_cluster,
             options.shutdown_drain,
             options.per_user_limit,
         );

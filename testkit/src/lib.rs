@@ -69,3 +69,4 @@ pub mod gate;
 pub mod harness;
 pub mod pauses;
 pub mod redis_proxy;
+pub mod redis_servers;

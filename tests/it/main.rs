@@ -19,6 +19,8 @@ mod live_check;
 mod manifests;
 mod oncall;
 mod readme;
+mod redis_cluster;
+mod redis_tls;
 mod robustness;
 mod runbooks;
 mod seed_demo;
