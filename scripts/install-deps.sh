@@ -34,10 +34,11 @@ venv_version() {
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "installing redis-server…"
+# redis-tools brings redis-cli, which creates the tests' Redis Cluster; Debian builds both with TLS.
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  echo "installing redis-server and redis-tools…"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
 if [ "$FOR" = test ] && [ ! -x /usr/bin/chromium ]; then

@@ -180,6 +180,8 @@ pub async fn start(
         connect_timeout: config.redis.timeout,
         response_timeout: config.redis.timeout,
         operation_timeout: config.redis.timeout * 2,
+        cluster: config.redis.cluster,
+        ca_file: config.redis.ca_file.clone(),
         ..StoreSettings::default()
     };
     let redis_url = secrets.redis_url.expose_secret();
@@ -221,7 +223,10 @@ pub async fn start(
         Arc::new(SlackWebDirectory::new(slack.clone())),
         clock.clone(),
         &metrics,
-        Sealer::derive(&needed.link_secret, SealPurpose::Roster),
+        // The store's connection: the same Redis, reached the same way (TLS, cluster routing). Sealed under a key
+        // Redis never sees, so an edited cache entry cannot add an approver.
+        RosterCache::with_connection(engine.store().connection(), &config.redis.key_prefix)
+            .with_sealer(Sealer::derive(&needed.link_secret, SealPurpose::Roster)),
     )?;
     let bot = Arc::new(Bot::new(
         engine.clone(),
@@ -391,7 +396,7 @@ fn roster_provider(
     directory: Arc<dyn SlackDirectory>,
     clock: SharedClock,
     metrics: &Metrics,
-    sealer: Sealer,
+    cache: RosterCache,
 ) -> anyhow::Result<RosterProvider> {
     let static_roster: BTreeMap<String, BTreeSet<SlackUserId>> = config
         .oncall
@@ -408,8 +413,6 @@ fn roster_provider(
         ),
         None => None,
     };
-    // Sealed under a key Redis never sees, so an edited cache entry cannot add an approver.
-    let cache = RosterCache::new(secrets.redis_url.expose_secret(), &config.redis.key_prefix)?.with_sealer(sealer);
     RosterProvider::new(
         pagerduty,
         directory,

@@ -271,6 +271,13 @@ pub struct RedisConfig {
     /// Bound on a single Redis command, so an unreachable Redis is an error, not a hang.
     #[serde(default = "default_redis_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// `REDIS_URL` lists the seed nodes of a Redis Cluster, comma-separated (`redis://h1:7000,redis://h2:7001`).
+    #[serde(default)]
+    pub cluster: bool,
+    /// CA certificates (PEM) to trust for `rediss://` instead of the OS roots, for a Redis behind a private CA.
+    /// Relative to the config file's folder; `REDIS_CA_FILE` when not set here.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[requests]`
@@ -431,6 +438,10 @@ impl Config {
         if config.aws.region.is_none() {
             config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
         }
+        config.redis.ca_file = match config.redis.ca_file.take() {
+            Some(file) => Some(path.parent().unwrap_or(Path::new(".")).join(file)),
+            None => env.get("REDIS_CA_FILE").map(PathBuf::from),
+        };
         config.validate(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(errors) }
     }
@@ -828,11 +839,14 @@ impl Secrets {
         }
         // Parsing only; whether Redis answers is for start-up (and /readyz) to find out. The URL may hold a
         // password, so neither it nor the parser's message (which can quote it) is repeated.
-        if redis::IntoConnectionInfo::into_connection_info(self.redis_url.expose_secret()).is_err() {
+        // A Redis Cluster's seeds are several URLs separated by commas.
+        let urls = self.redis_url.expose_secret().split(',').map(str::trim);
+        if urls.clone().any(|url| redis::IntoConnectionInfo::into_connection_info(url).is_err()) {
             errors.push(EnvError::new(
                 "REDIS_URL",
                 "is not a valid Redis URL",
-                "use redis://host:6379 (rediss:// for TLS), with the password in the URL if Redis needs one",
+                "use redis://host:6379 (rediss:// for TLS), with the user and password in the URL if Redis needs \
+                 them; for a Redis Cluster, seed URLs separated by commas",
             ));
         }
         match (app_token, bot_token, link_secret) {
@@ -1014,6 +1028,35 @@ mod tests {
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
             assert!(all.iter().any(|e| e.contains(expected)), "{text:?}: expected {expected:?} in {all:?}");
         }
+    }
+
+    #[test]
+    fn the_redis_ca_file_is_relative_to_the_config_file_or_comes_from_redis_ca_file() {
+        let text = "[aws]\nregion = \"eu-west-1\"\n[redis]\ncluster = true\nca_file = \"certs/ca.pem\"\n";
+        let config = Config::parse(Path::new("/etc/jitgate/jitgate.toml"), text, &Environment::default()).unwrap();
+        assert!(config.redis.cluster);
+        assert_eq!(config.redis.ca_file, Some(PathBuf::from("/etc/jitgate/certs/ca.pem")));
+        let env = Environment::from_pairs([("REDIS_CA_FILE", "/run/secrets/redis-ca.pem")]);
+        let config = Config::parse(Path::new("jitgate.toml"), "[aws]\nregion = \"eu-west-1\"\n", &env).unwrap();
+        assert_eq!(config.redis.ca_file, Some(PathBuf::from("/run/secrets/redis-ca.pem")));
+        assert!(!config.redis.cluster, "one Redis unless told otherwise");
+    }
+
+    #[test]
+    fn a_cluster_seed_list_is_a_valid_redis_url() {
+        let base = [
+            ("SLACK_APP_TOKEN", "xapp-1"),
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("JITGATE_LINK_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let with = |url: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("REDIS_URL", url));
+            Secrets::from_env(&Environment::from_pairs(pairs)).require_for_run(false).err().unwrap_or_default()
+        };
+        let redis_errors = |url| with(url).iter().filter(|e| e.variable == "REDIS_URL").count();
+        assert_eq!(redis_errors("rediss://u:p@h1:7000,rediss://u:p@h2:7001"), 0);
+        assert_eq!(redis_errors("redis://h1:7000,http://h2"), 1);
     }
 
     #[test]

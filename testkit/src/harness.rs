@@ -60,6 +60,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Config text added after the harness's own, e.g. an `[aws.timeouts.sts]` table.
     pub extra_config: &'static str,
+    /// `redis.cluster`: `redis_url` is the seed list of a Redis Cluster.
+    pub redis_cluster: bool,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             per_user_limit: 10,
             redis_url: None,
             extra_config: "",
+            redis_cluster: false,
         }
     }
 }
@@ -106,11 +109,12 @@ impl Harness {
         let audit_table = crate::unique("audit");
         let key_prefix = crate::unique("bot");
         let config_text = format!(
-            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
+            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\ncluster = {}\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
+            options.redis_cluster,
             options.shutdown_drain,
             options.per_user_limit,
         );

@@ -70,3 +70,4 @@ pub mod harness;
 pub mod pauses;
 pub mod redis_proxy;
 pub mod silent;
+pub mod redis_servers;

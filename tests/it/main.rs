@@ -21,6 +21,8 @@ mod manifests;
 mod oncall;
 mod prometheus_rules;
 mod readme;
+mod redis_cluster;
+mod redis_tls;
 mod robustness;
 mod runbooks;
 mod seed_demo;

@@ -415,6 +415,7 @@ fn env_example_names_only_variables_jitgate_reads() {
         "PAGERDUTY_API_TOKEN",
         "PAGERDUTY_API_URL",
         "REDIS_URL",
+        "REDIS_CA_FILE",
         "JITGATE_CONFIG",
         "JITGATE_LINK_SECRET",
         "JITGATE_LOG_FORMAT",
