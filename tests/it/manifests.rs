@@ -13,8 +13,9 @@
 //! - `manifests/iam/jitgate.yaml`: cfn-lint; parliament on every policy document in it; the audit table it defines is
 //!   one jitgate's audit log accepts and writes (in the local DynamoDB), and the bot's policy covers exactly the
 //!   keys written; the query role's trust policy admits jitgate's real session name and tags.
-//! - `manifests/slack-app.yaml`: tests/it/slack_web.rs checks socket mode, interactivity, `/jit` and the scopes against
-//!   `REQUIRED_BOT_SCOPES`; here only what that test does not cover.
+//! - `manifests/slack-app.yaml`: Slack's published app manifest JSON schema (vendored in tests/schemas/);
+//!   tests/it/slack_web.rs checks socket mode, interactivity, `/jit` and the scopes against `REQUIRED_BOT_SCOPES`;
+//!   here only what that test does not cover.
 //!
 //! Each validator is first shown a real mistake and must reject it, so a validator that judges nothing fails the
 //! test. The validators come from the tools venv (`scripts/install-deps.sh`), on PATH through
@@ -1220,6 +1221,39 @@ fn the_slack_app_keeps_token_rotation_off() {
     // Socket mode delivers commands and clicks over the WebSocket: a request URL would be a second, unused way in.
     assert!(manifest["features"]["slash_commands"][0].get("url").is_none());
     assert!(manifest["settings"]["interactivity"].get("request_url").is_none());
+}
+
+/// Slack's app manifest JSON schema, vendored (source and commit in tests/schemas/README.md and the file's `$comment`).
+const SLACK_MANIFEST_SCHEMA: &str = "tests/schemas/slack-app-manifest.schema.1.0.0.json";
+
+/// What Slack's manifest schema says is wrong with `manifest`, one line per problem with where it is.
+fn slack_manifest_problems(manifest: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(&read(SLACK_MANIFEST_SCHEMA)).expect("the vendored schema is JSON");
+    assert!(schema["$comment"].as_str().is_some_and(|c| c.contains("slackapi/manifest-schema")), "its source");
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{SLACK_MANIFEST_SCHEMA}: {e}"));
+    validator.iter_errors(manifest).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+#[test]
+fn the_slack_app_manifest_follows_slacks_published_schema() {
+    // First prove the schema judges: each of these breaks a rule of Slack's and must be refused.
+    let manifest = yaml("manifests/slack-app.yaml");
+    let broken = |what: &str, edit: &dyn Fn(&mut Value)| {
+        let mut copy = manifest.clone();
+        edit(&mut copy);
+        assert!(!slack_manifest_problems(&copy).is_empty(), "the schema accepted a manifest with {what}");
+    };
+    broken("an app name over 35 characters", &|m| m["display_information"]["name"] = "j".repeat(36).into());
+    broken("a long description under 175 characters", &|m| {
+        m["display_information"]["long_description"] = "short".into()
+    });
+    broken("a misspelt setting", &|m| m["settings"]["socket_mode"] = true.into());
+    broken("a command without its slash", &|m| m["features"]["slash_commands"][0]["command"] = "jit".into());
+    broken("interactivity without is_enabled", &|m| m["settings"]["interactivity"] = serde_json::json!({}));
+    broken("a scope list that is not a list", &|m| m["oauth_config"]["scopes"]["bot"] = "commands".into());
+
+    let problems = slack_manifest_problems(&manifest);
+    assert!(problems.is_empty(), "manifests/slack-app.yaml against Slack's manifest schema:\n{}", problems.join("\n"));
 }
 
 /// `requests.shutdown_drain` of a config text, plus the time interrupted runs get to record their failure.
