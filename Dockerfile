@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # jitgate's container image: a release build on the official Rust image, run on Debian slim as a non-root user.
 #
-#   docker build -t jitgate .
+#   docker build -t jitgate --build-arg JITGATE_GIT_SHA="$(git rev-parse HEAD)" .
 #   docker run --env-file .env jitgate                     # `jitgate run` with /etc/jitgate/jitgate.toml
 #   docker run jitgate check                               # validate the baked-in config and runbooks
 #
@@ -13,7 +13,10 @@
 # the binary's glibc matches the runtime stage.
 FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+# The commit shown by `jitgate --version` and in jitgate_build_info: the build context has no .git, so build.rs
+# takes it from this variable ("unknown" when it is not given).
+ARG JITGATE_GIT_SHA=""
 # The other workspace members: cargo loads every member's manifest, even to build one package.
 COPY emulators emulators
 COPY testkit testkit

@@ -12,11 +12,12 @@ deps-demo:
 self-contained:
 	scripts/check-self-contained.py
 
-# The whole test suite, exactly as CI runs it: formatting, lints, then every test against a private
+# The whole test suite, exactly as CI runs it: the dependency policy (deny.toml), formatting, lints, then every test against a private
 # Redis and local DynamoDB/STS server. `--tests --bench latency` rather than `--all-targets`: the same targets, except
 # that those with `test = false` (jitgate's thin main.rs, the test kit) get no test binary of their own to link; the
 # latency benchmark is built (so it keeps compiling) but not run.
 test: deps self-contained
+	scripts/cargo-deny.sh
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/with-services.sh cargo test --workspace --tests --bench latency

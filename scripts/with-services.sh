@@ -2,6 +2,8 @@
 # Runs a command with a private Redis and a private local DynamoDB/STS server (moto) on free loopback ports,
 # then stops both, whatever the command's outcome. The command sees:
 #   JITGATE_TEST_REDIS_URL    redis://127.0.0.1:PORT
+#   JITGATE_TEST_REDIS_CLUSTER_URL  the seed list of a Redis Cluster (3 masters, 1 replica each) shared by the
+#                             cluster tests that do not fail it over (scripts/redis-cluster.sh)
 #   JITGATE_TEST_AWS_ENDPOINT http://127.0.0.1:PORT (moto serving one request at a time, IAM checks off)
 #   JITGATE_MOTO_SERVER       the moto_server program, for tests that need a server of their own
 #   PATH                      with the tools venv's bin first (parliament, cfn-lint, kubernetes-validate, hadolint)
@@ -38,6 +40,7 @@ cleanup() {
   set +e
   [ -f "$RUN_DIR/redis.pid" ] && stop_and_wait "$(cat "$RUN_DIR/redis.pid")"
   [ -n "${MOTO_PID:-}" ] && stop_and_wait "$MOTO_PID"
+  [ -d "$RUN_DIR/cluster" ] && "$(dirname "$0")/redis-cluster.sh" stop "$RUN_DIR/cluster"
   rm -rf "$RUN_DIR" 2>/dev/null || echo "note: could not remove $RUN_DIR; leaving it" >&2
   exit "$status"
 }
@@ -48,6 +51,9 @@ redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --a
   --pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$RUN_DIR"
 wait_for_port "$REDIS_PORT" redis-server "$RUN_DIR/redis.log"
 
+mkdir "$RUN_DIR/cluster"
+JITGATE_TEST_REDIS_CLUSTER_URL="$("$(dirname "$0")/redis-cluster.sh" start "$RUN_DIR/cluster")"
+
 MOTO_PORT="$(free_port)"
 # One request at a time, as DynamoDB's transactions need (see scripts/moto-serial.py).
 "$VENV/bin/python" "$(dirname "$0")/moto-serial.py" "$MOTO_PORT" >"$RUN_DIR/moto.log" 2>&1 &
@@ -55,6 +61,7 @@ MOTO_PID=$!
 wait_for_port "$MOTO_PORT" moto_server "$RUN_DIR/moto.log"
 
 export JITGATE_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export JITGATE_TEST_REDIS_CLUSTER_URL
 export JITGATE_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export JITGATE_MOTO_SERVER="$VENV/bin/moto_server"
 export PATH="$VENV/bin:$PATH"

@@ -27,7 +27,7 @@ use crate::audit::AuditLog;
 use crate::aws::{Executor, StsBroker};
 use crate::bot::{Bot, BotSettings};
 use crate::clock::SharedClock;
-use crate::config::{Config, Secrets};
+use crate::config::{AwsClient, CallTimeouts, Config, Secrets};
 use crate::engine::{Engine, EngineSettings};
 use crate::http::{self, HttpState, Metrics};
 use crate::ids::SlackUserId;
@@ -171,12 +171,15 @@ pub async fn start(
     clock: SharedClock,
     options: StartOptions,
 ) -> anyhow::Result<App> {
+    // One crypto provider for every TLS client built below (Redis, Slack, PagerDuty, OTLP).
+    crate::tls::install_crypto_provider();
     // The same checks as `jitgate check --secrets`, before anything is connected.
     let approval_channel = config.approval_channel_for_run()?.to_owned();
     let needed = secrets.require_for_run(pagerduty_required(config, &runbooks)).map_err(missing_secrets)?;
     let (app_token, bot_token) = (&needed.slack_app_token, &needed.slack_bot_token);
     let links = AuditLinkSigner::new(needed.link_secret.clone(), config.http.audit_link_ttl);
     let metrics = Metrics::new();
+    metrics.register_runbooks(runbooks.iter().map(|r| r.id().as_str()));
     let runbooks = Arc::new(runbooks);
 
     let store_settings = StoreSettings {
@@ -186,6 +189,8 @@ pub async fn start(
         connect_timeout: config.redis.timeout,
         response_timeout: config.redis.timeout,
         operation_timeout: config.redis.timeout * 2,
+        cluster: config.redis.cluster,
+        ca_file: config.redis.ca_file.clone(),
         ..StoreSettings::default()
     };
     let redis_url = secrets.redis_url.expose_secret();
@@ -193,13 +198,17 @@ pub async fn start(
         .await
         .context("connecting to Redis (REDIS_URL)")?
         .with_metrics(metrics.clone());
-    let audit = AuditLog::new(sdk, config.aws.audit_table.clone(), clock.clone()).with_metrics(metrics.clone());
+    // Each AWS client with its own `[aws.timeouts]`, so a silent STS, DynamoDB or audit table fails the request in
+    // bounded time instead of holding it (and its Slack user) forever.
+    let sdk_for = |client| with_timeouts(sdk, config.aws.timeouts.of(client));
+    let audit = AuditLog::new(&sdk_for(AwsClient::Audit), config.aws.audit_table.clone(), clock.clone())
+        .with_metrics(metrics.clone());
     audit.ensure_table().await.context("checking the audit table")?;
     let engine = Arc::new(Engine::new(
         runbooks.clone(),
         store,
-        StsBroker::new(sdk).with_clock(clock.clone()).with_metrics(metrics.clone()),
-        Executor::new(sdk.clone(), clock.clone()).with_metrics(metrics.clone()),
+        StsBroker::new(&sdk_for(AwsClient::Sts)).with_clock(clock.clone()).with_metrics(metrics.clone()),
+        Executor::new(sdk_for(AwsClient::DynamoDb), clock.clone()).with_metrics(metrics.clone()),
         audit,
         clock.clone(),
         EngineSettings {
@@ -228,7 +237,10 @@ pub async fn start(
         )),
         clock.clone(),
         &metrics,
-        Sealer::derive(&needed.link_secret, SealPurpose::Roster),
+        // The store's connection: the same Redis, reached the same way (TLS, cluster routing). Sealed under a key
+        // Redis never sees, so an edited cache entry cannot add an approver.
+        RosterCache::with_connection(engine.store().connection(), &config.redis.key_prefix)
+            .with_sealer(Sealer::derive(&needed.link_secret, SealPurpose::Roster)),
     )?;
     let bot = Arc::new(Bot::new(
         engine.clone(),
@@ -302,8 +314,12 @@ pub async fn start(
     let stop_sweeper = CancellationToken::new();
     let checkpointer = match (&config.audit.checkpoint_bucket, options.background_sweeper) {
         (Some(bucket), true) => {
-            let anchor =
-                crate::audit::Anchor::new(sdk, bucket.clone(), config.audit.checkpoint_retention, clock_for_anchor);
+            let anchor = crate::audit::Anchor::new(
+                &sdk_for(AwsClient::General),
+                bucket.clone(),
+                config.audit.checkpoint_retention,
+                clock_for_anchor,
+            );
             let checkpointer = crate::audit::Checkpointer::new(engine.audit().clone(), anchor);
             Some(tokio::spawn(checkpoints(checkpointer, config.audit.checkpoint_every, stop_sweeper.clone())))
         }
@@ -334,6 +350,23 @@ pub async fn start(
         stop_http,
         sockets_up,
     })
+}
+
+/// The SDK's connect timeout when the configuration sets none (the SDK's own default).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// `sdk` with `timeouts` as the operation and attempt timeouts of every client built from it; its connect and
+/// read timeouts are kept.
+pub fn with_timeouts(sdk: &SdkConfig, timeouts: CallTimeouts) -> SdkConfig {
+    let current = sdk.timeout_config();
+    let mut bounds = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .operation_timeout(timeouts.operation)
+        .operation_attempt_timeout(timeouts.attempt)
+        .connect_timeout(current.and_then(|t| t.connect_timeout()).unwrap_or(DEFAULT_CONNECT_TIMEOUT));
+    if let Some(read) = current.and_then(|t| t.read_timeout()) {
+        bounds = bounds.read_timeout(read);
+    }
+    sdk.to_builder().timeout_config(bounds.build()).build()
 }
 
 /// Checkpoints the audit chain's head every `every` until `stop`, on every replica: replicas writing the same head
@@ -377,7 +410,7 @@ fn roster_provider(
     directory: Arc<dyn SlackDirectory>,
     clock: SharedClock,
     metrics: &Metrics,
-    sealer: Sealer,
+    cache: RosterCache,
 ) -> anyhow::Result<RosterProvider> {
     let static_roster: BTreeMap<String, BTreeSet<SlackUserId>> = config
         .oncall
@@ -394,8 +427,6 @@ fn roster_provider(
         ),
         None => None,
     };
-    // Sealed under a key Redis never sees, so an edited cache entry cannot add an approver.
-    let cache = RosterCache::new(secrets.redis_url.expose_secret(), &config.redis.key_prefix)?.with_sealer(sealer);
     RosterProvider::new(
         pagerduty,
         directory,

@@ -14,14 +14,15 @@ use crate::runbook::{Operation, Runbook, RunbookDefaults, RunbookSet};
 
 /// Just-in-time, on-call-approved, audited DynamoDB queries from Slack.
 #[derive(Debug, Parser)]
-#[command(name = "jitgate", version, about)]
+#[command(name = "jitgate", version = crate::build_info::VERSION_LINE, about)]
 pub struct Cli {
     /// Config file [default: $JITGATE_CONFIG, else jitgate.toml]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Log format: readable text for a terminal, or one JSON object per line for production log pipelines.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format: readable text for a terminal, or one JSON object per line for production log pipelines
+    /// [default: $JITGATE_LOG_FORMAT, else text]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +32,21 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The variable that selects the log format when `--log-format` is not given (`json` or `text`).
+pub const LOG_FORMAT_ENV: &str = "JITGATE_LOG_FORMAT";
+
+/// The log format: `--log-format` if given, else [`LOG_FORMAT_ENV`], else text. A value that is neither format is
+/// an error naming the variable, rather than a silent fallback: a JSON pipeline fed text lines drops them.
+pub fn log_format(flag: Option<LogFormat>, env: &Environment) -> Result<LogFormat, String> {
+    use clap::ValueEnum as _;
+    match (flag, env.get(LOG_FORMAT_ENV)) {
+        (Some(format), _) => Ok(format),
+        (None, None) => Ok(LogFormat::Text),
+        (None, Some(value)) => LogFormat::from_str(value.trim(), true)
+            .map_err(|_| format!("{LOG_FORMAT_ENV} `{value}` is not a log format — use `json` or `text`")),
+    }
 }
 
 /// The default filter: jitgate at info, the SDKs' chatter at warn. Libraries' debug and trace levels are never
@@ -45,15 +61,26 @@ pub fn init_logging(
 ) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // Spans also go to an OpenTelemetry collector when the OTEL_* variables name one (src/telemetry/traces.rs).
     let _ = match format {
-        LogFormat::Text => text_logs(filter, writer).try_init(),
-        LogFormat::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .try_init(),
+        LogFormat::Text => {
+            let logs = text_logs(filter, writer).finish();
+            let traces = crate::telemetry::traces::layer_from_env();
+            logs.with(traces).try_init()
+        }
+        LogFormat::Json => {
+            let logs = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(writer)
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .finish();
+            let traces = crate::telemetry::traces::layer_from_env();
+            logs.with(traces).try_init()
+        }
     };
 }
 
@@ -209,6 +236,28 @@ pub enum AuditCommand {
 /// Runs one command. Errors are printed to stderr with what to fix; the exit code is 0 on success, 1 when the
 /// audit chain is broken, 2 when the config or a runbook is invalid or a service cannot be reached.
 pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
+    // The commands that use secrets read the files mounted for them (`NAME_FILE`) here, once; a problem with one
+    // stops them before anything is connected, as a missing secret does.
+    let reads_secrets =
+        matches!(cli.command, Command::Run | Command::Check { secrets: true, .. } | Command::Check { live: true, .. });
+    let env = match reads_secrets.then(|| env.with_secret_files()) {
+        None => env,
+        Some(Ok(resolved)) => resolved,
+        Some(Err(errors)) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            eprintln!("the environment is invalid: {} problem(s)", errors.len());
+            return ExitCode::from(2);
+        }
+    };
+    let log_format = match log_format(cli.log_format, &env) {
+        Ok(format) => format,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     let path = cli.config.clone().unwrap_or_else(|| Config::path_from(&env));
     let config = match Config::load(&path, &env) {
         Ok(config) => config,
@@ -231,7 +280,7 @@ pub async fn execute(cli: Cli, env: Environment) -> ExitCode {
             (_, true) => live_check(&config, &env).await,
         },
         Command::Run => {
-            init_logging(cli.log_format, std::io::stderr);
+            init_logging(log_format, std::io::stderr);
             run(&config, &env).await
         }
         Command::Audit { command: AuditCommand::Verify } => audit_verify(&config).await,
@@ -442,12 +491,14 @@ fn secrets_line(needs_pagerduty: bool) -> String {
     format!("SLACK_APP_TOKEN, SLACK_BOT_TOKEN and JITGATE_LINK_SECRET set, REDIS_URL valid, {pagerduty}")
 }
 
-/// The AWS SDK configuration: the standard chain (credentials, `AWS_ENDPOINT_URL`…) in the config's region.
+/// The AWS SDK configuration: the standard chain (credentials, `AWS_ENDPOINT_URL`…) in the config's region, with
+/// the general `[aws.timeouts]` (`jitgate run` gives each of its clients its own, see `app::start`).
 async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(config.region().to_owned()))
         .load()
-        .await
+        .await;
+    crate::app::with_timeouts(&sdk, config.aws.timeouts.of(crate::config::AwsClient::General))
 }
 
 async fn run(config: &Config, env: &Environment) -> ExitCode {
@@ -463,7 +514,10 @@ async fn run(config: &Config, env: &Environment) -> ExitCode {
     let secrets = crate::config::Secrets::from_env(env);
     let sdk = sdk_config(config).await;
     let clock: SharedClock = std::sync::Arc::new(SystemClock);
-    match crate::app::run(config, &secrets, runbooks, &sdk, clock, shutdown_signal()).await {
+    let outcome = crate::app::run(config, &secrets, runbooks, &sdk, clock, shutdown_signal()).await;
+    // The last requests' spans, when traces are on.
+    crate::telemetry::traces::shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -715,6 +769,17 @@ mod tests {
         assert!(text.contains(r"text=orders\n INFO jitgate::engine::decide: approved"), "{text}");
         assert!(text.contains(r"command=orders\n"), "{text}");
         assert!(text.contains(r"slash command orders\n INFO"), "{text}");
+    }
+
+    #[test]
+    fn the_log_format_comes_from_the_flag_then_the_environment() {
+        let env = |value: &str| Environment::from_pairs([(LOG_FORMAT_ENV, value)]);
+        assert_eq!(log_format(None, &Environment::default()), Ok(LogFormat::Text));
+        assert_eq!(log_format(None, &env("json")), Ok(LogFormat::Json));
+        assert_eq!(log_format(None, &env("JSON\n")), Ok(LogFormat::Json));
+        assert_eq!(log_format(Some(LogFormat::Text), &env("json")), Ok(LogFormat::Text), "the flag wins");
+        let err = log_format(None, &env("logfmt")).unwrap_err();
+        assert_eq!(err, "JITGATE_LOG_FORMAT `logfmt` is not a log format — use `json` or `text`");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! [`Config::approval_channel_for_run`] and [`Secrets::require_for_run`], which `jitgate run` calls at start and
 //! `jitgate check` calls too (the secrets with `--secrets`), so `check` refuses exactly what `run` would.
 //!
-//! The only I/O here is reading the file ([`Config::load`]) and the one snapshot of the process environment
-//! ([`Environment::from_process`], taken in `main`); everything else works on values already read.
+//! The only I/O here is reading the file ([`Config::load`]), the one snapshot of the process environment
+//! ([`Environment::from_process`], taken in `main`) and the secrets mounted as files that snapshot names
+//! (`NAME_FILE`, read by [`Environment::with_secret_files`]); everything else works on values already read.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +21,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+mod secret_files;
+pub use secret_files::{FILE_SUFFIX, SECRET_VARIABLES};
 
 /// Default config path when `JITGATE_CONFIG` is not set.
 pub const DEFAULT_CONFIG_PATH: &str = "jitgate.toml";
@@ -179,6 +183,76 @@ pub struct AwsConfig {
     /// DynamoDB table of the audit trail, written with jitgate's own credentials.
     #[serde(default = "default_audit_table")]
     pub audit_table: String,
+    /// `[aws.timeouts]`: bounds on every AWS call.
+    #[serde(default = "default_section")]
+    pub timeouts: AwsTimeouts,
+}
+
+/// `[aws.timeouts]`: how long an AWS call may wait for an answer. Without them a server that accepts the connection
+/// and never answers would hold a request (and the user) forever; with them the call fails as timed out, the
+/// request ends Failed (`aws_timed_out`, or `audit_unavailable` for the audit table) and nothing runs later.
+///
+/// `attempt` bounds each try of one call (the SDK retries a timed-out try, as any transient error, within its
+/// usual three attempts); `operation` bounds the call with all its tries. The `sts`, `dynamodb` (the approved
+/// queries, each page one call) and `audit` (the audit table) tables may override either for their client; the
+/// checkpoint bucket and `jitgate check --live` use the general pair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsTimeouts {
+    #[serde(default = "default_aws_attempt_timeout", with = "humantime_serde")]
+    pub attempt: Duration,
+    #[serde(default = "default_aws_operation_timeout", with = "humantime_serde")]
+    pub operation: Duration,
+    #[serde(default)]
+    pub sts: ClientTimeouts,
+    #[serde(default)]
+    pub dynamodb: ClientTimeouts,
+    #[serde(default)]
+    pub audit: ClientTimeouts,
+}
+
+/// One client's overrides of `[aws.timeouts]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTimeouts {
+    #[serde(default, with = "humantime_serde")]
+    pub attempt: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub operation: Option<Duration>,
+}
+
+/// The AWS clients whose timeouts can be set apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsClient {
+    /// Everything else: the checkpoint bucket, `jitgate check --live`, `jitgate audit …`.
+    General,
+    Sts,
+    DynamoDb,
+    Audit,
+}
+
+/// The timeouts one client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimeouts {
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl AwsTimeouts {
+    /// `client`'s timeouts: its own where set, else the general ones.
+    pub fn of(&self, client: AwsClient) -> CallTimeouts {
+        let general = ClientTimeouts::default();
+        let own = match client {
+            AwsClient::General => &general,
+            AwsClient::Sts => &self.sts,
+            AwsClient::DynamoDb => &self.dynamodb,
+            AwsClient::Audit => &self.audit,
+        };
+        CallTimeouts {
+            attempt: own.attempt.unwrap_or(self.attempt),
+            operation: own.operation.unwrap_or(self.operation),
+        }
+    }
 }
 
 /// `[redis]`
@@ -197,6 +271,13 @@ pub struct RedisConfig {
     /// Bound on a single Redis command, so an unreachable Redis is an error, not a hang.
     #[serde(default = "default_redis_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// `REDIS_URL` lists the seed nodes of a Redis Cluster, comma-separated (`redis://h1:7000,redis://h2:7001`).
+    #[serde(default)]
+    pub cluster: bool,
+    /// CA certificates (PEM) to trust for `rediss://` instead of the OS roots, for a Redis behind a private CA.
+    /// Relative to the config file's folder; `REDIS_CA_FILE` when not set here.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[requests]`
@@ -254,6 +335,12 @@ fn default_approval_ttl() -> Duration {
 }
 fn default_audit_table() -> String {
     "jitgate-audit".to_owned()
+}
+fn default_aws_attempt_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_aws_operation_timeout() -> Duration {
+    Duration::from_secs(15)
 }
 fn default_key_prefix() -> String {
     "jitgate".to_owned()
@@ -351,6 +438,10 @@ impl Config {
         if config.aws.region.is_none() {
             config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
         }
+        config.redis.ca_file = match config.redis.ca_file.take() {
+            Some(file) => Some(path.parent().unwrap_or(Path::new(".")).join(file)),
+            None => env.get("REDIS_CA_FILE").map(PathBuf::from),
+        };
         config.validate(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(errors) }
     }
@@ -400,6 +491,31 @@ impl Config {
             format!("`{}` is not a valid DynamoDB table name", self.aws.audit_table),
             "use 3-255 characters from a-z, A-Z, 0-9, '_', '-', '.'",
         );
+        for (client, key) in [
+            (AwsClient::General, "aws.timeouts"),
+            (AwsClient::Sts, "aws.timeouts.sts"),
+            (AwsClient::DynamoDb, "aws.timeouts.dynamodb"),
+            (AwsClient::Audit, "aws.timeouts.audit"),
+        ] {
+            let CallTimeouts { attempt, operation } = self.aws.timeouts.of(client);
+            check(
+                (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&attempt),
+                &format!("{key}.attempt"),
+                format!("{} is outside 100ms..60s", humantime::format_duration(attempt)),
+                "use \"5s\" (the default): an AWS call normally answers in milliseconds",
+            );
+            // An approved run holds 15-minute credentials; one call may not eat a sizeable part of that.
+            check(
+                (attempt..=Duration::from_secs(300)).contains(&operation),
+                &format!("{key}.operation"),
+                format!(
+                    "{} is not between its attempt timeout ({}) and 5m",
+                    humantime::format_duration(operation),
+                    humantime::format_duration(attempt)
+                ),
+                "use \"15s\" (the default): room for the SDK's three attempts",
+            );
+        }
         let prefix_ok = !self.redis.key_prefix.is_empty()
             && self.redis.key_prefix.len() <= 64
             && self.redis.key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
@@ -723,11 +839,14 @@ impl Secrets {
         }
         // Parsing only; whether Redis answers is for start-up (and /readyz) to find out. The URL may hold a
         // password, so neither it nor the parser's message (which can quote it) is repeated.
-        if redis::IntoConnectionInfo::into_connection_info(self.redis_url.expose_secret()).is_err() {
+        // A Redis Cluster's seeds are several URLs separated by commas.
+        let urls = self.redis_url.expose_secret().split(',').map(str::trim);
+        if urls.clone().any(|url| redis::IntoConnectionInfo::into_connection_info(url).is_err()) {
             errors.push(EnvError::new(
                 "REDIS_URL",
                 "is not a valid Redis URL",
-                "use redis://host:6379 (rediss:// for TLS), with the password in the URL if Redis needs one",
+                "use redis://host:6379 (rediss:// for TLS), with the user and password in the URL if Redis needs \
+                 them; for a Redis Cluster, seed URLs separated by commas",
             ));
         }
         match (app_token, bot_token, link_secret) {
@@ -808,6 +927,32 @@ mod tests {
     }
 
     #[test]
+    fn aws_timeouts_have_defaults_per_client_overrides_and_bounds() {
+        let base = "[aws]\nregion = \"us-east-1\"\n";
+        let config = parse(base).unwrap();
+        let default = CallTimeouts { attempt: Duration::from_secs(5), operation: Duration::from_secs(15) };
+        for client in [AwsClient::General, AwsClient::Sts, AwsClient::DynamoDb, AwsClient::Audit] {
+            assert_eq!(config.aws.timeouts.of(client), default, "{client:?}");
+        }
+        let text = format!("{base}[aws.timeouts]\nattempt = \"2s\"\n[aws.timeouts.dynamodb]\noperation = \"1m\"\n");
+        let timeouts = parse(&text).unwrap().aws.timeouts;
+        assert_eq!(
+            timeouts.of(AwsClient::Sts),
+            CallTimeouts { attempt: Duration::from_secs(2), operation: Duration::from_secs(15) }
+        );
+        assert_eq!(timeouts.of(AwsClient::DynamoDb).operation, Duration::from_secs(60));
+        let err = first_error(&format!("{base}[aws.timeouts.sts]\nattempt = \"20s\"\n"));
+        assert!(
+            err.contains("aws.timeouts.sts.operation: 15s is not between its attempt timeout (20s) and 5m"),
+            "{err}"
+        );
+        let err = first_error(&format!("{base}[aws.timeouts]\nattempt = \"0s\"\n"));
+        assert!(err.contains("aws.timeouts.attempt: 0s is outside 100ms..60s"), "{err}");
+        let err = first_error(&format!("{base}[aws.timeouts.audit]\ntimeout = \"1s\"\n"));
+        assert!(err.contains("unknown field `timeout`"), "{err}");
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         let text = include_str!("../jitgate.example.toml");
         let config = parse(text).unwrap();
@@ -847,7 +992,9 @@ mod tests {
     fn unknown_keys_are_named_with_their_line() {
         let err = first_error("[aws]\nregion = \"us-east-1\"\naudit_tabel = \"x\"\n");
         assert!(
-            err.starts_with("jitgate.toml: line 3: unknown field `audit_tabel`, expected `region` or `audit_table`"),
+            err.starts_with(
+                "jitgate.toml: line 3: unknown field `audit_tabel`, expected one of `region`, `audit_table`, `timeouts`"
+            ),
             "{err}"
         );
         assert!(err.contains("jitgate.example.toml"), "{err}");
@@ -881,6 +1028,35 @@ mod tests {
             let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
             assert!(all.iter().any(|e| e.contains(expected)), "{text:?}: expected {expected:?} in {all:?}");
         }
+    }
+
+    #[test]
+    fn the_redis_ca_file_is_relative_to_the_config_file_or_comes_from_redis_ca_file() {
+        let text = "[aws]\nregion = \"eu-west-1\"\n[redis]\ncluster = true\nca_file = \"certs/ca.pem\"\n";
+        let config = Config::parse(Path::new("/etc/jitgate/jitgate.toml"), text, &Environment::default()).unwrap();
+        assert!(config.redis.cluster);
+        assert_eq!(config.redis.ca_file, Some(PathBuf::from("/etc/jitgate/certs/ca.pem")));
+        let env = Environment::from_pairs([("REDIS_CA_FILE", "/run/secrets/redis-ca.pem")]);
+        let config = Config::parse(Path::new("jitgate.toml"), "[aws]\nregion = \"eu-west-1\"\n", &env).unwrap();
+        assert_eq!(config.redis.ca_file, Some(PathBuf::from("/run/secrets/redis-ca.pem")));
+        assert!(!config.redis.cluster, "one Redis unless told otherwise");
+    }
+
+    #[test]
+    fn a_cluster_seed_list_is_a_valid_redis_url() {
+        let base = [
+            ("SLACK_APP_TOKEN", "xapp-1"),
+            ("SLACK_BOT_TOKEN", "xoxb-1"),
+            ("JITGATE_LINK_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let with = |url: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("REDIS_URL", url));
+            Secrets::from_env(&Environment::from_pairs(pairs)).require_for_run(false).err().unwrap_or_default()
+        };
+        let redis_errors = |url| with(url).iter().filter(|e| e.variable == "REDIS_URL").count();
+        assert_eq!(redis_errors("rediss://u:p@h1:7000,rediss://u:p@h2:7001"), 0);
+        assert_eq!(redis_errors("redis://h1:7000,http://h2"), 1);
     }
 
     #[test]

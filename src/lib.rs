@@ -2,7 +2,8 @@
 //!
 //! Dependencies point inward. The pure domain (`ids`, `request`, `runbook`, `clock`) does no I/O beyond reading
 //! runbook files. The five clients — `slack`, `aws`, `store`, `oncall`, `audit` — each talk to one outside service
-//! and import none of each other, only the domain and the shared plumbing (`pause`, `seal`, `telemetry`); a test below
+//! and import none of each other, only the domain and the shared plumbing (`pause`, `seal`, `telemetry`, `tls`,
+//! `redis_connection`); a test below
 //! holds them to it. `engine` composes the domain with `store`, `aws` and `audit` (recording failures in the words
 //! `messages` gives them); `bot` puts Slack and the on-call roster in front of the engine, with every user-visible
 //! text from `messages`; `app` is the composition root that builds the clients and adapts one to another where they
@@ -12,6 +13,7 @@ pub mod app;
 pub mod audit;
 pub mod aws;
 pub mod bot;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod command;
@@ -24,12 +26,14 @@ pub mod live_check;
 pub mod messages;
 pub mod oncall;
 pub mod pause;
+pub mod redis_connection;
 pub mod request;
 pub mod runbook;
 pub mod seal;
 pub mod slack;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 #[cfg(test)]
 mod tests {
@@ -38,7 +42,8 @@ mod tests {
     /// The clients: each talks to one outside service and knows none of the others.
     const CLIENTS: [&str; 5] = ["slack", "aws", "store", "oncall", "audit"];
     /// What a client may use besides itself: the pure domain and the shared plumbing.
-    const DOMAIN: [&str; 7] = ["ids", "request", "runbook", "clock", "pause", "seal", "telemetry"];
+    const DOMAIN: [&str; 9] =
+        ["ids", "request", "runbook", "clock", "pause", "seal", "telemetry", "tls", "redis_connection"];
 
     fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {

@@ -7,6 +7,12 @@
 //! do nothing even before they are dropped; for every PagerDuty schedule and escalation policy: it exists; for the
 //! approval channel: it exists, is not archived and the bot is a member ([`ApprovalChannel`], which `jitgate run`
 //! also checks at start-up). Each check is one line of the report.
+//!
+//! DescribeTable runs with the runbook's own query role, not jitgate's: assumed like a request, with a session
+//! policy allowing `dynamodb:DescribeTable` on that one table and nothing else ([`describe_table_policy`]). The bot's
+//! role so never needs a permission on an application table (it can only assume the query roles), and a runbook
+//! whose role cannot reach its table fails here rather than at its first approved query. `docs/security.md` says why
+//! this is the narrower choice; `tests/it/iam_evaluator/live_check.rs` evaluates it against the template.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -15,7 +21,7 @@ use aws_config::SdkConfig;
 
 use crate::aws::sts::{TAG_APPROVERS, TAG_REQUEST_ID, TAG_RUNBOOK};
 use crate::oncall::PagerDutyClient;
-use crate::runbook::{KeySchema, RunbookSet};
+use crate::runbook::{KeySchema, Runbook, RunbookSet};
 use crate::slack::{Conversation, SlackError, SlackWeb};
 
 /// One line of the report.
@@ -57,32 +63,19 @@ pub async fn run(
     pagerduty: Option<&PagerDutyClient>,
     static_schedules: &BTreeSet<String>,
 ) -> Vec<CheckLine> {
-    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let sts = aws_sdk_sts::Client::new(sdk);
     let mut lines = Vec::new();
     for runbook in runbooks.iter() {
-        lines.push(table_check(&dynamo, runbook.id().as_str(), runbook.table(), runbook.index()).await);
+        lines.push(table_check(&sts, sdk, runbook).await);
     }
     let roles: BTreeSet<String> = runbooks.iter().map(|r| r.role().as_str().to_owned()).collect();
     for role in roles {
-        let assumed = sts
-            .assume_role()
-            .role_arn(&role)
-            .role_session_name(format!("jit-{LIVE_CHECK_REQUEST_ID}"))
-            .source_identity("jitgate-live-check")
-            .tags(tag(TAG_REQUEST_ID, LIVE_CHECK_REQUEST_ID))
-            .tags(tag(TAG_RUNBOOK, "live-check"))
-            .tags(tag(TAG_APPROVERS, "none"))
-            .policy(DENY_EVERYTHING)
-            .duration_seconds(900)
-            .send()
-            .await;
-        lines.push(match assumed {
+        lines.push(match assume(&sts, &role, "live-check", DENY_EVERYTHING).await {
             Ok(out) => {
                 let id = out.assumed_role_user().map(|u| u.assumed_role_id().to_owned()).unwrap_or_default();
                 line("assume role", role, true, format!("assumed as {id}"))
             }
-            Err(err) => line("assume role", role, false, format!("{}", aws_sdk_sts::error::DisplayErrorContext(&err))),
+            Err(err) => line("assume role", role, false, err),
         });
     }
     let mut schedules = BTreeSet::new();
@@ -112,16 +105,73 @@ pub async fn run(
     lines
 }
 
-async fn table_check(
-    dynamo: &aws_sdk_dynamodb::Client,
-    runbook: &str,
-    table: &KeySchema,
-    index: Option<&KeySchema>,
-) -> CheckLine {
+/// Assumes `role` the way a request does (session `jit-JIT-LIVE-CHECK`, a SourceIdentity, jitgate's three session
+/// tags), with `policy` as the session policy; the error as one line of text.
+async fn assume(
+    sts: &aws_sdk_sts::Client,
+    role: &str,
+    runbook_tag: &str,
+    policy: &str,
+) -> Result<aws_sdk_sts::operation::assume_role::AssumeRoleOutput, String> {
+    sts.assume_role()
+        .role_arn(role)
+        .role_session_name(format!("jit-{LIVE_CHECK_REQUEST_ID}"))
+        .source_identity("jitgate-live-check")
+        .tags(tag(TAG_REQUEST_ID, LIVE_CHECK_REQUEST_ID))
+        .tags(tag(TAG_RUNBOOK, runbook_tag))
+        .tags(tag(TAG_APPROVERS, "none"))
+        .policy(policy)
+        .duration_seconds(900)
+        .send()
+        .await
+        .map_err(|err| format!("{}", aws_sdk_sts::error::DisplayErrorContext(&err)))
+}
+
+/// The session policy of a table check: DescribeTable on `table_arn` alone. DescribeTable on the table also
+/// describes its indexes, so no index ARN is needed; no data-plane action is allowed, so the credentials cannot read
+/// an item even though the role could.
+pub fn describe_table_policy(table_arn: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": "dynamodb:DescribeTable", "Resource": table_arn }],
+    })
+    .to_string()
+}
+
+/// A DynamoDB client signing with the assumed role's credentials only, with region, endpoint and HTTP settings from
+/// `sdk`.
+fn client_with(sdk: &SdkConfig, credentials: &aws_sdk_sts::types::Credentials) -> aws_sdk_dynamodb::Client {
+    let expiry = std::time::SystemTime::try_from(*credentials.expiration()).ok();
+    let credentials = aws_credential_types::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_owned()),
+        expiry,
+        "jitgate-live-check",
+    );
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk).credentials_provider(credentials).build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+async fn table_check(sts: &aws_sdk_sts::Client, sdk: &SdkConfig, runbook: &Runbook) -> CheckLine {
+    let (table, index) = (runbook.table(), runbook.index());
     let target = match index {
-        Some(index) => format!("{runbook}: {} / {}", table.name(), index.name()),
-        None => format!("{runbook}: {}", table.name()),
+        Some(index) => format!("{}: {} / {}", runbook.id().as_str(), table.name(), index.name()),
+        None => format!("{}: {}", runbook.id().as_str(), table.name()),
     };
+    let Some(region) = sdk.region() else {
+        return line("table", target, false, "no AWS region is configured (aws.region in jitgate.toml)");
+    };
+    let policy = describe_table_policy(&runbook.table_arn(region.as_ref()));
+    let role = runbook.role().as_str();
+    let credentials = match assume(sts, role, runbook.id().as_str(), &policy).await {
+        Ok(out) => match out.credentials() {
+            Some(credentials) => credentials.clone(),
+            None => return line("table", target, false, format!("AssumeRole of {role} returned no credentials")),
+        },
+        Err(err) => return line("table", target, false, format!("cannot assume {role} to describe the table: {err}")),
+    };
+    let dynamo = client_with(sdk, &credentials);
     let described = match dynamo.describe_table().table_name(table.name()).send().await {
         Ok(out) => out,
         Err(err) => {

@@ -39,6 +39,9 @@ pub const DENY_ACTION: &str = "jit_deny";
 
 /// Section text limit (Block Kit: 3000 characters); kept with some room for the code fence.
 const SECTION_LIMIT: usize = 2900;
+/// A message's `text`: `chat.update` refuses more than 4,000 characters (`msg_too_long`), so a long failure reason
+/// or user input is cut rather than losing the whole message.
+const MESSAGE_TEXT_LIMIT: usize = 4000;
 /// Rows shown inline in the thread; more go to the attached files.
 pub const INLINE_ROWS: usize = 20;
 /// Widest cell in the inline table.
@@ -406,7 +409,7 @@ pub fn results_json(rows: &[Row]) -> String {
 
 /// The requester's note when their request changed state (DM or ephemeral).
 pub fn requester_update(request: &AccessRequest) -> String {
-    format!("{} ({}): {}", request.id, request.query.runbook, status_line(request))
+    truncate(&format!("{} ({}): {}", request.id, request.query.runbook, status_line(request)), MESSAGE_TEXT_LIMIT)
 }
 
 /// The message for an internal failure: no details, a reference to find them in the logs.
@@ -442,11 +445,11 @@ pub fn help() -> SlackMessage {
 
 /// Ephemeral text for a command that does not parse: what was wrong, then the right usage.
 pub fn command_error(error: &crate::command::CommandError) -> SlackMessage {
-    SlackMessage { text: format!("{}\nUsage: `{}`", escape(&error.to_string()), error.usage()), blocks: Vec::new() }
+    plain(format!("{}\nUsage: `{}`", escape(&error.to_string()), error.usage()))
 }
 
 fn plain(text: String) -> SlackMessage {
-    SlackMessage { text, blocks: Vec::new() }
+    SlackMessage { text: truncate(&text, MESSAGE_TEXT_LIMIT), blocks: Vec::new() }
 }
 
 /// The runbooks a user may request, with their parameters.

@@ -11,7 +11,7 @@
 //! sealed record is stopped elsewhere (the compare-and-set versions, and the audit trail check before a query
 //! runs; see `docs/security.md`).
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;
 
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// The sealer for `purpose`, keyed from the link secret.
     pub fn derive(secret: &SecretString, purpose: SealPurpose) -> Sealer {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.expose_secret().as_bytes())
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.expose_secret().as_bytes())
             .expect("HMAC takes keys of any length");
         mac.update(b"jitgate:seal:v1:");
         mac.update(purpose.label().as_bytes());
@@ -59,7 +59,7 @@ impl Sealer {
     }
 
     fn mac(&self) -> HmacSha256 {
-        <HmacSha256 as Mac>::new_from_slice(self.key.expose_secret()).expect("HMAC takes keys of any length")
+        <HmacSha256 as KeyInit>::new_from_slice(self.key.expose_secret()).expect("HMAC takes keys of any length")
     }
 
     /// The seal of `bytes`, as lowercase hex.
@@ -110,10 +110,10 @@ mod tests {
     fn the_key_is_hmac_of_the_documented_label() {
         // Pinned so that replicas of different versions agree on the key for as long as the label says v1.
         let sealer = Sealer::derive(&secret("secret"), SealPurpose::Request);
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(b"secret").unwrap();
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(b"secret").unwrap();
         mac.update(b"jitgate:seal:v1:request");
         let key: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut expected = <HmacSha256 as Mac>::new_from_slice(&key).unwrap();
+        let mut expected = <HmacSha256 as KeyInit>::new_from_slice(&key).unwrap();
         expected.update(b"x");
         assert_eq!(sealer.seal(b"x"), hex::encode(expected.finalize().into_bytes()));
         assert!(!format!("{sealer:?}").contains("secret"));

@@ -100,19 +100,26 @@ pub struct AuditLog {
     table: String,
     clock: SharedClock,
     retry: AppendRetry,
+    /// Counts appends that fail for good (`jitgate_audit_append_failures_total`), what operators alert on.
+    metrics: Option<crate::telemetry::Metrics>,
 }
 
 impl AuditLog {
     /// An audit log on `table`, using the bot's own AWS identity from `config`; timestamps come from `clock`.
     pub fn new(config: &SdkConfig, table: String, clock: SharedClock) -> AuditLog {
-        AuditLog { client: Client::new(config), table, clock, retry: AppendRetry::default() }
+        AuditLog { client: Client::new(config), table, clock, retry: AppendRetry::default(), metrics: None }
     }
 
     /// The same log, counting and timing its calls to the audit table in `metrics` (service `audit`).
     pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> AuditLog {
-        let config =
-            self.client.config().to_builder().interceptor(crate::telemetry::CallMetrics::new(metrics, "audit")).build();
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(crate::telemetry::CallMetrics::new(metrics.clone(), "audit"))
+            .build();
         self.client = Client::from_conf(config);
+        self.metrics = Some(metrics);
         self
     }
 
@@ -174,6 +181,15 @@ impl AuditLog {
     /// The entry and the head move together in one transaction conditioned on the head read just before, so of
     /// several writers racing for the same sequence number exactly one lands and the others retry on the new head.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
+        let appended = self.append_once(event).await;
+        if let (Err(_), Some(metrics)) = (&appended, &self.metrics) {
+            metrics.audit_append_failure();
+        }
+        appended
+    }
+
+    /// [`AuditLog::append`], uncounted.
+    async fn append_once(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
         let event_json = encode_event(&event)?;
         let request_id = event.request_id().cloned();
         let actor = event.actor();

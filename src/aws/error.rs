@@ -41,7 +41,11 @@ pub enum AwsFailure {
     /// STS answered, but with credentials jitgate will not use (missing, or living longer than allowed).
     #[error("unacceptable credentials from STS: {reason}")]
     UnacceptableCredentials { reason: String },
-    /// The service could not be reached, or did not answer in time.
+    /// The service did not answer within jitgate's `[aws.timeouts]`: the call was given up, and nothing it might
+    /// have returned is used.
+    #[error("{service} {operation} did not answer in time: {detail}")]
+    TimedOut { service: &'static str, operation: &'static str, detail: String },
+    /// The service could not be reached.
     #[error("could not reach {service} for {operation}: {detail}")]
     Unreachable { service: &'static str, operation: &'static str, detail: String },
     /// Any other service error, with its code.
@@ -69,6 +73,7 @@ impl AwsFailure {
             AwsFailure::UnacceptableCredentials { reason } => {
                 return FailureReason::UnacceptableCredentials { detail: reason.clone() };
             }
+            AwsFailure::TimedOut { service, .. } => AwsProblem::TimedOut { service: owned(service) },
             AwsFailure::Unreachable { service, .. } => AwsProblem::Unreachable { service: owned(service) },
             AwsFailure::Other { service, operation, code, .. } => {
                 AwsProblem::Other { service: owned(service), operation: owned(operation), code: code.clone() }
@@ -83,7 +88,9 @@ impl AwsFailure {
 pub(crate) enum ErrorFacts {
     /// The service answered with an error.
     Service { status: u16, code: Option<String>, message: Option<String> },
-    /// No usable answer: connection, timeout, construction or unparseable response.
+    /// No answer within the configured operation or attempt timeout (or the connector's read timeout).
+    TimedOut { detail: String },
+    /// No usable answer: connection, construction or unparseable response.
     Transport { detail: String },
 }
 
@@ -105,6 +112,10 @@ impl ErrorFacts {
                     code: None,
                     message: None,
                 }
+            }
+            SdkError::TimeoutError(_) => ErrorFacts::TimedOut { detail: DisplayErrorContext(err).to_string() },
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+                ErrorFacts::TimedOut { detail: DisplayErrorContext(err).to_string() }
             }
             _ => ErrorFacts::Transport { detail: DisplayErrorContext(err).to_string() },
         }

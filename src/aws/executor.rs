@@ -300,6 +300,7 @@ impl Run<'_> {
         let service = "DynamoDB";
         let (status, code, message) = match ErrorFacts::of(&err) {
             ErrorFacts::Service { status, code, message } => (status, code, message),
+            ErrorFacts::TimedOut { detail } => return AwsFailure::TimedOut { service, operation, detail },
             ErrorFacts::Transport { detail } => return AwsFailure::Unreachable { service, operation, detail },
         };
         match code.as_deref() {

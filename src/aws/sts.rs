@@ -231,6 +231,7 @@ impl StsBroker {
                 code: code.unwrap_or_else(|| format!("HTTP {status}")),
                 message,
             },
+            ErrorFacts::TimedOut { detail } => AwsFailure::TimedOut { service: "STS", operation: "AssumeRole", detail },
             ErrorFacts::Transport { detail } => {
                 AwsFailure::Unreachable { service: "STS", operation: "AssumeRole", detail }
             }

@@ -5,7 +5,7 @@
 //! way by a click and by the deny form: it re-fetches the on-call roster (fail closed) and audits any refusal; the
 //! bot only renders the answer.
 
-use tracing::{error, warn};
+use tracing::{Instrument as _, error, info_span, warn};
 
 use super::Bot;
 use super::announce::Happened;
@@ -96,6 +96,14 @@ impl Bot {
                 let card_free = async {
                     let _ = card_free.await;
                 };
+                // The click is a new Slack event with a trace of its own; the run and the rows join the trace of the
+                // request's submission (its span context is stored with the request), so one trace shows a request
+                // from the slash command to the rows.
+                let span = info_span!("run", request_id = %request.id, trace_id = tracing::field::Empty);
+                if let Some(parent) = &request.trace_parent {
+                    crate::telemetry::traces::continue_trace(&span, parent);
+                }
+                crate::telemetry::traces::record_trace_id(&span);
                 let run = async {
                     match self.engine.execute(*request, *query).await? {
                         ExecuteResult::Executed { request, result, .. } => {
@@ -111,7 +119,7 @@ impl Bot {
                     }
                     anyhow::Ok(())
                 };
-                let ((), ran) = tokio::join!(starting, run);
+                let ((), ran) = tokio::join!(starting, run.instrument(span));
                 ran?;
             }
         }

@@ -69,7 +69,9 @@ impl EventHandler for Bot {
 
     async fn handle(&self, work: Work) {
         let Work { key, user, channel, action } = work;
-        let span = info_span!("event", user = %user, key = %key);
+        let span = info_span!("event", user = %user, key = %key, trace_id = tracing::field::Empty);
+        // Every log line of this event names its trace, when traces are on.
+        crate::telemetry::traces::record_trace_id(&span);
         async {
             match self.engine.claim_delivery(&key).await {
                 Ok(true) => {}

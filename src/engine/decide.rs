@@ -50,7 +50,16 @@ impl Engine {
         approver: &SlackUserId,
         roster: &Roster,
     ) -> anyhow::Result<ApproveResult> {
-        let span = info_span!("approve", request_id = %id, approver = %approver);
+        let span = info_span!("approve", request_id = %id, approver = %approver, trace_id = tracing::field::Empty);
+        // The click is a new Slack event; the approval joins the trace of the request's submission, whose span
+        // context is stored with the request. Only when traces are on: it costs one more read.
+        if crate::telemetry::traces::enabled()
+            && let Ok(Some(request)) = self.load(id).await
+            && let Some(parent) = &request.trace_parent
+        {
+            crate::telemetry::traces::continue_trace(&span, parent);
+            crate::telemetry::traces::record_trace_id(&span);
+        }
         async {
             for _ in 0..MAX_DECISION_ATTEMPTS {
                 let Some(current) = self.load(id).await? else { return Ok(ApproveResult::NotFound) };

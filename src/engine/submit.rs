@@ -113,6 +113,7 @@ impl Engine {
         }
         let mut request = request;
         for attempt in 1..=MAX_ID_ATTEMPTS {
+            request.trace_parent = crate::telemetry::traces::traceparent(span);
             match self.store.create(&self.sealed(&request)).await? {
                 Created::Inserted => break,
                 Created::IdTaken if attempt < MAX_ID_ATTEMPTS => {

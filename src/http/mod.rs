@@ -128,6 +128,10 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> Response {
+    // Readiness as of this scrape, answered from memory (see `readiness`), so alerts can name what is down.
+    for check in state.readiness.current().checks {
+        state.metrics.ready(check.name, check.up);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 

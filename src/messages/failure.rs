@@ -68,6 +68,11 @@ fn aws_problem(problem: &AwsProblem) -> String {
             "AWS STS refused to let jitgate assume the role {role_arn} ({code}). Nothing was run. Ask the \
              runbook's owners to check the role's trust policy and jitgate's permission to assume it."
         ),
+        AwsProblem::TimedOut { service } => format!(
+            "AWS {service} did not answer in time, so jitgate gave up on it. Nothing was delivered, and nothing from \
+             this request runs later. Submit the request again; if it keeps happening, ask jitgate's operators to \
+             check its network path to AWS."
+        ),
         AwsProblem::Unreachable { service } => {
             format!("jitgate could not reach AWS {service} (network error or timeout). Nothing was read. Try again.")
         }
@@ -104,6 +109,9 @@ mod tests {
             code: "InternalServerError".into(),
         });
         assert!(other.contains("InternalServerError"), "{other}");
+        let timed_out = aws(AwsProblem::TimedOut { service: "DynamoDB".into() });
+        assert!(timed_out.starts_with("AWS DynamoDB did not answer in time"), "{timed_out}");
+        assert!(timed_out.contains("Submit the request again"), "{timed_out}");
     }
 
     #[test]

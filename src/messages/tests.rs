@@ -200,6 +200,187 @@ fn refusals_say_what_happened_and_what_to_do() {
     assert!(refusal(&Refusal::NotPending(RequestState::Succeeded), None).contains("already succeeded"));
 }
 
+/// Block Kit, checked strictly: every block type, element and field must be one Slack's reference documents, within
+/// its limits (`jitgate_emulators::slack::block_kit`, the check the Slack emulator applies to every call). The
+/// message `text` must be there (it is the notification and the fallback) and within the 4,000 characters
+/// `chat.update` accepts.
+mod block_kit {
+    use jitgate_emulators::slack::block_kit::{Surface, validate, validate_view};
+
+    use super::*;
+
+    pub fn assert_message(what: &str, message: &SlackMessage) {
+        assert!(!message.text.trim().is_empty(), "{what}: no text");
+        assert!(message.text.chars().count() <= 4000, "{what}: text of {} characters", message.text.chars().count());
+        if let Err(problem) = validate(&Json::Array(message.blocks.clone()), Surface::Message, "/blocks") {
+            panic!("{what}: {problem:?}\n{:#}", Json::Array(message.blocks.clone()));
+        }
+    }
+
+    pub fn assert_view(what: &str, view: &Json) {
+        if let Err(problem) = validate_view(view, "/view") {
+            panic!("{what}: {problem:?}\n{view:#}");
+        }
+    }
+}
+
+fn long(text: &str) -> String {
+    text.repeat(4000 / text.len() + 1)
+}
+
+#[test]
+fn every_card_state_is_valid_block_kit_even_with_the_longest_texts() {
+    let pending = request("INC-812");
+    let mut context = ctx();
+    context.audit_link = Some("https://jitgate.example/audit/JIT-7Q2M4X?sig=abc".into());
+    context.unmapped = vec![unable_to_approve("Dana", "dana@example.com", None)];
+    let approved = approved(&pending);
+    let running = request::start(&approved, &dummy_approved(&pending), NOW).unwrap();
+    let summary =
+        ExecutionSummary { row_count: 3, truncated: true, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let roster = Roster::new(NOW).with(user("UBOB"), RosterSource::Schedule("PORDERS1".into()), "PagerDuty");
+    let states = [
+        ("pending", pending.clone()),
+        ("approved", approved.clone()),
+        ("running", running.clone()),
+        ("succeeded", request::succeed(&running, summary, NOW).unwrap()),
+        ("failed", request::fail(&running, FailureReason::Legacy(long("AWS <denied> ")), NOW).unwrap()),
+        ("expired", request::expire(&pending, pending.expires_at).unwrap()),
+        ("cancelled", request::cancel(&pending, &user("UALICE"), NOW).unwrap()),
+        ("denied", request::deny(&pending, &user("UBOB"), Some(long("not now ")), &roster, NOW).unwrap()),
+    ];
+    for (name, req) in &states {
+        block_kit::assert_message(name, &approval_card(req, &ctx()));
+        block_kit::assert_message(name, &approval_card(req, &context));
+        // As src/bot sends it: the text alone.
+        block_kit::assert_message(name, &SlackMessage { text: requester_update(req), blocks: Vec::new() });
+        block_kit::assert_message(name, &status(req));
+    }
+    // A reason and a description far over every limit are cut to fit, not sent to be refused.
+    let mut huge = ctx();
+    huge.description = long("a very long description ");
+    huge.unmapped = (0..200).map(|i| unable_to_approve(&format!("P{i}"), "p@example.com", None)).collect();
+    block_kit::assert_message("long texts", &approval_card(&request(&long("reason <x> ")), &huge));
+    let mut unpinned = request("x");
+    unpinned.query.projection_expression = None;
+    unpinned.query.projected_attributes = vec![];
+    unpinned.query.masked_attributes = vec![];
+    block_kit::assert_message("unpinned", &approval_card(&unpinned, &ctx()));
+}
+
+#[test]
+fn every_results_reply_and_plain_message_is_valid_block_kit() {
+    let req = request("x");
+    let row = |i: usize| {
+        Row::from([
+            ("order_id".to_owned(), Value::S(format!("O{i:08}{}", "x".repeat(200)))),
+            ("email".to_owned(), Value::Masked),
+        ])
+    };
+    for (count, truncated) in [(0usize, false), (1, false), (20, false), (500, true)] {
+        let rows: Vec<Row> = (0..count).map(row).collect();
+        let result = ExecutionResult {
+            rows,
+            row_count: count.try_into().unwrap(),
+            truncated,
+            consumed_capacity: 12.5,
+            pages: 3,
+            result_sha256: "ab".into(),
+        };
+        for files in [true, false] {
+            let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", files);
+            block_kit::assert_message(&format!("results of {count} rows"), &reply);
+        }
+    }
+
+    let id = RequestId::parse("JIT-7Q2M4X").unwrap();
+    let runbook = RunbookId::parse("orders-by-customer").unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let runbooks = crate::runbook::RunbookSet::load_dir(&dir, &crate::runbook::RunbookDefaults::default()).unwrap();
+    let refusals = [
+        Refusal::ReasonRequired,
+        Refusal::SelfApproval,
+        Refusal::NotOnCall,
+        Refusal::RosterStale,
+        Refusal::AlreadyApprovedBy,
+        Refusal::Expired,
+        Refusal::NotRequester,
+        Refusal::NotPending(RequestState::Succeeded),
+        Refusal::NotWhatWasShown,
+    ];
+    let mut messages = vec![
+        ("help", help()),
+        ("command error", command_error(&crate::command::CommandError::UnknownFlag { flag: long("--x") })),
+        ("runbooks", runbooks_list(&runbooks)),
+        ("unknown runbook", unknown_runbook(&long("nope"), Some(&runbook))),
+        ("unrunnable", unrunnable(&runbook, "the date range is empty")),
+        ("rate limited", rate_limited(std::time::Duration::from_secs(90))),
+        ("not found", not_found(&id)),
+        ("recent", recent(&[req.clone(), approved(&req)])),
+        ("no recent", recent(&[])),
+        ("card not posted", card_not_posted(&req, "channel_not_found")),
+        ("roster unavailable", roster_unavailable("PagerDuty did not answer")),
+        ("run failed", run_failed_reply(&FailureReason::Interrupted)),
+        ("reminder", reminder(&req, &[user("UBOB")])),
+        ("security alert", security_alert(&req, &FailureReason::NeverStarted)),
+        ("not what was shown", not_what_was_shown_alert(&req, &user("UBOB"))),
+        ("tampered alert", tampered_record_alert(&id)),
+        ("tampered", tampered_record(&id)),
+        ("stuck", stuck_run_alert(&req)),
+        ("results not posted", results_not_posted(&req, "not_in_channel")),
+        ("internal error", SlackMessage { text: internal_error("JIT-ERR-1"), blocks: Vec::new() }),
+        ("submitted", SlackMessage { text: submitted(&req, &[user("UBOB")]), blocks: Vec::new() }),
+    ];
+    for refusal_ in &refusals {
+        messages.push(("refusal", refused(refusal_, Some(&id))));
+    }
+    for (what, message) in &messages {
+        block_kit::assert_message(what, message);
+    }
+}
+
+#[test]
+fn every_view_is_valid_block_kit() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let runbooks = crate::runbook::RunbookSet::load_dir(&dir, &crate::runbook::RunbookDefaults::default()).unwrap();
+    for runbook in runbooks.iter() {
+        let what = runbook.id().to_string();
+        block_kit::assert_view(&what, &query_view(runbook, &BTreeMap::new(), None, "C1"));
+        let prefill: BTreeMap<String, String> =
+            runbook.parameters().iter().map(|p| (p.name().to_owned(), "2026-11-30".to_owned())).collect();
+        block_kit::assert_view(&what, &query_view(runbook, &prefill, Some("INC-812"), "C1"));
+    }
+    block_kit::assert_view("picker", &runbook_picker_view(&runbooks, "C1"));
+    block_kit::assert_view("deny", &deny_view(&request("x")));
+}
+
+#[test]
+fn the_strict_check_refuses_a_card_or_view_with_one_thing_wrong() {
+    use jitgate_emulators::slack::block_kit::{Surface, validate, validate_view};
+    let card = Json::Array(approval_card(&request("x"), &ctx()).blocks);
+    assert!(validate(&card, Surface::Message, "/blocks").is_ok());
+    let broken = |edit: &dyn Fn(&mut Json)| {
+        let mut blocks = card.clone();
+        edit(&mut blocks);
+        validate(&blocks, Surface::Message, "/blocks").is_err()
+    };
+    assert!(broken(&|b| b[0]["text"]["type"] = json!("mrkdwn")), "a header in mrkdwn");
+    assert!(broken(&|b| b[0]["type"] = json!("headline")), "an unknown block type");
+    assert!(broken(&|b| b[1]["text"]["txt"] = json!("x")), "a misspelt field");
+    let actions = card.as_array().unwrap().iter().position(|b| b["type"] == "actions").unwrap();
+    assert!(broken(&|b| b[actions]["elements"][0]["text"]["text"] = json!("A".repeat(76))), "a long button text");
+    assert!(broken(&|b| b[actions]["elements"][1]["action_id"] = json!(APPROVE_ACTION)), "a duplicate action_id");
+    assert!(broken(&|b| b[actions]["elements"][0]["value"] = json!("v".repeat(2001))), "a long button value");
+    let view = deny_view(&request("x"));
+    assert!(validate_view(&view, "/view").is_ok());
+    let mut long_title = view.clone();
+    long_title["title"]["text"] = json!("A title over twenty-four characters");
+    assert!(validate_view(&long_title, "/view").is_err(), "a long modal title");
+    let mut no_submit = view;
+    no_submit.as_object_mut().unwrap().remove("submit");
+    assert!(validate_view(&no_submit, "/view").is_err(), "inputs without a submit button");
+}
+
 #[test]
 fn views_are_accepted_by_the_slack_client_library() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");

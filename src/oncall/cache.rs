@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::redis_connection::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::directory::Exclusion;
@@ -62,7 +64,7 @@ impl UnmappedOnCall {
 /// A Redis-backed cache of [`Snapshot`]s under one key prefix.
 #[derive(Clone)]
 pub struct RosterCache {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     op_timeout: Duration,
     /// Seals entries; without one (tests of the cache alone) entries are plain JSON.
@@ -77,7 +79,7 @@ impl std::fmt::Debug for RosterCache {
 }
 
 impl RosterCache {
-    /// A cache in the Redis at `redis_url`. Connects lazily, so a Redis that is down now does not stop start-up
+    /// A cache in the (single-node) Redis at `redis_url`. Connects lazily, so a Redis that is down now does not stop start-up
     /// or roster building; it is retried on later use.
     pub fn new(redis_url: &str, key_prefix: &str) -> anyhow::Result<RosterCache> {
         // The URL may carry a password: keep it out of the error text.
@@ -91,11 +93,12 @@ impl RosterCache {
             .set_max_delay(Duration::from_millis(200));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .context("setting up the Redis connection of the on-call cache")?;
-        Ok(RosterCache::with_connection(connection, key_prefix))
+        Ok(RosterCache::with_connection(Connection::Single(connection), key_prefix))
     }
 
-    /// A cache over an existing connection.
-    pub fn with_connection(connection: ConnectionManager, key_prefix: &str) -> RosterCache {
+    /// A cache over an existing connection: `jitgate run` shares the request store's, which may be TLS or a
+    /// Redis Cluster.
+    pub fn with_connection(connection: Connection, key_prefix: &str) -> RosterCache {
         RosterCache { connection, prefix: key_prefix.to_owned(), op_timeout: DEFAULT_OP_TIMEOUT, sealer: None }
     }
 

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::pause::{Pause, TokioPause};
+use tracing::Instrument as _;
 
 /// The versioning `Accept` header every PagerDuty REST v2 operation declares.
 const ACCEPT_V2: &str = "application/vnd.pagerduty+json;version=2";
@@ -298,10 +299,12 @@ impl PagerDutyClient {
         budget: &mut Budget,
     ) -> Result<T, PagerDutyError> {
         let started = std::time::Instant::now();
-        let result = self.get_with_retries(path, query, budget).await;
+        // The resource, not the path: ids in the path would make a metric series per schedule or user.
+        let resource = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let span = crate::telemetry::traces::external_call_span("pagerduty", resource);
+        let result = self.get_with_retries(path, query, budget).instrument(span.clone()).await;
+        crate::telemetry::traces::record_call_result(&span, result.is_ok());
         if let Some(metrics) = &self.metrics {
-            // The resource, not the path: ids in the path would make a metric series per schedule or user.
-            let resource = path.trim_start_matches('/').split('/').next().unwrap_or_default();
             metrics.external_call("pagerduty", resource, result.is_ok(), started.elapsed().as_secs_f64());
         }
         result

@@ -84,7 +84,9 @@ pub enum AwsProblem {
     FingerprintMismatch,
     /// STS would not assume the runbook's role; `code` is STS's error code.
     AssumeRoleRefused { role_arn: String, code: String },
-    /// The service could not be reached, or did not answer in time.
+    /// The service did not answer within jitgate's timeouts; the call was given up and nothing runs later.
+    TimedOut { service: String },
+    /// The service could not be reached.
     Unreachable { service: String },
     /// Any other service error, with its code.
     Other { service: String, operation: String, code: String },
@@ -100,6 +102,7 @@ impl AwsProblem {
             AwsProblem::CredentialsExpired { .. } => "aws_credentials_expired",
             AwsProblem::FingerprintMismatch => "fingerprint_mismatch",
             AwsProblem::AssumeRoleRefused { .. } => "aws_assume_role_refused",
+            AwsProblem::TimedOut { .. } => "aws_timed_out",
             AwsProblem::Unreachable { .. } => "aws_unreachable",
             AwsProblem::Other { .. } => "aws_error",
         }
@@ -121,6 +124,7 @@ mod tests {
             FailureReason::CardNotPosted { problem: "channel_not_found".into() },
             FailureReason::UnacceptableCredentials { detail: "they live 3600 s".into() },
             FailureReason::Aws { problem: AwsProblem::FingerprintMismatch },
+            FailureReason::Aws { problem: AwsProblem::TimedOut { service: "STS".into() } },
             FailureReason::Aws {
                 problem: AwsProblem::CredentialsExpired { expired_at: datetime!(2026-11-28 12:15:00 UTC) },
             },

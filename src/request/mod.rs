@@ -172,6 +172,10 @@ pub struct AccessRequest {
     /// Whether the half-way reminder was posted (once per request).
     #[serde(default)]
     pub reminded: bool,
+    /// The W3C `traceparent` of the span that submitted the request, when traces are on: the execution after the
+    /// approval click continues that trace (`src/telemetry/traces.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
     /// The engine's seal over the rest of the record (see `crate::seal`), set when it is written to Redis and
     /// checked when it is read back. Transitions carry the old one along; the engine replaces it on every write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,6 +245,7 @@ impl AccessRequest {
             approvals: Vec::new(),
             card: None,
             reminded: false,
+            trace_parent: None,
             seal: None,
         })
     }

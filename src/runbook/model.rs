@@ -234,6 +234,11 @@ impl Runbook {
     pub fn role(&self) -> &RoleArn {
         &self.role
     }
+    /// The table's ARN in `region`, in the role's partition and account (the table a runbook reads is always in its
+    /// role's account).
+    pub fn table_arn(&self, region: &str) -> String {
+        format!("arn:{}:dynamodb:{region}:{}:table/{}", self.role.partition(), self.role.account(), self.table.name)
+    }
     /// Parameters in the order the runbook declares them (the order of the Slack form).
     pub fn parameters(&self) -> &[Parameter] {
         &self.parameters

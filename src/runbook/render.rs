@@ -326,12 +326,7 @@ impl Runbook {
             Some(self.projection.iter().map(|a| ph.name(a)).collect::<Vec<_>>().join(", "))
         };
 
-        let table_arn = format!(
-            "arn:{}:dynamodb:{region}:{}:table/{}",
-            self.role.partition(),
-            self.role.account(),
-            self.table.name
-        );
+        let table_arn = self.table_arn(region);
         let index_arn = self.index.as_ref().map(|i| format!("{table_arn}/index/{}", i.name));
 
         Ok(RenderedQuery {

@@ -76,7 +76,18 @@ pub(super) struct RawParameter {
     pub max: Option<i64>,
     /// Any YAML scalar; it is turned into text and checked exactly like a value a user typed.
     #[serde(default)]
-    pub default: Option<serde_yaml::Value>,
+    pub default: Option<RawDefault>,
+}
+
+/// A parameter's `default:` as written. Numbers and text become the text a user would type; anything else (a list,
+/// a map, `true`, `null`) is kept only to be refused by validation with the field and the fix.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawDefault {
+    Integer(i64),
+    Number(f64),
+    Text(String),
+    NotAScalar(serde::de::IgnoredAny),
 }
 
 /// A comparison operator as written in YAML.
@@ -143,7 +154,8 @@ pub(super) struct RawFilter {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawApproval {
-    #[serde(default)]
+    /// `approvers:` with nothing after it reads as no approvers; validation then says what to add.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub approvers: RawApprovers,
     #[serde(default)]
     pub required_approvals: Option<i64>,
@@ -163,4 +175,13 @@ pub(super) struct RawApprovers {
     pub pagerduty_escalation_policies: Vec<String>,
     #[serde(default)]
     pub slack_users: Vec<String>,
+}
+
+/// A field whose empty value (`key:` with nothing after it, YAML's null) means the same as leaving it out.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }

@@ -11,11 +11,14 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use regex::Regex;
+use serde_saphyr::MessageFormatter;
 
 use super::error::RunbookError;
 use super::model::{CompareOp, Comparison, Condition, KeyCondition, KeySchema, RoleArn, Runbook};
 use super::param::{ParamKind, Parameter, Pattern, StringRule};
-use super::schema::{RawApproval, RawFilter, RawKey, RawKeySchema, RawOp, RawParamType, RawParameter, RawRunbook};
+use super::schema::{
+    RawApproval, RawDefault, RawFilter, RawKey, RawKeySchema, RawOp, RawParamType, RawParameter, RawRunbook,
+};
 use super::similar::closest;
 use super::{ApprovalPolicy, ApproverSources, Operation};
 use crate::ids::{RunbookId, SlackUserId};
@@ -66,7 +69,7 @@ pub(super) fn parse_runbook(file: &Path, text: &str, defaults: &RunbookDefaults)
             "write a runbook (see docs/runbooks.md) or delete the file",
         )]);
     }
-    let raw: RawRunbook = serde_yaml::from_str(text).map_err(|e| vec![yaml_error(&label, &e)])?;
+    let raw: RawRunbook = read_yaml(text).map_err(|e| vec![yaml_error(&label, e)])?;
     Checker { file: label, errors: Vec::new(), broken_parameters: Vec::new() }.check(file, raw, defaults)
 }
 
@@ -75,22 +78,104 @@ pub(super) fn file_label(file: &Path) -> String {
     file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| file.display().to_string())
 }
 
-/// Turns a serde_yaml error into our format. serde_yaml writes `path: message at line L column C`; we split that
-/// into the field and the problem and add a fix that fits the kind of mistake.
-fn yaml_error(file: &str, error: &serde_yaml::Error) -> RunbookError {
-    let mut message = error.to_string();
-    let mut at = String::new();
-    if let Some(location) = error.location() {
-        let suffix = format!(" at line {} column {}", location.line(), location.column());
-        // The position is reported once, in the field part; serde_yaml repeats it inside the message.
-        message = message.replacen(&suffix, "", 1);
-        at = format!("line {}, column {}", location.line(), location.column());
-    }
-    // A leading `some.path[0]: ` is serde_yaml naming the field.
-    let (path, problem) = match message.split_once(": ") {
-        Some((path, rest)) if !path.is_empty() && !path.contains(' ') => (path.to_owned(), rest.to_owned()),
-        _ => (String::new(), message),
+/// A YAML error as found: where (a field path such as `parameters[0]`, empty at the top level or for a syntax
+/// error; the line and column when known) and what.
+struct YamlError {
+    path: String,
+    position: Option<(u64, u64)>,
+    problem: String,
+}
+
+/// Parses one runbook document. serde_saphyr reports positions but not field paths, so the deserializer is wrapped
+/// by serde_path_to_error, which records the path to the field being read when an error happens.
+fn read_yaml(text: &str) -> Result<RawRunbook, YamlError> {
+    let options = serde_saphyr::options! {
+        // A repeated key is a mistake in a runbook (which value did the author mean?), never silently resolved.
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        // Our messages carry the position; the library's source excerpt would be a second, multi-line copy.
+        with_snippet: false,
     };
+    let mut path = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    parsed.map_err(|error| {
+        let error = error.without_snippet();
+        let position = error.location().filter(|l| l.line() > 0).map(|l| (l.line(), l.column()));
+        let (path, problem) = match error {
+            // A syntax error is about the text, not a field: the path would name whichever field was being read.
+            serde_saphyr::Error::ExternalMessage { .. } => (String::new(), problem_text(error, text)),
+            // serde_path_to_error includes the unknown key itself; the field is the map that does not have it.
+            serde_saphyr::Error::SerdeUnknownField { field, .. } => {
+                let path = path.strip_suffix(field.as_str()).map(|p| p.trim_end_matches('.')).unwrap_or(&path);
+                (path.to_owned(), problem_text(error, text))
+            }
+            _ => (path, problem_text(error, text)),
+        };
+        // serde_path_to_error writes the top level as `.` and a key it could not read (a repeated one) as `?`.
+        let path = path.trim_end_matches('?').trim_end_matches('.').to_owned();
+        YamlError { path, position, problem }
+    })
+}
+
+/// The problem in serde's own words (`unknown field `x`, expected one of `a`, `b``), which runbook authors have seen
+/// from other tools; serde_saphyr's wording drops the backticks and adds advice about its own options.
+fn problem_text(error: &serde_saphyr::Error, text: &str) -> String {
+    use serde_saphyr::Error as E;
+    let problem = match error {
+        E::SerdeUnknownField { field, expected, .. } if expected.is_empty() => {
+            format!("unknown field `{field}`, there are no fields")
+        }
+        E::SerdeUnknownField { field, expected, .. } => {
+            format!("unknown field `{field}`, expected {}", one_of(expected))
+        }
+        E::SerdeUnknownVariant { variant, expected, .. } => {
+            format!("unknown variant `{variant}`, expected {}", one_of(expected))
+        }
+        E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate entry with key `{key}`"),
+        E::DuplicateMappingKey { key: None, .. } => "duplicate entry".to_owned(),
+        // The scalar that did not parse as the wanted type, read back from the text at the error's position.
+        E::InvalidScalar { ty, location } => match scalar_at(text, location.line(), location.column()) {
+            Some(scalar) => format!("invalid type: string {scalar:?}, expected {ty}"),
+            None => format!("invalid {ty}"),
+        },
+        other => serde_saphyr::DefaultMessageFormatter.format_message(other).into_owned(),
+    };
+    // The message is used as one line of a report.
+    problem.replace(['\n', '\r'], " ")
+}
+
+/// serde's list of expected names: "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [one] => one.clone(),
+        [a, b] => format!("{a} or {b}"),
+        _ => format!("one of {}", quoted.join(", ")),
+    }
+}
+
+/// The plain or quoted scalar starting at a 1-based line and column, without a trailing comment.
+fn scalar_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let line = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = line.chars().skip(usize::try_from(column).ok()?.checked_sub(1)?).collect();
+    let rest = rest.split(" #").next().unwrap_or("").trim();
+    let unquoted = rest
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .or_else(|| rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+        .unwrap_or(rest);
+    (!unquoted.is_empty()).then(|| unquoted.to_owned())
+}
+
+/// Turns a YAML error into our format: the field (with its position when known), the problem, and a fix that fits
+/// the kind of mistake.
+fn yaml_error(file: &str, error: YamlError) -> RunbookError {
+    let YamlError { path, position, problem } = error;
+    let at = position.map(|(line, column)| format!("line {line}, column {column}")).unwrap_or_default();
     // serde speaks Rust; runbook authors read "whole number".
     let problem = problem.replace("expected i64", "expected a whole number");
     let missing = problem.starts_with("missing field");
@@ -428,11 +513,12 @@ impl Checker {
         }
     }
 
-    fn check_default(&mut self, field: &str, parameter: &Parameter, default: &serde_yaml::Value) -> Option<String> {
+    fn check_default(&mut self, field: &str, parameter: &Parameter, default: &RawDefault) -> Option<String> {
         let text = match default {
-            serde_yaml::Value::String(s) => s.clone(),
-            serde_yaml::Value::Number(n) => n.to_string(),
-            _ => {
+            RawDefault::Text(s) => s.clone(),
+            RawDefault::Integer(n) => n.to_string(),
+            RawDefault::Number(n) => n.to_string(),
+            RawDefault::NotAScalar(_) => {
                 self.err(
                     format!("{field}.default"),
                     format!("the default of `{}` is not a single value", parameter.name),

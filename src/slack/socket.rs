@@ -128,8 +128,7 @@ pub fn slack_client(api_base: &str) -> Arc<SlackHyperClient> {
 type SocketClient = SlackClient<NoDelayConnector>;
 
 fn hyper_connector(api_base: &str) -> SlackClientHyperHttpsConnector {
-    // slack-morphism and the AWS SDK both pull in rustls crypto back ends; pick one before the first TLS use.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::tls::install_crypto_provider();
     let tls = match HttpsConnectorBuilder::new().with_native_roots() {
         Ok(builder) => builder,
         // A container without a CA bundle can still reach a local, plain-http Slack.

@@ -22,6 +22,19 @@ pub enum StoreError {
     /// the command may have landed before the connection broke. Load the record again before deciding anything.
     #[error("Redis at {endpoint} is unreachable: {detail}")]
     Unavailable { endpoint: String, detail: String },
+    /// The server's TLS certificate was not accepted: signed by a CA jitgate does not trust, or for another name.
+    #[error(
+        "the TLS certificate of Redis at {endpoint} is not trusted: {detail}; if it is signed by a private CA, \
+         set redis.ca_file (or REDIS_CA_FILE) to that CA's PEM file, and check that REDIS_URL names the host the \
+         certificate was issued for"
+    )]
+    UntrustedCertificate { endpoint: String, detail: String },
+    /// Redis refused the user name and password from the URL.
+    #[error(
+        "Redis at {endpoint} refused the user name and password in REDIS_URL ({detail}); check them, and that the \
+         ACL user is enabled"
+    )]
+    AuthenticationFailed { endpoint: String, detail: String },
     /// Redis answered with an error that retrying will not fix (wrong credentials, no permission, wrong key type).
     #[error("Redis at {endpoint} refused a command: {detail}")]
     Rejected { endpoint: String, detail: String },
@@ -47,6 +60,14 @@ impl StoreError {
 pub(super) fn classify(endpoint: &str, password: Option<&str>, err: &RedisError) -> StoreError {
     let detail = redact(&err.to_string(), password);
     let endpoint = endpoint.to_owned();
+    // rustls's refusal reaches us as an I/O error; told apart here because no retry will fix it.
+    if is_certificate_error(err) {
+        return StoreError::UntrustedCertificate { endpoint, detail };
+    }
+    // `WRONGPASS` when logging in: the client reports it as failed authentication.
+    if err.kind() == ErrorKind::AuthenticationFailed || detail.contains("WRONGPASS") {
+        return StoreError::AuthenticationFailed { endpoint, detail };
+    }
     let unavailable = err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()
@@ -70,6 +91,19 @@ pub(super) fn classify(endpoint: &str, password: Option<&str>, err: &RedisError)
         }
         _ => StoreError::Rejected { endpoint, detail },
     }
+}
+
+/// True when the error is rustls refusing the server's certificate, wherever the client wrapped it.
+fn is_certificate_error(err: &RedisError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_));
+        }
+        source = current.source();
+    }
+    // Some client paths keep only the text of the I/O error.
+    err.to_string().contains("invalid peer certificate")
 }
 
 /// Removes the URL's password from a message, in case a client error ever echoes it.

@@ -6,13 +6,15 @@
 //! [`Transition::Conflict`] with the record as it now is ("someone else already did it" is a normal outcome).
 //! Keys are hash-tagged per request (see [`keys`]), so every script touches one slot and runs on Redis Cluster.
 //!
-//! The connection is a [`ConnectionManager`]: it reconnects by itself after Redis restarts. Connection attempts,
+//! The connection (see [`connection`]) is one node or a Redis Cluster, over TCP or TLS; either reconnects by itself
+//! after Redis restarts or fails over. Connection attempts,
 //! replies and each whole operation are bounded by timeouts, so a dead Redis gives [`StoreError::Unavailable`]
 //! within seconds instead of a hang. Nothing here retries a write: after a broken connection its outcome is
 //! unknown and only the caller, by loading the record again, can decide what to do.
 //!
 //! Needs Redis 6.2 or later (`ZADD … LT`, `ZRANGE … BYSCORE`).
 
+mod connection;
 mod dedup;
 mod error;
 mod keys;
@@ -24,7 +26,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisResult};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -35,6 +36,7 @@ pub use refusal_limit::{CountedRefusals, RefusalCount};
 pub use requests::{Created, Transition};
 
 use keys::Keys;
+use tracing::Instrument as _;
 
 /// How the store names its keys, how long records live, and how long it waits for Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +62,10 @@ pub struct StoreSettings {
     pub operation_timeout: Duration,
     /// How many times a lost connection is retried (with short exponential backoff) before an operation fails.
     pub reconnect_attempts: usize,
+    /// The URL lists the seed nodes of a Redis Cluster (comma-separated) rather than one Redis.
+    pub cluster: bool,
+    /// CA certificates (PEM) to trust for `rediss://` instead of the OS roots, for a private CA.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreSettings {
@@ -73,6 +79,8 @@ impl Default for StoreSettings {
             response_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(5),
             reconnect_attempts: 2,
+            cluster: false,
+            ca_file: None,
         }
     }
 }
@@ -84,7 +92,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// The Redis-backed store of access requests. Cheap to clone: clones share one connection.
 #[derive(Clone)]
 pub struct RequestStore {
-    conn: ConnectionManager,
+    conn: crate::redis_connection::Connection,
     keys: Keys,
     settings: Arc<StoreSettings>,
     /// `host:port` (or socket path) for messages; never the URL, which may carry a password.
@@ -105,8 +113,10 @@ impl std::fmt::Debug for RequestStore {
 }
 
 impl RequestStore {
-    /// Connects to Redis at `url` and checks it answers. Fails with [`StoreError::Unavailable`] when it cannot be
-    /// reached within the configured timeouts, and with [`StoreError::InvalidSettings`] for a bad setting.
+    /// Connects to Redis at `url` (with `settings.cluster`, one or more comma-separated seed nodes of a cluster) and
+    /// checks it answers. Fails with [`StoreError::Unavailable`] when it cannot be reached within the configured
+    /// timeouts, [`StoreError::UntrustedCertificate`] or [`StoreError::AuthenticationFailed`] when TLS or the
+    /// credentials in the URL are refused, and [`StoreError::InvalidSettings`] for a bad setting.
     pub async fn connect(url: &str, settings: StoreSettings) -> Result<RequestStore, StoreError> {
         let keys = Keys::new(&settings.key_prefix)?;
         for (name, value) in [
@@ -121,27 +131,7 @@ impl RequestStore {
                 return Err(StoreError::InvalidSettings(format!("{name} must be longer than zero")));
             }
         }
-        // The client's parse errors are fixed texts, but the URL may hold a password: never echo it.
-        let client = redis::Client::open(url).map_err(|err| StoreError::InvalidUrl(err.to_string()))?;
-        let info = client.get_connection_info();
-        let endpoint: Arc<str> = info.addr().to_string().into();
-        let password = info.redis_settings().password().map(|p| Arc::new(SecretString::from(p.to_owned())));
-
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout))
-            .set_number_of_retries(settings.reconnect_attempts)
-            .set_min_delay(MIN_RECONNECT_DELAY)
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let secret = password.as_ref().map(|p| p.expose_secret());
-        let conn =
-            match tokio::time::timeout(settings.operation_timeout, ConnectionManager::new_with_config(client, config))
-                .await
-            {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(err)) => return Err(error::classify(&endpoint, secret, &err)),
-                Err(_) => return Err(timed_out(&endpoint, settings.operation_timeout)),
-            };
+        let connection::Opened { conn, endpoint, password } = connection::open(url, &settings).await?;
         let store = RequestStore { conn, keys, settings: Arc::new(settings), endpoint, password, metrics: None };
         store.ping().await?;
         Ok(store)
@@ -161,6 +151,11 @@ impl RequestStore {
     pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> RequestStore {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// A clone of the store's connection, for another Redis client of the same Redis (the on-call cache).
+    pub fn connection(&self) -> crate::redis_connection::Connection {
+        self.conn.clone()
     }
 
     /// The settings this store was opened with.
@@ -195,9 +190,11 @@ impl RequestStore {
     /// connect or one reply; this also covers waiting out a reconnect with backoff.
     async fn bounded<T>(&self, op: &str, operation: impl Future<Output = RedisResult<T>>) -> Result<T, StoreError> {
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(self.settings.operation_timeout, operation).await;
+        let span = crate::telemetry::traces::external_call_span("redis", op);
+        let outcome = tokio::time::timeout(self.settings.operation_timeout, operation).instrument(span.clone()).await;
+        let ok = matches!(outcome, Ok(Ok(_)));
+        crate::telemetry::traces::record_call_result(&span, ok);
         if let Some(metrics) = &self.metrics {
-            let ok = matches!(outcome, Ok(Ok(_)));
             metrics.external_call("redis", op, ok, started.elapsed().as_secs_f64());
         }
         match outcome {
@@ -226,4 +223,88 @@ fn unix_ms(at: time::OffsetDateTime) -> i64 {
 /// `base_ms` plus `span`, saturating.
 fn add_ms(base_ms: i64, span: Duration) -> i64 {
     base_ms.saturating_add(i64::try_from(span.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Redis Cluster runs a script only when all its keys are in one hash slot (`CROSSSLOT` otherwise), and a key a
+/// script builds itself (instead of receiving in KEYS) may live on another node. Every script here takes exactly
+/// one key, so it runs on one slot by construction; this test keeps it so.
+#[cfg(test)]
+mod cluster_slots {
+    /// The source of every module of the store that may hold a script.
+    const SOURCES: [(&str, &str); 6] = [
+        ("dedup.rs", include_str!("dedup.rs")),
+        ("keys.rs", include_str!("keys.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("rate_limit.rs", include_str!("rate_limit.rs")),
+        ("refusal_limit.rs", include_str!("refusal_limit.rs")),
+        ("requests.rs", include_str!("requests.rs")),
+    ];
+
+    /// The Lua bodies of `Script::new(r"…")` in `source`.
+    fn scripts(source: &str) -> Vec<&str> {
+        let opening = concat!("Script::new(\n", "        r\"");
+        source
+            .match_indices(opening)
+            .map(|(at, _)| {
+                let body = &source[at + opening.len()..];
+                &body[..body.find("\",\n").expect("a script ends with a quote and a comma")]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_script_touches_only_its_one_key() {
+        let mut found = 0;
+        for (file, source) in SOURCES {
+            for script in scripts(source) {
+                found += 1;
+                for (at, _) in script.match_indices("redis.call(") {
+                    let call = &script[at..];
+                    let call = &call[..call.find(')').expect("a closed call")];
+                    let mut args = call.split(',').map(str::trim);
+                    let command = args.next().unwrap_or_default();
+                    let key = args.next().unwrap_or_default();
+                    assert_eq!(key, "KEYS[1]", "{file}: `{call})` names a key the caller did not pass as KEYS[1]");
+                    assert!(!command.contains("..") && !call.contains("KEYS[2]"), "{file}: `{call})`");
+                }
+                assert!(!script.contains("KEYS[2]"), "{file}: a script with several keys must keep them in one slot");
+                assert!(!script.contains("redis.pcall"), "{file}: scan pcall too if a script ever uses it");
+            }
+        }
+        // Five scripts today (create, transition, admit, refusal count and take): the scan must see them.
+        assert!(found >= 5, "found only {found} scripts: the scan no longer matches how scripts are written");
+    }
+
+    /// The slot Redis Cluster gives `key`: CRC16 (XMODEM) of its hash tag, or of all of it, modulo 16384.
+    fn slot(key: &str) -> u16 {
+        let hashed = match key.find('{') {
+            Some(open) => match key[open + 1..].find('}') {
+                Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+                _ => key,
+            },
+            None => key,
+        };
+        let mut crc: u16 = 0;
+        for byte in hashed.bytes() {
+            crc ^= u16::from(byte) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn the_keys_scripts_receive_are_hash_tagged_to_one_slot_each() {
+        let keys = super::Keys::new("jitgate").expect("prefix");
+        let id = crate::ids::RequestId::parse("JIT-7Q2M4X").expect("id");
+        let user = crate::ids::SlackUserId::parse("U012AB3CD").expect("user");
+        // Keys that share a tag share a slot, whatever the rest of the key says.
+        assert_eq!(slot("foo"), 12182, "CLUSTER KEYSLOT foo, from the Redis Cluster specification");
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot(&keys.request(&id)), slot("{JIT-7Q2M4X}"));
+        for key in [keys.rate_limit(&user), keys.refusals(&user), keys.user_requests(&user)] {
+            assert_eq!(slot(&key), slot("{U012AB3CD}"), "{key}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Counts and times every AWS call of a client into [`Metrics`]: one SDK interceptor, attached to the STS client,
 //! the executor's per-query DynamoDB clients and the audit log's client. The operation name comes from the SDK's
 //! own metadata (`AssumeRole`, `Query`, `TransactWriteItems`, …), so every call is seen, retries included in its
-//! duration, without wrapping each call site.
+//! duration, without wrapping each call site. The same interceptor opens each call's trace span.
 
 use std::time::Instant;
 
@@ -38,6 +38,14 @@ impl Storable for Started {
     type Storer = StoreReplace<Self>;
 }
 
+/// The operation's trace span, opened before it is sent and closed when its config bag is dropped at its end.
+#[derive(Debug, Clone)]
+struct CallSpan(tracing::Span);
+
+impl Storable for CallSpan {
+    type Storer = StoreReplace<Self>;
+}
+
 impl Intercept for CallMetrics {
     fn name(&self) -> &'static str {
         "jitgate-call-metrics"
@@ -49,6 +57,9 @@ impl Intercept for CallMetrics {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         cfg.interceptor_state().store_put(Started(Instant::now()));
+        // The operation's future runs inside the caller's span (execute, the audit append), so this is its child.
+        // The operation's name is not in the bag yet at this point; it is recorded when the call ends.
+        cfg.interceptor_state().store_put(CallSpan(super::traces::external_call_span(self.service, "unknown")));
         Ok(())
     }
 
@@ -61,6 +72,10 @@ impl Intercept for CallMetrics {
         let seconds = cfg.load::<Started>().map(|s| s.0.elapsed().as_secs_f64()).unwrap_or_default();
         let operation = cfg.load::<Metadata>().map(|m| m.name().to_owned()).unwrap_or_else(|| "unknown".to_owned());
         let ok = matches!(context.output_or_error(), Some(Ok(_)));
+        if let Some(span) = cfg.load::<CallSpan>() {
+            super::traces::record_call_operation(&span.0, self.service, &operation);
+            super::traces::record_call_result(&span.0, ok);
+        }
         self.metrics.external_call(self.service, &operation, ok, seconds);
         Ok(())
     }

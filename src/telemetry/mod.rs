@@ -9,7 +9,13 @@
 //! | `jitgate_external_calls_total` | counter | `service`, `op`, `result` (`ok`/`error`) | calls to `slack`, `pagerduty`, `sts`, `dynamodb` (approved queries), `audit` (the audit table), `redis` |
 //! | `jitgate_external_call_duration_seconds` | histogram | `service`, `op` | how long those calls took |
 //! | `jitgate_slack_socket_reconnects_total` | counter | | socket-mode connections re-opened |
-//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts: `unacceptable_credentials`, `stuck_run`, `foreign_envelope` |
+//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts, each kind from 0: `unacceptable_credentials`, `not_what_was_requested`, `not_what_was_shown`, `record_tampered`, `stuck_run`, `foreign_envelope` |
+//! | `jitgate_audit_append_failures_total` | counter | | audit entries that could not be appended (after the retries): the step they record failed closed |
+//! | `jitgate_ready` | gauge | `check` (`redis`, `audit_table`, `slack_sockets`) | 1 when the `/readyz` check is up, 0 when down, as of the scrape |
+//! | `jitgate_build_info` | gauge | `version`, `git_sha` | always 1: which build is running |
+//!
+//! The alert rules in `manifests/prometheus/jitgate-rules.yaml` use these names ([`METRIC_NAMES`]; a test checks
+//! that every name the rules use is one of them).
 //!
 //! Each [`Metrics`] owns its own recorder and records into it through `metrics::with_local_recorder`, so nothing
 //! depends on the process-wide recorder: a process makes one `Metrics` and clones it to every component, and tests
@@ -21,6 +27,7 @@
 //! knowing each other.
 
 mod aws_calls;
+pub mod traces;
 
 use std::sync::Arc;
 
@@ -37,6 +44,38 @@ pub const EXTERNAL_CALLS_TOTAL: &str = "jitgate_external_calls_total";
 pub const EXTERNAL_CALL_DURATION: &str = "jitgate_external_call_duration_seconds";
 pub const SOCKET_RECONNECTS_TOTAL: &str = "jitgate_slack_socket_reconnects_total";
 pub const SECURITY_ALERTS_TOTAL: &str = "jitgate_security_alerts_total";
+pub const AUDIT_APPEND_FAILURES_TOTAL: &str = "jitgate_audit_append_failures_total";
+pub const READY: &str = "jitgate_ready";
+pub const BUILD_INFO: &str = "jitgate_build_info";
+
+/// Every `outcome` of `jitgate_requests_total`: the final states of a request.
+pub const REQUEST_OUTCOMES: [&str; 5] = ["succeeded", "failed", "denied", "expired", "cancelled"];
+
+/// Every `kind` of `jitgate_security_alerts_total`. Each is exported from start at 0, so the first alert of a
+/// replica is an increase Prometheus can see (a series born at 1 has no increase to alert on).
+pub const SECURITY_ALERT_KINDS: [&str; 6] = [
+    "unacceptable_credentials",
+    "not_what_was_requested",
+    "not_what_was_shown",
+    "record_tampered",
+    "stuck_run",
+    "foreign_envelope",
+];
+
+/// Every metric jitgate exports, as named at `/metrics` (histograms add `_bucket`, `_sum` and `_count`).
+pub const METRIC_NAMES: [&str; 11] = [
+    REQUESTS_TOTAL,
+    DECISION_LATENCY,
+    EXECUTION_LATENCY,
+    PENDING_REQUESTS,
+    EXTERNAL_CALLS_TOTAL,
+    EXTERNAL_CALL_DURATION,
+    SOCKET_RECONNECTS_TOTAL,
+    SECURITY_ALERTS_TOTAL,
+    AUDIT_APPEND_FAILURES_TOTAL,
+    READY,
+    BUILD_INFO,
+];
 
 /// Histogram buckets in seconds: external calls take milliseconds, a human decision takes minutes.
 const BUCKETS: &[f64] = &[0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
@@ -82,8 +121,29 @@ impl Metrics {
                 SECURITY_ALERTS_TOTAL,
                 "Fail-safe alerts raised (credentials jitgate does not accept, runs left holding credentials)"
             );
+            describe_counter!(AUDIT_APPEND_FAILURES_TOTAL, "Audit entries that could not be appended");
+            describe_gauge!(READY, "1 when the readiness check is up, 0 when down");
+            describe_gauge!(BUILD_INFO, "The running build: its version and git commit");
+            let (version, git_sha) = (crate::build_info::VERSION, crate::build_info::GIT_SHA);
+            gauge!(BUILD_INFO, "version" => version, "git_sha" => git_sha).set(1.0);
+            // Counted from zero, so an alert on its increase fires on the first failure of a fresh replica.
+            counter!(AUDIT_APPEND_FAILURES_TOTAL).absolute(0);
+            for kind in SECURITY_ALERT_KINDS {
+                counter!(SECURITY_ALERTS_TOTAL, "kind" => kind).absolute(0);
+            }
         });
         metrics
+    }
+
+    /// Exports every outcome of each of `runbooks` at 0, so the first failure of a runbook is an increase that
+    /// Prometheus (and the alert on failures) can see: a series born at 1 has none.
+    pub fn register_runbooks<'a>(&self, runbooks: impl IntoIterator<Item = &'a str>) {
+        for runbook in runbooks {
+            for outcome in REQUEST_OUTCOMES {
+                let runbook = runbook.to_owned();
+                self.record(|| counter!(REQUESTS_TOTAL, "runbook" => runbook, "outcome" => outcome).absolute(0));
+            }
+        }
     }
 
     /// A request reached an end: `outcome` is one of `succeeded`, `failed`, `denied`, `expired`, `cancelled`.
@@ -119,10 +179,19 @@ impl Metrics {
         });
     }
 
-    /// A fail-safe alert was raised; `kind` is one of a fixed set (`unacceptable_credentials`, `stuck_run`,
-    /// `foreign_envelope`).
+    /// A fail-safe alert was raised; `kind` is one of [`SECURITY_ALERT_KINDS`].
     pub fn security_alert(&self, kind: &'static str) {
         self.record(|| counter!(SECURITY_ALERTS_TOTAL, "kind" => kind).increment(1));
+    }
+
+    /// An audit entry could not be appended, after the append's own retries.
+    pub fn audit_append_failure(&self) {
+        self.record(|| counter!(AUDIT_APPEND_FAILURES_TOTAL).increment(1));
+    }
+
+    /// A readiness check (`redis`, `audit_table`, `slack_sockets`) is up or down.
+    pub fn ready(&self, check: &'static str, up: bool) {
+        self.record(|| gauge!(READY, "check" => check).set(if up { 1.0 } else { 0.0 }));
     }
 
     /// A Slack socket-mode connection was re-opened.
@@ -178,6 +247,41 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn every_listed_metric_is_exported_with_its_labels() {
+        let metrics = Metrics::new();
+        metrics.register_runbooks(["orders-by-customer"]);
+        metrics.request_outcome("orders-by-customer", "failed");
+        metrics.decision_latency(1.0);
+        metrics.execution_latency(1.0);
+        metrics.pending(0);
+        metrics.external_call("pagerduty", "oncalls", false, 0.1);
+        metrics.socket_reconnect();
+        metrics.security_alert("stuck_run");
+        metrics.audit_append_failure();
+        metrics.ready("slack_sockets", false);
+        let text = metrics.render();
+        for name in METRIC_NAMES {
+            let exported = text.lines().any(|line| {
+                let series = line.split(['{', ' ']).next().unwrap_or_default();
+                [name.to_owned(), format!("{name}_count")].contains(&series.to_owned())
+            });
+            assert!(exported, "{name} is not exported:\n{text}");
+        }
+        let build = format!(
+            r#"jitgate_build_info{{version="{}",git_sha="{}"}} 1"#,
+            crate::build_info::VERSION,
+            crate::build_info::GIT_SHA
+        );
+        assert!(text.lines().any(|l| l == build), "missing {build:?} in:\n{text}");
+        assert!(text.lines().any(|l| l == "jitgate_audit_append_failures_total 1"), "{text}");
+        let expired = r#"jitgate_requests_total{runbook="orders-by-customer",outcome="expired"} 0"#;
+        assert!(text.lines().any(|l| l == expired), "{text}");
+        assert!(text.lines().any(|l| l == r#"jitgate_ready{check="slack_sockets"} 0"#), "{text}");
+        assert!(text.lines().any(|l| l == r#"jitgate_security_alerts_total{kind="stuck_run"} 1"#), "{text}");
+        assert!(text.lines().any(|l| l == r#"jitgate_security_alerts_total{kind="foreign_envelope"} 0"#), "{text}");
     }
 
     #[test]

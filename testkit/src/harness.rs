@@ -58,11 +58,23 @@ pub struct Options {
     pub per_user_limit: u32,
     /// Where the bot's Redis is, when not straight at the test server (e.g. a proxy that can be cut).
     pub redis_url: Option<String>,
+    /// Config text added after the harness's own, e.g. an `[aws.timeouts.sts]` table.
+    pub extra_config: &'static str,
+    /// `redis.cluster`: `redis_url` is the seed list of a Redis Cluster.
+    pub redis_cluster: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10, redis_url: None }
+        Options {
+            replicas: 1,
+            aws_endpoint: None,
+            shutdown_drain: "30s",
+            per_user_limit: 10,
+            redis_url: None,
+            extra_config: "",
+            redis_cluster: false,
+        }
     }
 }
 
@@ -97,14 +109,16 @@ impl Harness {
         let audit_table = crate::unique("audit");
         let key_prefix = crate::unique("bot");
         let config_text = format!(
-            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
+            "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\ncluster = {}\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
              [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
+            options.redis_cluster,
             options.shutdown_drain,
             options.per_user_limit,
         );
+        let config_text = format!("{config_text}{}", options.extra_config);
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
             redis_url: SecretString::from(options.redis_url.clone().unwrap_or_else(crate::redis_url)),

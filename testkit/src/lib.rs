@@ -1,6 +1,6 @@
 //! jitgate's test kit, shared by the integration tests (`tests/`) and the benchmarks (`benches/`): connections to
 //! the real Redis and local DynamoDB/STS server that `scripts/with-services.sh` starts, names that keep tests from
-//! seeing each other's data, the in-process [`harness`], [`fixtures`], the DynamoDB [`gate`] and
+//! seeing each other's data, the in-process [`harness`], [`fixtures`], the DynamoDB [`gate`], the [`silent`] AWS proxy and
 //! [`pauses`].
 //!
 //! Integration tests never mock Redis or the AWS SDK. Each test uses its own Redis key prefix and its own
@@ -69,3 +69,5 @@ pub mod gate;
 pub mod harness;
 pub mod pauses;
 pub mod redis_proxy;
+pub mod redis_servers;
+pub mod silent;

@@ -121,7 +121,7 @@ fn strings(value: &Value) -> Vec<String> {
 /// principal or for the bot's role.
 fn template() -> Value {
     let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(TEMPLATE)).unwrap();
-    serde_yaml::from_str(&text).expect("the template is YAML")
+    serde_saphyr::from_str(&text).expect("the template is YAML")
 }
 
 fn bot_statements() -> Vec<Value> {

@@ -552,14 +552,14 @@ async fn a_key_condition_on_a_non_key_attribute_is_a_validation_error() {
 // ---------------------------------------------------------------------------------------------------------------
 // IAM denial, on a moto server of this test's own (switching IAM checks on is global to a server).
 
-/// A moto server on a free port, killed when dropped.
-struct OwnMoto {
+/// A moto server on a free port, killed when dropped. Also used by `live_check.rs`.
+pub(crate) struct OwnMoto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl OwnMoto {
-    async fn start() -> OwnMoto {
+    pub(crate) async fn start() -> OwnMoto {
         let program = std::env::var("JITGATE_MOTO_SERVER")
             .expect("JITGATE_MOTO_SERVER is not set: run the tests with scripts/with-services.sh");
         let port = {
@@ -598,7 +598,7 @@ impl OwnMoto {
 
     /// An unsigned-but-attributed IAM query-protocol call (moto routes by the credential scope; it checks
     /// nothing until auth is switched on). Returns the XML body.
-    async fn iam(&self, params: &[(&str, &str)]) -> String {
+    pub(crate) async fn iam(&self, params: &[(&str, &str)]) -> String {
         let mut form = vec![("Version", "2010-05-08")];
         form.extend_from_slice(params);
         let response = reqwest::Client::new()
@@ -619,7 +619,7 @@ impl OwnMoto {
     }
 
     /// From now on every request to this server is authenticated and authorised by IAM.
-    async fn switch_auth_on(&self) {
+    pub(crate) async fn switch_auth_on(&self) {
         let response = reqwest::Client::new()
             .post(format!("{}/moto-api/reset-auth", self.endpoint))
             .header("Content-Type", "text/plain")
@@ -638,7 +638,7 @@ impl Drop for OwnMoto {
     }
 }
 
-fn xml_field(xml: &str, field: &str) -> String {
+pub(crate) fn xml_field(xml: &str, field: &str) -> String {
     let pattern = regex::Regex::new(&format!("<{field}>([^<]+)</{field}>")).expect("regex");
     pattern.captures(xml).map(|c| c[1].to_owned()).unwrap_or_else(|| panic!("no <{field}> in {xml}"))
 }

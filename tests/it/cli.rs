@@ -176,7 +176,7 @@ fn jitgate_with_only(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_jitgate"));
     command.args(args).env_remove("JITGATE_CONFIG").env("AWS_EC2_METADATA_DISABLED", "true");
     for name in RUN_VARIABLES {
-        command.env_remove(name);
+        command.env_remove(name).env_remove(format!("{name}_FILE"));
     }
     command.envs(envs.iter().copied());
     command.output().expect("run jitgate")
@@ -247,4 +247,91 @@ fn check_with_secrets_names_each_missing_secret_and_passes_once_they_are_set() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("SLACK_BOT_TOKEN is not a bot token (xoxb-…)"), "{stderr}");
     assert!(!stderr.contains("swapped"), "{stderr}");
+}
+
+// Secrets mounted as files (`NAME_FILE`), as Kubernetes and Docker mount them: `check --secrets` and `run` read them
+// like the variables, and refuse a file they cannot use naming the variable and path, never the content.
+#[test]
+fn check_with_secrets_reads_secret_files_and_names_the_path_of_a_bad_one() {
+    let config = repo_file("jitgate.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s".repeat(64);
+    let mut envs = Vec::new();
+    for (name, value) in [
+        ("SLACK_APP_TOKEN", "xapp-1-A0-from-file\n".to_owned()),
+        ("SLACK_BOT_TOKEN", "xoxb-from-file\n".to_owned()),
+        ("JITGATE_LINK_SECRET", format!("{secret}\n")),
+        ("PAGERDUTY_API_TOKEN", "pd-from-file".to_owned()),
+    ] {
+        let path = dir.path().join(name.to_lowercase());
+        std::fs::write(&path, value).unwrap();
+        envs.push((format!("{name}_FILE"), path.display().to_string()));
+    }
+    let run = |args: &[&str], envs: &[(String, String)]| {
+        let borrowed: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        jitgate_with_only(args, &borrowed)
+    };
+    let out = run(&["--config", &config, "check", "--secrets"], &envs);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("environment: SLACK_APP_TOKEN, SLACK_BOT_TOKEN and JITGATE_LINK_SECRET set"), "{stdout}");
+    assert!(!stdout.contains("from-file") && !stdout.contains(&secret), "values are never printed: {stdout}");
+
+    // Both the variable and its file: refused, naming both.
+    let mut both = envs.clone();
+    both.push(("SLACK_BOT_TOKEN".into(), "xoxb-from-env".into()));
+    let out = run(&["--config", &config, "check", "--secrets"], &both);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SLACK_BOT_TOKEN_FILE ("), "{stderr}");
+    assert!(stderr.contains(") is set, and so is SLACK_BOT_TOKEN — set only one"), "{stderr}");
+
+    // A path that cannot be read: named with its path, and `run` refuses it the same way.
+    let mut missing = envs.clone();
+    missing[0].1 = dir.path().join("no-such-file").display().to_string();
+    for command in ["check", "run"] {
+        let mut args = vec!["--config", config.as_str(), command];
+        if command == "check" {
+            args.push("--secrets");
+        }
+        let out = run(&args, &missing);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        let expected = format!("error: SLACK_APP_TOKEN_FILE ({}) cannot be read:", missing[0].1);
+        assert!(stderr.contains(&expected), "{command}: expected {expected:?} in:\n{stderr}");
+        assert!(!stderr.contains("from-file") && !stderr.contains(&secret), "{command}: {stderr}");
+    }
+}
+
+#[test]
+fn a_log_format_variable_that_names_no_format_is_refused() {
+    let config = repo_file("jitgate.example.toml");
+    let out = jitgate_with_only(&["--config", &config, "run"], &[("JITGATE_LOG_FORMAT", "logfmt")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: JITGATE_LOG_FORMAT `logfmt` is not a log format — use `json` or `text`"),
+        "{stderr}"
+    );
+}
+
+/// `jitgate --version` names the commit it was built from: the checkout's when built from one (as here), so an
+/// operator can tell which build a replica runs.
+#[test]
+fn version_names_the_git_commit_it_was_built_from() {
+    let out = jitgate(&["--version"], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success());
+    let sha = match git {
+        Some(out) => text(&out.stdout).trim().to_owned(),
+        // A source tree without git (an unpacked archive): build.rs falls back to JITGATE_GIT_SHA or "unknown".
+        None => jitgate::build_info::GIT_SHA.to_owned(),
+    };
+    assert_eq!(stdout.trim(), format!("jitgate {} (git {sha})", env!("CARGO_PKG_VERSION")));
 }

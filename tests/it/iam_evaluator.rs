@@ -284,3 +284,100 @@ fn every_runbook_shapes_credentials_reach_exactly_what_the_card_says() {
     let (allows, denies) = check(&generated);
     eprintln!("generated shapes: {allows} allowed and {denies} denied assertions");
 }
+
+/// `jitgate check --live` describes each runbook's table with the runbook's query role under
+/// `jitgate::live_check::describe_table_policy` (the bot's role has no permission on application tables). Under the
+/// template's query role those credentials may DescribeTable that table and nothing else: not another table, not an
+/// item, not any other DynamoDB action. Without the template's `DescribeTableForTheLiveCheck` statement the check's
+/// call is denied (so the statement is what makes `check --live` work in a real account), and under a role allowing
+/// all of DynamoDB the session policy alone still denies everything but the one describe; and the template's
+/// statement alone, under a session policy allowing all of DynamoDB, grants that describe and nothing more.
+#[test]
+fn the_live_checks_describe_is_allowed_on_the_runbooks_table_and_nothing_else() {
+    evaluator::require_installed();
+    let actions = evaluator::actions("dynamodb");
+    let mut cases = Vec::new();
+    let mut describes = Vec::new();
+    let tables: BTreeMap<String, shapes::Request> =
+        shapes::shipped().into_iter().map(|r| (r.query.table_arn.clone(), r)).collect();
+    assert!(!tables.is_empty(), "the shipped runbooks name a table");
+    for (table_arn, request) in &tables {
+        let q = &request.query;
+        let policy: Value = serde_json::from_str(&jitgate::live_check::describe_table_policy(table_arn)).unwrap();
+        let mut add = |what: &str, action: &str, resource: &str, expect| {
+            let case = Case {
+                id: format!("{table_arn}: {what}"),
+                session_policy: policy.clone(),
+                action: action.to_owned(),
+                resource: resource.to_owned(),
+                context: BTreeMap::new(),
+            };
+            cases.push((case, expect));
+        };
+        add("the live check's DescribeTable", "dynamodb:DescribeTable", table_arn, Expect::Allowed);
+        describes.push(format!("{table_arn}: the live check's DescribeTable"));
+        let other = table_arn.replacen(&format!("table/{}", q.table), &format!("table/{OTHER_TABLE}"), 1);
+        add("DescribeTable of another table", "dynamodb:DescribeTable", &other, Expect::Denied);
+        for action in actions.iter().filter(|a| a.action != "dynamodb:DescribeTable") {
+            let resource = resource_for(action, q, q.index_arn.as_deref().unwrap_or(table_arn));
+            add(&format!("action {}", action.action), &action.action, &resource, Expect::Denied);
+        }
+    }
+    let reads = cases
+        .iter()
+        .filter(|(c, _)| ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"].contains(&c.action.as_str()));
+    assert!(reads.count() >= 3 * tables.len(), "item reads are among the denied cases");
+
+    let query_role = template::query_role_policy();
+    let mut without_describe = query_role.clone();
+    without_describe["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "DescribeTableForTheLiveCheck");
+    assert_ne!(without_describe, query_role, "the template's query role has a DescribeTableForTheLiveCheck statement");
+    let all_dynamodb = json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "dynamodb:*", "Resource": "*" }] });
+
+    let (cases_only, expected): (Vec<Case>, Vec<Expect>) = cases.into_iter().unzip();
+    let mut failures = Vec::new();
+    for (role, identity) in
+        [("the template's query role", &query_role), ("a role allowing all of DynamoDB", &all_dynamodb)]
+    {
+        let decisions = evaluator::evaluate(identity, &cases_only);
+        for (case, expect) in cases_only.iter().zip(&expected) {
+            let d = &decisions[&case.id];
+            let (session, boundary) = (d.session.as_deref().unwrap_or("?"), d.boundary.as_deref().unwrap_or("?"));
+            if d.error.is_some() || !is(session, *expect) || !is(boundary, *expect) {
+                failures.push(format!(
+                    "{} under {role}: expected {expect:?}, got {session} / {boundary} ({:?}) for {} on {}",
+                    case.id, d.error, case.action, case.resource
+                ));
+            }
+        }
+    }
+    let decisions = evaluator::evaluate(&without_describe, &cases_only);
+    for id in &describes {
+        let session = decisions[id].session.as_deref().unwrap_or("?");
+        if !is(session, Expect::Denied) {
+            failures.push(format!("{id}: allowed ({session}) even without the template's statement"));
+        }
+    }
+    // And the template's statement itself grants that one describe, whatever session policy comes with it: with
+    // a session policy allowing all of DynamoDB, it allows DescribeTable on the runbooks' tables and nothing else.
+    let statement: Vec<Value> = query_role["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Sid"] == "DescribeTableForTheLiveCheck")
+        .cloned()
+        .collect();
+    let alone = json!({ "Version": "2012-10-17", "Statement": statement });
+    let widened: Vec<Case> =
+        cases_only.iter().map(|c| Case { session_policy: all_dynamodb.clone(), ..c.clone() }).collect();
+    let decisions = evaluator::evaluate(&alone, &widened);
+    for (case, expect) in widened.iter().zip(&expected) {
+        let session = decisions[&case.id].session.as_deref().unwrap_or("?");
+        if !is(session, *expect) {
+            failures
+                .push(format!("{} under the template's statement alone: expected {expect:?}, got {session}", case.id));
+        }
+    }
+    assert!(failures.is_empty(), "{} wrong answers:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("live check: {} cases under each role, {} tables", cases_only.len(), tables.len());
+}

@@ -32,11 +32,21 @@ fn setup(dir: &Path, table: &str, edit: impl Fn(&str, String) -> String) {
 }
 
 fn check_live(dir: &Path, pagerduty: &FakePagerDuty, slack: &FakeSlack) -> (Option<i32>, String) {
+    check_live_as(dir, pagerduty, slack, (&support::aws_endpoint(), "AKIAJITGATETESTS0001", "test-secret"))
+}
+
+/// `jitgate check --live` against the AWS `endpoint`, signing as `access_key`.
+fn check_live_as(
+    dir: &Path,
+    pagerduty: &FakePagerDuty,
+    slack: &FakeSlack,
+    (endpoint, access_key, secret_key): (&str, &str, &str),
+) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jitgate"))
         .args(["--config", dir.join("jitgate.toml").to_str().unwrap(), "check", "--live"])
-        .env("AWS_ENDPOINT_URL", support::aws_endpoint())
-        .env("AWS_ACCESS_KEY_ID", "AKIAJITGATETESTS0001")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret_key)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PAGERDUTY_API_URL", pagerduty.base_url())
         .env("PAGERDUTY_API_TOKEN", pagerduty.api_key())
@@ -214,4 +224,68 @@ async fn run_starts_with_a_warning_when_slack_cannot_say_anything_about_the_chan
     let app = start_with_channel(&slack, ONCALL, &support::unique("audit")).await.expect("starts anyway");
     assert_eq!(slack.calls_to("conversations.info").len(), 1);
     app.shutdown().await;
+}
+
+// Which credentials describe the tables: the runbook's query role, assumed with a session policy allowing
+// DescribeTable only, never jitgate's own identity (docs/security.md). On a moto server with IAM checks on, the
+// bot's user may only assume roles; the table check passes only because it describes with the query role. (moto
+// checks actions, not table ARNs or session policies: tests/it/iam_evaluator.rs proves those.)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tables_are_described_with_the_query_roles_credentials_not_the_bots() {
+    use crate::aws::{OwnMoto, xml_field};
+
+    let moto = OwnMoto::start().await;
+    let setup_config = support::aws_config_for(&moto.endpoint, "AKIAJITGATESETUP0001", "setup-secret");
+    let table = support::unique("Orders");
+    create_demo_orders_table(&aws_sdk_dynamodb::Client::new(&setup_config), &table).await.unwrap();
+
+    let bot = "jitgate-bot";
+    moto.iam(&[("Action", "CreateUser"), ("UserName", bot)]).await;
+    let assume_only = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+                       "Resource": "*"}]
+    })
+    .to_string();
+    let put_user_policy = [("Action", "PutUserPolicy"), ("UserName", bot), ("PolicyName", "assume")];
+    moto.iam(&[&put_user_policy[..], &[("PolicyDocument", assume_only.as_str())]].concat()).await;
+    let key = moto.iam(&[("Action", "CreateAccessKey"), ("UserName", bot)]).await;
+    let (key_id, secret) = (xml_field(&key, "AccessKeyId"), xml_field(&key, "SecretAccessKey"));
+
+    // The shipped runbooks' role, trusted by the bot and allowed to describe tables.
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{}:user/{bot}", support::ACCOUNT)},
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+        }]
+    })
+    .to_string();
+    let role = "jitgate-orders-read";
+    moto.iam(&[("Action", "CreateRole"), ("RoleName", role), ("AssumeRolePolicyDocument", &trust)]).await;
+    let describe = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "dynamodb:DescribeTable", "Resource": "*"}]
+    })
+    .to_string();
+    let put_role_policy = [("Action", "PutRolePolicy"), ("RoleName", role), ("PolicyName", "describe")];
+    moto.iam(&[&put_role_policy[..], &[("PolicyDocument", describe.as_str())]].concat()).await;
+    moto.switch_auth_on().await;
+
+    // The bot itself may not describe the table: had the check used its credentials, this is what it would meet.
+    let as_bot = support::aws_config_for(&moto.endpoint, &key_id, &secret);
+    let denied = aws_sdk_dynamodb::Client::new(&as_bot).describe_table().table_name(&table).send().await;
+    assert!(denied.is_err(), "the bot's own user must not be able to describe the table");
+
+    let pagerduty = FakePagerDuty::start().await;
+    pagerduty.add_schedule("PORDERS1", "Orders primary");
+    let slack = FakeSlack::start(world::slack_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &table, |_, text| text);
+    let (code, output) = check_live_as(dir.path(), &pagerduty, &slack, (&moto.endpoint, &key_id, &secret));
+    assert_eq!(output.lines().filter(|l| l.starts_with("ok    table")).count(), 3, "{output}");
+    assert!(output.contains("live checks: 6 ok, 0 failing"), "{output}");
+    assert_eq!(code, Some(0), "{output}");
 }

@@ -9,6 +9,7 @@
 mod audit;
 mod audit_anchor;
 mod aws;
+mod aws_timeouts;
 mod cli;
 mod engine;
 mod harness;
@@ -19,7 +20,10 @@ mod latency;
 mod live_check;
 mod manifests;
 mod oncall;
+mod prometheus_rules;
 mod readme;
+mod redis_cluster;
+mod redis_tls;
 mod robustness;
 mod runbooks;
 mod seed_demo;

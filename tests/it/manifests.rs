@@ -4,14 +4,18 @@
 //!   as in the image pass `jitgate check`; `.dockerignore` lets every copied file through.
 //! - `docker-compose.yml`: the services, health checks, persistence, non-root settings and wiring; the config and
 //!   runbooks laid out as its bind mounts place them pass `jitgate check`; `.env.example` names only real variables.
-//! - `manifests/k8s/`: kubernetes-validate (the Kubernetes JSON schemas, strict) on every manifest; the Deployment's
-//!   security settings and probes; the kustomization lists every manifest; the ConfigMap's runbooks are the shipped
-//!   ones, and its config and runbooks mounted as the Deployment mounts them pass `jitgate check`.
+//! - `manifests/k8s/`: kubernetes-validate (the Kubernetes JSON schemas, strict) on every manifest and on what
+//!   `kubectl kustomize` renders from them; the Deployment's security settings and probes; the kustomization lists
+//!   every manifest; the generated ConfigMap's runbooks are the shipped ones, its name follows its content (so a
+//!   change rolls the pods), and its config and runbooks mounted as the Deployment mounts them pass `jitgate check`;
+//!   the namespace's Pod Security labels; the NetworkPolicy's ports against the Deployment's; the ServiceMonitor
+//!   against the Service.
 //! - `manifests/iam/jitgate.yaml`: cfn-lint; parliament on every policy document in it; the audit table it defines is
 //!   one jitgate's audit log accepts and writes (in the local DynamoDB), and the bot's policy covers exactly the
 //!   keys written; the query role's trust policy admits jitgate's real session name and tags.
-//! - `manifests/slack-app.yaml`: tests/it/slack_web.rs checks socket mode, interactivity, `/jit` and the scopes against
-//!   `REQUIRED_BOT_SCOPES`; here only what that test does not cover.
+//! - `manifests/slack-app.yaml`: Slack's published app manifest JSON schema (vendored in tests/schemas/);
+//!   tests/it/slack_web.rs checks socket mode, interactivity, `/jit` and the scopes against `REQUIRED_BOT_SCOPES`;
+//!   here only what that test does not cover.
 //!
 //! Each validator is first shown a real mistake and must reject it, so a validator that judges nothing fails the
 //! test. The validators come from the tools venv (`scripts/install-deps.sh`), on PATH through
@@ -53,7 +57,7 @@ fn read(rel: &str) -> String {
 
 /// A YAML file as JSON values (every file here has string keys).
 fn yaml(rel: &str) -> Value {
-    serde_yaml::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
+    serde_saphyr::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
 }
 
 /// The value at a path of object keys, or a panic naming the path and the file.
@@ -415,16 +419,27 @@ fn env_example_names_only_variables_jitgate_reads() {
         "PAGERDUTY_API_TOKEN",
         "PAGERDUTY_API_URL",
         "REDIS_URL",
+        "REDIS_CA_FILE",
         "JITGATE_CONFIG",
         "JITGATE_LINK_SECRET",
+        "JITGATE_LOG_FORMAT",
     ];
+    // And every secret as a file (NAME_FILE).
+    let secret_file = |name: &str| {
+        name.strip_suffix(jitgate::config::FILE_SUFFIX).is_some_and(|n| jitgate::config::SECRET_VARIABLES.contains(&n))
+    };
     let text = read(".env.example");
     let mut named = BTreeSet::new();
     for line in text.lines().map(|l| l.trim().trim_start_matches("# ")) {
         let Some((name, _)) = line.split_once('=') else { continue };
         if name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') && !name.is_empty() {
             // JITGATE_DEV_* are make dev's own settings (scripts/local-stack.sh), not jitgate's.
-            let ours = known.contains(&name) || name.starts_with("AWS_") || name.starts_with("JITGATE_DEV_");
+            // OTEL_* are OpenTelemetry's standard variables (src/telemetry/traces.rs and the SDK read them).
+            let ours = known.contains(&name)
+                || secret_file(name)
+                || name.starts_with("AWS_")
+                || name.starts_with("JITGATE_DEV_")
+                || name.starts_with("OTEL_");
             assert!(ours || name == "RUST_LOG", ".env.example names unknown {name}");
             named.insert(name.to_owned());
         }
@@ -454,6 +469,40 @@ fn kubernetes_validate(path: &Path) -> Output {
     validator("kubernetes-validate", &[OsStr::new("--strict"), path.as_os_str()])
 }
 
+/// Not applied by the kustomization: the Secret example holds placeholders only (applying it would overwrite the real
+/// Secret), and the ServiceMonitor needs the Prometheus Operator's CRDs.
+const APPLIED_ON_THEIR_OWN: [&str; 2] = ["secret.example.yaml", "servicemonitor.yaml"];
+
+/// The config file of the generated ConfigMap (kustomize reads it from here).
+const K8S_CONFIG: &str = "manifests/k8s/config/jitgate.toml";
+
+/// `kubectl kustomize DIR`, as `kubectl apply -k DIR` would render it: its text, and its objects.
+fn kustomize(dir: &Path) -> (String, Vec<Value>) {
+    let out = validator("kubectl", &[OsStr::new("kustomize"), dir.as_os_str()]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "kubectl kustomize {}:\n{text}", dir.display());
+    let rendered = String::from_utf8(out.stdout).expect("UTF-8");
+    let objects = rendered
+        .split("\n---\n")
+        .map(|doc| serde_saphyr::from_str::<Value>(doc).unwrap_or_else(|e| panic!("rendered YAML: {e}\n{doc}")))
+        .collect();
+    (rendered, objects)
+}
+
+/// The one rendered object of `kind`.
+fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} in the rendered kustomization");
+    found[0]
+}
+
+/// Copies `manifests/k8s` (with its config folder) into a fresh folder, for renders of an edited copy.
+fn copy_of_k8s() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    place(dir.path(), "/k8s", &repo(K8S));
+    dir
+}
+
 #[test]
 fn kubernetes_validate_accepts_every_manifest() {
     // First prove the validator judges: a misspelt field in the real Deployment must fail strict validation.
@@ -466,9 +515,11 @@ fn kubernetes_validate_accepts_every_manifest() {
     assert!(!out.status.success(), "kubernetes-validate accepted a misspelt field:\n{}", output_text(&out));
 
     let files = k8s_files();
-    assert!(files.len() >= 6, "{files:?}");
-    // The kustomization is kustomize's own file, not a Kubernetes object: the next test checks it.
-    for file in files.iter().filter(|f| *f != "kustomization.yaml") {
+    assert!(files.len() >= 8, "{files:?}");
+    // The kustomization is kustomize's own file, not a Kubernetes object: it is checked rendered, below. The
+    // ServiceMonitor is a custom resource kubernetes-validate has no schema for (it only warns): its fields are
+    // checked in the_service_monitor_scrapes_the_ops_port_of_the_service instead.
+    for file in files.iter().filter(|f| *f != "kustomization.yaml" && *f != "servicemonitor.yaml") {
         let out = kubernetes_validate(&repo(&format!("{K8S}/{file}")));
         let text = output_text(&out);
         // It exits 0 with a warning for a kind it has no schema for: only "passed" counts.
@@ -477,17 +528,27 @@ fn kubernetes_validate_accepts_every_manifest() {
             "kubernetes-validate on {K8S}/{file}:\n{text}"
         );
     }
+
+    // And what `kubectl apply -k` applies: every object the kustomization renders, the generated ConfigMap included.
+    let (rendered, objects) = kustomize(&repo(K8S));
+    let path = dir.path().join("rendered.yaml");
+    std::fs::write(&path, &rendered).unwrap();
+    let out = kubernetes_validate(&path);
+    let text = output_text(&out);
+    assert!(out.status.success() && !text.contains("WARN") && !text.contains("ERROR"), "rendered:\n{text}");
+    assert_eq!(text.matches("passed").count(), objects.len(), "every rendered object validated:\n{text}");
 }
 
 #[test]
-fn the_kustomization_lists_every_manifest_but_the_secret_example() {
+fn the_kustomization_lists_every_manifest_but_those_applied_on_their_own() {
     let kustomization = yaml(&format!("{K8S}/kustomization.yaml"));
     assert_eq!(kustomization["kind"], "Kustomization");
     let listed: BTreeSet<String> = strings(at(&kustomization, &["resources"], "kustomization")).into_iter().collect();
     let mut expected = k8s_files();
     expected.remove("kustomization.yaml");
-    // Placeholders only: applying it would overwrite the real Secret.
-    expected.remove("secret.example.yaml");
+    for file in APPLIED_ON_THEIR_OWN {
+        assert!(expected.remove(file), "{K8S}/{file} exists");
+    }
     assert_eq!(listed, expected);
     let deployment = yaml(&format!("{K8S}/deployment.yaml"));
     let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].as_str().expect("an image");
@@ -529,8 +590,7 @@ fn the_deployment_runs_locked_down_with_probes_limits_and_the_secret() {
     let port = |name: &str| {
         container["ports"].as_array().expect("ports").iter().find(|p| p["name"] == name).expect("port").clone()
     };
-    let configmap = yaml(&format!("{K8S}/configmap.yaml"));
-    let config: toml::Value = toml::from_str(configmap["data"]["jitgate.toml"].as_str().unwrap()).unwrap();
+    let config: toml::Value = toml::from_str(&read(K8S_CONFIG)).unwrap();
     for (key, name) in [("listen", "http"), ("operations_listen", "ops")] {
         let listen: std::net::SocketAddr = config["http"][key].as_str().unwrap().parse().unwrap();
         assert!(listen.ip().is_unspecified(), "the kubelet probes the pod's address: {key} on every address");
@@ -541,18 +601,28 @@ fn the_deployment_runs_locked_down_with_probes_limits_and_the_secret() {
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], "ops");
 
-    // Secrets only from the Secret, and exactly the keys the example Secret shows.
+    // Secrets only from the Secret, mounted as files (NAME_FILE pointing at the file of key NAME), and exactly the
+    // keys the example Secret shows.
     let secret = yaml(&format!("{K8S}/secret.example.yaml"));
     let example_keys: BTreeSet<String> =
         secret["stringData"].as_object().expect("stringData").keys().cloned().collect();
+    let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v.get("secret").is_some());
+    let volume = volume.expect("a volume from the Secret");
+    assert_eq!(volume["secret"]["secretName"], secret["metadata"]["name"]);
+    let mounts = container["volumeMounts"].as_array().expect("volumeMounts");
+    let mount = mounts.iter().find(|m| m["name"] == volume["name"]).expect("the Secret volume is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let dir = mount["mountPath"].as_str().unwrap();
     let mut from_secret = BTreeSet::new();
     for env in container["env"].as_array().expect("env") {
-        if let Some(reference) = env.get("valueFrom").and_then(|v| v.get("secretKeyRef")) {
-            assert_eq!(reference["name"], secret["metadata"]["name"]);
-            assert_eq!(reference["key"], env["name"]);
-            from_secret.insert(env["name"].as_str().unwrap().to_owned());
+        let name = env["name"].as_str().unwrap();
+        assert!(env.get("valueFrom").is_none(), "{name}: secrets come as files, not environment values");
+        if let Some(key) = name.strip_suffix("_FILE") {
+            assert!(jitgate::config::SECRET_VARIABLES.contains(&key), "jitgate reads no {name}");
+            assert_eq!(env["value"].as_str(), Some(format!("{dir}/{key}").as_str()), "{name}");
+            from_secret.insert(key.to_owned());
         } else {
-            assert!(env["name"] == "JITGATE_CONFIG", "only JITGATE_CONFIG is set in the clear, not {}", env["name"]);
+            assert!(name == "JITGATE_CONFIG", "only JITGATE_CONFIG is set in the clear, not {name}");
         }
     }
     assert_eq!(from_secret, example_keys);
@@ -573,22 +643,25 @@ fn the_deployment_runs_locked_down_with_probes_limits_and_the_secret() {
 }
 
 #[test]
-fn the_configmap_holds_the_shipped_runbooks_and_as_mounted_passes_jitgate_check() {
-    let configmap = yaml(&format!("{K8S}/configmap.yaml"));
+fn the_generated_configmap_holds_the_shipped_runbooks_and_as_mounted_passes_jitgate_check() {
+    let (_, objects) = kustomize(&repo(K8S));
+    let configmap = object(&objects, "ConfigMap");
     let data = configmap["data"].as_object().expect("data");
     let shipped = shipped_runbooks();
     for (name, text) in &shipped {
         let copy = data.get(name).and_then(Value::as_str);
         assert!(
             copy == Some(text.as_str()),
-            "{K8S}/configmap.yaml: {name} differs from runbooks/{name}; copy the file into the ConfigMap"
+            "{K8S}/config/runbooks/{name} differs from runbooks/{name} (or is not in the configMapGenerator): copy \
+             the file there and list it in kustomization.yaml"
         );
     }
     let in_map: BTreeSet<&str> = data.keys().map(String::as_str).filter(|k| k.ends_with(".yaml")).collect();
     assert_eq!(in_map, shipped.keys().map(String::as_str).collect(), "the ConfigMap's runbooks are the shipped ones");
+    assert_eq!(data["jitgate.toml"], read(K8S_CONFIG).as_str());
 
     // Lay the ConfigMap out as the Deployment mounts it, and check it with jitgate.
-    let deployment = yaml(&format!("{K8S}/deployment.yaml"));
+    let deployment = object(&objects, "Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     let mount = container["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "config").expect("mount");
@@ -609,6 +682,148 @@ fn the_configmap_holds_the_shipped_runbooks_and_as_mounted_passes_jitgate_check(
     let config = env.iter().find(|e| e["name"] == "JITGATE_CONFIG").expect("JITGATE_CONFIG")["value"].as_str().unwrap();
     assert!(config.starts_with(mount_path), "JITGATE_CONFIG {config} is outside the mount {mount_path}");
     assert_jitgate_check_passes(&root.path().join(config.trim_start_matches('/')), "the ConfigMap");
+}
+
+#[test]
+fn changing_a_runbook_or_the_config_renames_the_configmap_so_the_deployment_rolls() {
+    let name_of = |dir: &Path| {
+        let (_, objects) = kustomize(dir);
+        let name = object(&objects, "ConfigMap")["metadata"]["name"].as_str().expect("a name").to_owned();
+        let deployment = object(&objects, "Deployment");
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_array().expect("volumes");
+        let config = volumes.iter().find(|v| v["name"] == "config").expect("volume config");
+        assert_eq!(config["configMap"]["name"], name.as_str(), "the Deployment mounts the generated ConfigMap");
+        name
+    };
+    let original = name_of(&repo(K8S));
+    let suffix = original.strip_prefix("jitgate-").unwrap_or_else(|| panic!("{original}: not jitgate-<hash>"));
+    assert!(!suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_alphanumeric()), "{original}");
+
+    let unchanged = copy_of_k8s();
+    assert_eq!(name_of(&unchanged.path().join("k8s")), original, "the same files give the same name");
+
+    for file in ["config/runbooks/order-by-id.yaml", "config/jitgate.toml"] {
+        let edited = copy_of_k8s();
+        let path = edited.path().join("k8s").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}# edited\n")).unwrap();
+        let renamed = name_of(&edited.path().join("k8s"));
+        assert_ne!(renamed, original, "editing {file} must change the ConfigMap's name, which rolls the pods");
+    }
+}
+
+#[test]
+fn everything_lands_in_a_namespace_that_enforces_the_restricted_pod_security_standard() {
+    let (_, objects) = kustomize(&repo(K8S));
+    let namespace = object(&objects, "Namespace");
+    let name = namespace["metadata"]["name"].as_str().expect("a name");
+    let labels = &namespace["metadata"]["labels"];
+    for mode in ["enforce", "audit", "warn"] {
+        assert_eq!(labels[format!("pod-security.kubernetes.io/{mode}")], "restricted", "{mode}");
+        assert_eq!(labels[format!("pod-security.kubernetes.io/{mode}-version")], "latest", "{mode}-version");
+    }
+    for o in objects.iter().filter(|o| o["kind"] != "Namespace") {
+        assert_eq!(o["metadata"]["namespace"], name, "{} {} is in the namespace", o["kind"], o["metadata"]["name"]);
+    }
+    // The ServiceMonitor, applied on its own, names it itself.
+    assert_eq!(yaml(&format!("{K8S}/servicemonitor.yaml"))["metadata"]["namespace"], name);
+}
+
+/// (port, protocol) pairs of a NetworkPolicy rule.
+fn rule_ports(rule: &Value) -> BTreeSet<(String, String)> {
+    rule["ports"]
+        .as_array()
+        .expect("every rule names its ports")
+        .iter()
+        .map(|p| {
+            let port = p["port"].as_str().map(str::to_owned).unwrap_or_else(|| p["port"].to_string());
+            (port, p["protocol"].as_str().expect("a protocol").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_network_policy_admits_the_audit_pages_and_metrics_separately_and_lets_out_only_dns_redis_and_https() {
+    let policy = yaml(&format!("{K8S}/networkpolicy.yaml"));
+    let deployment = yaml(&format!("{K8S}/deployment.yaml"));
+    let spec = &policy["spec"];
+    assert_eq!(spec["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]);
+    // With both types listed, whatever no rule admits is dropped, in and out.
+    assert_eq!(strings(&spec["policyTypes"]), ["Ingress", "Egress"]);
+
+    // In: one rule per port, each from a namespace of its own, each port one the container serves.
+    let container_ports: BTreeSet<String> = deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    let ingress = spec["ingress"].as_array().expect("ingress rules");
+    let mut sources = BTreeSet::new();
+    let admitted: Vec<BTreeSet<(String, String)>> = ingress
+        .iter()
+        .map(|rule| {
+            let from = rule["from"].as_array().expect("every ingress rule says from where");
+            assert_eq!(from.len(), 1, "{rule}");
+            sources.insert(from[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"].to_string());
+            rule_ports(rule)
+        })
+        .collect();
+    let one = |port: &str| BTreeSet::from([(port.to_owned(), "TCP".to_owned())]);
+    assert_eq!(admitted, [one("http"), one("ops")], "the audit pages and the operations port, in separate rules");
+    assert_eq!(sources.len(), 2, "the two ports are reached from different namespaces: {sources:?}");
+    assert_eq!(container_ports, ["http", "ops"].map(String::from).into(), "the container serves exactly these");
+    let config: toml::Value = toml::from_str(&read(K8S_CONFIG)).unwrap();
+    let ops: std::net::SocketAddr = config["http"]["operations_listen"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ops.port(), 9090, "the metrics port the docs name");
+
+    // Out: DNS to the cluster's DNS pods, Redis, HTTPS, and the Pod Identity agent; nothing else.
+    let egress = spec["egress"].as_array().expect("egress rules");
+    let mut out = BTreeSet::new();
+    for rule in egress {
+        let ports = rule_ports(rule);
+        if ports.contains(&("53".to_owned(), "UDP".to_owned())) {
+            assert_eq!(rule["to"][0]["podSelector"]["matchLabels"]["k8s-app"], "kube-dns", "{rule}");
+        }
+        if ports.contains(&("80".to_owned(), "TCP".to_owned())) {
+            assert_eq!(rule["to"], serde_json::json!([{ "ipBlock": { "cidr": "169.254.170.23/32" } }]), "{rule}");
+        }
+        out.extend(ports);
+    }
+    let expected: BTreeSet<(String, String)> =
+        [("53", "UDP"), ("53", "TCP"), ("6379", "TCP"), ("443", "TCP"), ("80", "TCP")]
+            .map(|(p, t)| (p.to_owned(), t.to_owned()))
+            .into();
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn the_service_monitor_scrapes_the_ops_port_of_the_service() {
+    let monitor = yaml(&format!("{K8S}/servicemonitor.yaml"));
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["kind"], "ServiceMonitor");
+    let service = yaml(&format!("{K8S}/service.yaml"));
+    let spec = &monitor["spec"];
+    assert_eq!(spec["selector"]["matchLabels"], service["metadata"]["labels"], "selects the Service by its labels");
+    assert_eq!(
+        strings(&spec["namespaceSelector"]["matchNames"]),
+        [yaml(&format!("{K8S}/namespace.yaml"))["metadata"]["name"].as_str().unwrap()]
+    );
+    let endpoints = spec["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 1);
+    let ports = service["spec"]["ports"].as_array().unwrap();
+    let ops = ports.iter().find(|p| p["name"] == endpoints[0]["port"]).expect("the endpoint names a Service port");
+    assert_eq!(ops["targetPort"], "ops", "metrics are on the operations port, not the public one");
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    // Only the fields this test knows: a typo (which kubernetes-validate cannot catch for a custom resource) fails.
+    let known = |v: &Value, keys: &[&str]| {
+        for key in v.as_object().unwrap().keys() {
+            assert!(keys.contains(&key.as_str()), "servicemonitor.yaml: unexpected field {key}");
+        }
+    };
+    known(&monitor, &["apiVersion", "kind", "metadata", "spec"]);
+    known(spec, &["selector", "namespaceSelector", "endpoints"]);
+    known(&endpoints[0], &["port", "path", "interval", "scheme"]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -907,7 +1122,7 @@ fn the_query_role_reads_what_runbooks_can_run_on_the_table_the_shipped_runbooks_
     // The shipped runbooks name this role and this table, so the defaults deploy a working demo.
     let role = template.parameter("QueryRoleName");
     for (name, text) in shipped_runbooks() {
-        let runbook: Value = serde_yaml::from_str(&text).expect("a runbook");
+        let runbook: Value = serde_saphyr::from_str(&text).expect("a runbook");
         assert_eq!(runbook["table"]["name"], table.as_str(), "runbooks/{name}");
         let arn = runbook["role_arn"].as_str().expect("role_arn");
         assert!(arn.ends_with(&format!(":role/{role}")), "runbooks/{name}: {arn} is not the template's query role");
@@ -1029,6 +1244,39 @@ fn the_slack_app_keeps_token_rotation_off() {
     assert!(manifest["settings"]["interactivity"].get("request_url").is_none());
 }
 
+/// Slack's app manifest JSON schema, vendored (source and commit in tests/schemas/README.md and the file's `$comment`).
+const SLACK_MANIFEST_SCHEMA: &str = "tests/schemas/slack-app-manifest.schema.1.0.0.json";
+
+/// What Slack's manifest schema says is wrong with `manifest`, one line per problem with where it is.
+fn slack_manifest_problems(manifest: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(&read(SLACK_MANIFEST_SCHEMA)).expect("the vendored schema is JSON");
+    assert!(schema["$comment"].as_str().is_some_and(|c| c.contains("slackapi/manifest-schema")), "its source");
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{SLACK_MANIFEST_SCHEMA}: {e}"));
+    validator.iter_errors(manifest).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+#[test]
+fn the_slack_app_manifest_follows_slacks_published_schema() {
+    // First prove the schema judges: each of these breaks a rule of Slack's and must be refused.
+    let manifest = yaml("manifests/slack-app.yaml");
+    let broken = |what: &str, edit: &dyn Fn(&mut Value)| {
+        let mut copy = manifest.clone();
+        edit(&mut copy);
+        assert!(!slack_manifest_problems(&copy).is_empty(), "the schema accepted a manifest with {what}");
+    };
+    broken("an app name over 35 characters", &|m| m["display_information"]["name"] = "j".repeat(36).into());
+    broken("a long description under 175 characters", &|m| {
+        m["display_information"]["long_description"] = "short".into()
+    });
+    broken("a misspelt setting", &|m| m["settings"]["socket_mode"] = true.into());
+    broken("a command without its slash", &|m| m["features"]["slash_commands"][0]["command"] = "jit".into());
+    broken("interactivity without is_enabled", &|m| m["settings"]["interactivity"] = serde_json::json!({}));
+    broken("a scope list that is not a list", &|m| m["oauth_config"]["scopes"]["bot"] = "commands".into());
+
+    let problems = slack_manifest_problems(&manifest);
+    assert!(problems.is_empty(), "manifests/slack-app.yaml against Slack's manifest schema:\n{}", problems.join("\n"));
+}
+
 /// `requests.shutdown_drain` of a config text, plus the time interrupted runs get to record their failure.
 fn shutdown_needs(config_text: &str) -> std::time::Duration {
     let env = jitgate::config::Environment::from_pairs([("AWS_REGION", "us-east-1")]);
@@ -1040,8 +1288,7 @@ fn shutdown_needs(config_text: &str) -> std::time::Duration {
 fn orchestrators_give_jitgate_time_to_drain_and_record_interruptions_before_killing_it() {
     // Kubernetes sends SIGKILL terminationGracePeriodSeconds after SIGTERM, compose stop_grace_period after: a
     // kill mid-drain would leave runs for the sweeper to fail 16 minutes later instead of at once.
-    let configmap = yaml(&format!("{K8S}/configmap.yaml"));
-    let k8s_needs = shutdown_needs(configmap["data"]["jitgate.toml"].as_str().expect("jitgate.toml in the ConfigMap"));
+    let k8s_needs = shutdown_needs(&read(K8S_CONFIG));
     let deployment = yaml(&format!("{K8S}/deployment.yaml"));
     let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().expect("grace");
     assert!(k8s_needs.as_secs() < grace, "drain + clean-up {k8s_needs:?} must end before the kill after {grace}s");

@@ -103,6 +103,11 @@ fn check_shell_line(line: &str, ci: &str) {
         ["kubectl", "apply", "-k", dir] => {
             assert!(repo(dir).join("kustomization.yaml").is_file(), "{dir} has no kustomization.yaml");
         }
+        // A single object applied on its own (tests/it/manifests.rs checks its content).
+        ["kubectl", "apply", "-f", file] => {
+            let text = read(file);
+            assert!(text.contains("\napiVersion: ") && text.contains("\nkind: "), "{file} is not a Kubernetes object");
+        }
         ["aws", "cloudformation", "deploy", ..] => {
             let template = flag_value(&w, "--template-file").expect("--template-file");
             let text = read(template);

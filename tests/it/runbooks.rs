@@ -171,7 +171,7 @@ const BROKEN: &[Broken] = &[
         file: QF,
         edits: &[("projection: [order_id, status, created_at, total, email]", "projection: [order_id, status")],
         expected: &[
-            "orders-by-status.yaml: line 32, column 5: did not find expected ',' or ']', while parsing a flow sequence at line 31 column 13 — fix the YAML syntax at that position",
+            "orders-by-status.yaml: line 32, column 5: illegal placement of ':' indicator — fix the YAML syntax at that position",
         ],
     },
     Broken {
@@ -190,6 +190,15 @@ const BROKEN: &[Broken] = &[
         edits: &[("max_items: 100\n", "")],
         expected: &[
             "orders-by-status.yaml: (top level): missing field `max_items` — add the field; every runbook needs it (see docs/runbooks.md)",
+        ],
+    },
+    Broken {
+        mistake: "repeated key",
+        base: Q,
+        file: QF,
+        edits: &[("max_items: 100\n", "max_items: 100\nmax_items: 200\n")],
+        expected: &[
+            "orders-by-status.yaml: line 34, column 1: duplicate entry with key `max_items` — keep only one of the repeated entries",
         ],
     },
     Broken {

@@ -584,7 +584,7 @@ async fn a_base_url_without_trailing_slash_works_the_same() {
 fn the_app_manifest_asks_for_socket_mode_the_command_and_exactly_the_scopes_the_client_needs() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/slack-app.yaml");
     let text = std::fs::read_to_string(path).expect("manifests/slack-app.yaml");
-    let manifest: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    let manifest: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
     let at = |pointer: &[&str]| {
         pointer.iter().try_fold(&manifest, |node, key| node.get(*key)).unwrap_or_else(|| panic!("no {pointer:?}"))
     };
@@ -596,7 +596,7 @@ fn the_app_manifest_asks_for_socket_mode_the_command_and_exactly_the_scopes_the_
     assert_eq!(at(&["settings", "socket_mode_enabled"]).as_bool(), Some(true));
     assert_eq!(at(&["settings", "interactivity", "is_enabled"]).as_bool(), Some(true));
 
-    let commands = at(&["features", "slash_commands"]).as_sequence().expect("a list of commands");
+    let commands = at(&["features", "slash_commands"]).as_array().expect("a list of commands");
     let jit = commands.iter().find(|c| c.get("command").and_then(|v| v.as_str()) == Some("/jit")).expect("/jit");
     assert_eq!(jit.get("should_escape").and_then(|v| v.as_bool()), Some(false));
     assert!(jit.get("description").and_then(|v| v.as_str()).is_some_and(|d| !d.is_empty()));
@@ -604,7 +604,7 @@ fn the_app_manifest_asks_for_socket_mode_the_command_and_exactly_the_scopes_the_
     assert!(hint.starts_with("query <runbook>") && hint.contains("--reason"), "{hint}");
 
     let scopes: Vec<&str> = at(&["oauth_config", "scopes", "bot"])
-        .as_sequence()
+        .as_array()
         .expect("a list of bot scopes")
         .iter()
         .map(|s| s.as_str().expect("a scope name"))

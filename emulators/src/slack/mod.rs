@@ -46,6 +46,8 @@ pub use records::{
     ViewUpdate,
 };
 pub use socket::{Ack, AckError, ConnectionId, Delivery, EnvelopeHandle};
+/// The strict Block Kit check the fake applies to every message and view; also for unit tests of payloads.
+pub use web::blocks as block_kit;
 pub use web::{MAX_MESSAGE_BLOCKS, MAX_MODAL_BLOCKS, MAX_TOTAL_BLOCK_TEXT, RESPONSE_URL_METHOD, method_names};
 
 use socket::{Outbound, disconnect_frame};

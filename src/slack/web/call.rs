@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{Method, REQUIRED_BOT_SCOPES, SlackError, SlackWeb};
+use tracing::Instrument as _;
 
 /// Wait when a 429 carries no usable `Retry-After` (Slack always sends one; a proxy might not).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -60,7 +61,9 @@ impl SlackWeb {
     /// whether repeating is safe.
     pub(super) async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, SlackError> {
         let (method, started) = (call.method.name(), Instant::now());
-        let result = self.call_with_retries(call).await;
+        let span = crate::telemetry::traces::external_call_span("slack", method);
+        let result = self.call_with_retries(call).instrument(span.clone()).await;
+        crate::telemetry::traces::record_call_result(&span, result.is_ok());
         if let Some(metrics) = &self.metrics {
             metrics.external_call("slack", method, result.is_ok(), started.elapsed().as_secs_f64());
         }

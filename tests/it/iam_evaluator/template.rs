@@ -11,14 +11,132 @@ use serde_json::Value;
 const TEMPLATE: &str = "manifests/iam/jitgate.yaml";
 const REGION: &str = "us-east-1";
 
-fn load() -> serde_yaml::Value {
+fn load() -> Yaml {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(TEMPLATE);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{TEMPLATE}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{TEMPLATE} is not valid YAML: {e}"))
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{TEMPLATE} is not valid YAML: {e}"))
+}
+
+/// A YAML node with its tag (`!Ref`, `!Sub`), which a JSON value has no room for.
+#[derive(Debug)]
+struct Yaml {
+    tag: Option<String>,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Mapping(Vec<(String, Yaml)>),
+    Sequence(Vec<Yaml>),
+    Scalar(Value),
+}
+
+static NULL: Yaml = Yaml { tag: None, body: Body::Scalar(Value::Null) };
+
+impl Body {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Body::Scalar(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Yaml {
+    fn as_str(&self) -> Option<&str> {
+        self.body.as_str()
+    }
+
+    fn as_sequence(&self) -> Option<&[Yaml]> {
+        match &self.body {
+            Body::Sequence(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Yaml {
+    type Output = Yaml;
+
+    fn index(&self, key: &str) -> &Yaml {
+        match &self.body {
+            Body::Mapping(entries) => entries.iter().find(|(k, _)| k == key).map_or(&NULL, |(_, v)| v),
+            _ => &NULL,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Yaml {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde_saphyr hands the node's tag to `Tagged`; the body is read node by node so that every nested node
+        // goes through here again and keeps its own tag.
+        let serde_saphyr::Tagged(body, tag) = serde_saphyr::Tagged::<Body>::deserialize(deserializer)?;
+        Ok(Yaml { tag, body })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BodyVisitor)
+    }
+}
+
+struct BodyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML node")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry::<String, Yaml>()? {
+            entries.push(entry);
+        }
+        Ok(Body::Mapping(entries))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Yaml>()? {
+            items.push(item);
+        }
+        Ok(Body::Sequence(items))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Body, E> {
+        Ok(Body::Scalar(Value::String(v.to_owned())))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Body, E> {
+        Ok(Body::Scalar(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Body, E> {
+        Ok(Body::Scalar(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Body, E> {
+        Ok(Body::Scalar(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Body, E> {
+        Ok(Body::Scalar(v.into()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Body, E> {
+        Ok(Body::Scalar(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Body, E> {
+        Ok(Body::Scalar(Value::Null))
+    }
 }
 
 /// The parameter's default, or the pseudo parameter's value.
-fn reference(doc: &serde_yaml::Value, name: &str) -> String {
+fn reference(doc: &Yaml, name: &str) -> String {
     match name {
         "AWS::Partition" => "aws".into(),
         "AWS::Region" => REGION.into(),
@@ -30,7 +148,7 @@ fn reference(doc: &serde_yaml::Value, name: &str) -> String {
     }
 }
 
-fn substitute(doc: &serde_yaml::Value, text: &str) -> String {
+fn substitute(doc: &Yaml, text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -44,36 +162,27 @@ fn substitute(doc: &serde_yaml::Value, text: &str) -> String {
 }
 
 /// YAML with intrinsic functions → JSON as IAM receives it.
-fn resolve(doc: &serde_yaml::Value, value: &serde_yaml::Value) -> Value {
-    use serde_yaml::Value as Y;
-    let function = |name: &str, argument: &Y| -> Value {
+fn resolve(doc: &Yaml, value: &Yaml) -> Value {
+    // Both functions take one string: `Ref NAME`, or the one-argument form of `Fn::Sub`.
+    let function = |name: &str, argument: Option<&str>| -> Value {
         match name {
-            "Ref" => Value::String(reference(doc, argument.as_str().expect("Ref NAME"))),
-            "Fn::Sub" => Value::String(substitute(doc, argument.as_str().expect("the one-argument form of Fn::Sub"))),
+            "Ref" => Value::String(reference(doc, argument.expect("Ref NAME"))),
+            "Fn::Sub" => Value::String(substitute(doc, argument.expect("the one-argument form of Fn::Sub"))),
             other => panic!("{TEMPLATE}: {other} in the query role's policy is not resolved here; extend resolve()"),
         }
     };
-    match value {
-        Y::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let name = tag.trim_start_matches('!');
-            let long = if name == "Ref" { "Ref".to_owned() } else { format!("Fn::{name}") };
-            function(&long, &tagged.value)
+    if let Some(tag) = &value.tag {
+        let name = tag.trim_start_matches('!');
+        let long = if name == "Ref" { "Ref".to_owned() } else { format!("Fn::{name}") };
+        return function(&long, value.body.as_str());
+    }
+    match &value.body {
+        Body::Mapping(entries) if entries.len() == 1 && (entries[0].0 == "Ref" || entries[0].0.starts_with("Fn::")) => {
+            function(&entries[0].0, entries[0].1.as_str())
         }
-        Y::Mapping(map) if map.len() == 1 => {
-            let (key, argument) = map.iter().next().expect("one entry");
-            match key.as_str() {
-                Some(name) if name == "Ref" || name.starts_with("Fn::") => function(name, argument),
-                _ => Value::Object(
-                    map.iter().map(|(k, v)| (k.as_str().expect("string keys").to_owned(), resolve(doc, v))).collect(),
-                ),
-            }
-        }
-        Y::Mapping(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.as_str().expect("string keys").to_owned(), resolve(doc, v))).collect(),
-        ),
-        Y::Sequence(items) => Value::Array(items.iter().map(|v| resolve(doc, v)).collect()),
-        other => serde_json::to_value(other).expect("a plain YAML scalar"),
+        Body::Mapping(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), resolve(doc, v))).collect()),
+        Body::Sequence(items) => Value::Array(items.iter().map(|v| resolve(doc, v)).collect()),
+        Body::Scalar(scalar) => scalar.clone(),
     }
 }
 

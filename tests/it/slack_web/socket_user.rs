@@ -20,15 +20,16 @@ pub struct SocketConnection {
 impl SocketConnection {
     /// `apps.connections.open` with the app token, then the WebSocket and its `hello`.
     pub async fn open(slack: &FakeSlack) -> SocketConnection {
-        let opened: Value = reqwest::Client::new()
+        let body = reqwest::Client::new()
             .post(format!("{}/apps.connections.open", slack.api_base()))
             .bearer_auth(slack.app_token())
             .send()
             .await
             .expect("apps.connections.open")
-            .json()
+            .bytes()
             .await
-            .expect("a JSON answer");
+            .expect("an answer");
+        let opened: Value = serde_json::from_slice(&body).expect("a JSON answer");
         let url = opened["url"].as_str().unwrap_or_else(|| panic!("no socket URL in {opened}"));
         let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket connect");
         let mut connection = SocketConnection { stream };

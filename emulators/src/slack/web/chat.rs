@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::blocks::{self, BlocksError, MAX_MESSAGE_BLOCKS};
+use super::blocks::{self, BlocksError, Surface};
 use super::{Params, Reply, error, error_with, ok};
 use crate::slack::config::SlackConfig;
 use crate::slack::records::{Ephemeral, EphemeralSource, Message, MessageUpdate};
@@ -198,7 +198,7 @@ fn check_content(params: &Params, text_limit: usize, needs_content: bool) -> Res
 
 /// Block Kit validation answered in Slack's error shapes.
 pub(crate) fn check_blocks(blocks: &Value) -> Result<(), Reply> {
-    match blocks::validate(blocks, MAX_MESSAGE_BLOCKS, "/blocks") {
+    match blocks::validate(blocks, Surface::Message, "/blocks") {
         Ok(()) => Ok(()),
         Err(BlocksError::Format) => Err(error("invalid_blocks_format")),
         Err(BlocksError::TooLong) => Err(error("msg_blocks_too_long")),

@@ -1,7 +1,7 @@
 //! The Web API over HTTP: `/api/<method>` with form, JSON or query parameters, bearer-token checks, injected
 //! faults, and the recording of every call. Method semantics live in the submodules, one per API family.
 
-mod blocks;
+pub mod blocks;
 mod chat;
 mod directory;
 mod files;
@@ -57,7 +57,7 @@ const METHODS: &[(&str, TokenKind, Handler)] = &[
 
 /// Block Kit check for blocks in an ack payload, as a readable problem.
 pub(crate) fn check_ack_blocks(blocks: &Value) -> Result<(), String> {
-    blocks::validate(blocks, MAX_MESSAGE_BLOCKS, "/blocks").map_err(|problem| match problem {
+    blocks::validate(blocks, blocks::Surface::Message, "/blocks").map_err(|problem| match problem {
         blocks::BlocksError::Format => "invalid_blocks_format".to_owned(),
         blocks::BlocksError::TooLong => "msg_blocks_too_long".to_owned(),
         blocks::BlocksError::Invalid(problems) => format!("invalid_blocks: {}", problems.join("; ")),

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::blocks::{self, BlocksError, MAX_MODAL_BLOCKS};
+use super::blocks::{self, BlocksError};
 use super::{Params, Reply, error, error_with, ok};
 use crate::slack::ids;
 use crate::slack::records::{OpenedView, ViewUpdate};
@@ -81,7 +81,10 @@ fn check_view(params: &Params) -> Result<Map<String, Value>, Reply> {
     if view.get("title").is_none() {
         return Err(invalid("[ERROR] missing required field: title [json-pointer:/view]"));
     }
-    match blocks::validate(view.get("blocks").unwrap_or(&Value::Null), MAX_MODAL_BLOCKS, "/view/blocks") {
+    if !view.get("blocks").is_some_and(Value::is_array) {
+        return Err(invalid("[ERROR] must be an array of blocks [json-pointer:/view/blocks]"));
+    }
+    match blocks::validate_view(&Value::Object(view.clone()), "/view") {
         Ok(()) => Ok(view.clone()),
         Err(BlocksError::Format) => Err(invalid("[ERROR] must be an array of blocks [json-pointer:/view/blocks]")),
         Err(BlocksError::TooLong) => Err(error("msg_blocks_too_long")),
