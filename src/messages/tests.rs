@@ -40,6 +40,8 @@ fn request(reason: &str) -> AccessRequest {
         accessed_attributes: vec!["customer_id".into(), "email".into(), "order_id".into()],
         masked_attributes: vec!["email".into()],
         item_cap: 200,
+        update: None,
+        unmasked_attributes: vec![],
     };
     let policy = ApprovalPolicy {
         approvers: ApproverSources {
@@ -94,8 +96,14 @@ fn every_later_state_replaces_the_buttons_with_its_outcome() {
     let pending = request("INC-812");
     let approved = approved(&pending);
     let running = request::start(&approved, &dummy_approved(&pending), NOW).unwrap();
-    let summary =
-        ExecutionSummary { row_count: 3, truncated: true, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let summary = ExecutionSummary {
+        row_count: 3,
+        truncated: true,
+        consumed_capacity: 0.5,
+        result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
+    };
     let cases = [
         ("running", running.clone(), "⚙️ running"),
         ("succeeded", request::succeed(&running, summary, NOW).unwrap(), "ran: 3 rows (capped)"),
@@ -148,6 +156,8 @@ fn results_reply_fits_block_kit_and_points_at_the_files_when_large() {
         consumed_capacity: 12.5,
         pages: 3,
         result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
     };
     let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", true);
     assert!(reply.blocks.len() <= 50);
@@ -175,6 +185,8 @@ fn small_results_snapshot() {
         consumed_capacity: 0.5,
         pages: 1,
         result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
     };
     let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", false);
     insta::assert_json_snapshot!("small_results", reply.blocks);

@@ -86,6 +86,8 @@ pub enum AwsProblem {
     AssumeRoleRefused { role_arn: String, code: String },
     /// The service could not be reached, or did not answer in time.
     Unreachable { service: String },
+    /// A write's precondition did not hold: the item changed since the request; nothing was written.
+    PreconditionFailed,
     /// Any other service error, with its code.
     Other { service: String, operation: String, code: String },
 }
@@ -101,6 +103,7 @@ impl AwsProblem {
             AwsProblem::FingerprintMismatch => "fingerprint_mismatch",
             AwsProblem::AssumeRoleRefused { .. } => "aws_assume_role_refused",
             AwsProblem::Unreachable { .. } => "aws_unreachable",
+            AwsProblem::PreconditionFailed => "precondition_failed",
             AwsProblem::Other { .. } => "aws_error",
         }
     }

@@ -35,6 +35,8 @@ fn query() -> RenderedQuery {
         accessed_attributes: vec!["customer_id".into()],
         masked_attributes: vec![],
         item_cap: 100,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 
@@ -228,8 +230,14 @@ fn run_lifecycle_start_succeed_and_fail() {
     assert_eq!(running.state(), RequestState::Running);
     // A second start on the running record is refused: one execution.
     assert_eq!(start(&running, &query, NOW), Err(Refusal::NotPending(RequestState::Running)));
-    let summary =
-        ExecutionSummary { row_count: 3, truncated: false, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let summary = ExecutionSummary {
+        row_count: 3,
+        truncated: false,
+        consumed_capacity: 0.5,
+        result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
+    };
     let done = succeed(&running, summary, NOW).unwrap();
     assert_eq!(done.state(), RequestState::Succeeded);
     assert!(done.state().is_final());

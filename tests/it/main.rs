@@ -29,3 +29,4 @@ mod slack_web;
 mod store;
 mod tamper;
 mod trust_edges;
+mod writes;
