@@ -21,6 +21,12 @@
 //! cannot be pinned (no projection), the test asserts what the credentials *can* reach, and that the approval card
 //! says so (`jitgate::messages::credentials_reach`), as it must for a sort key, which IAM cannot pin. Every case runs under the template's role and again under a
 //! role allowing all of DynamoDB, so the session policy alone is shown to hold each line, whatever the role grants.
+//!
+//! Writes (`update_item`): action `dynamodb:UpdateItem` on the table ARN, `LeadingKeys` the item's partition key
+//! value, `Attributes` the key and the attributes written and compared, `ReturnValues` `UPDATED_OLD`. Denied:
+//! another key, another attribute, another table, every other action (`PutItem`, `DeleteItem`, the reads, …), any
+//! other `ReturnValues` and none. Reads are also evaluated under the template's write role and writes under its
+//! query role, where everything must be denied: neither role can do the other's job.
 
 mod evaluator;
 mod shapes;
@@ -243,6 +249,7 @@ fn check(requests: &[shapes::Request]) -> (usize, usize) {
     let cases_only: Vec<Case> = all.iter().map(|(case, _, _)| case.clone()).collect();
     let roles = [
         ("the template's query role", template::query_role_policy()),
+        ("the template's write role", template::write_role_policy()),
         (
             "a role allowing all of DynamoDB",
             json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "dynamodb:*", "Resource": "*" }] }),
@@ -253,9 +260,10 @@ fn check(requests: &[shapes::Request]) -> (usize, usize) {
     for (i, (role, identity)) in roles.iter().enumerate() {
         let decisions: BTreeMap<String, Decision> = evaluator::evaluate(identity, &cases_only);
         for (case, expect, write) in &all {
-            // The template's query role reads only: under it, every case of a write is denied, the approved call
-            // included, whatever the session policy allows.
-            let expect = if i == 0 && *write { &Expect::Denied } else { expect };
+            // The template's query role only reads and its write role only writes: under the other one, every
+            // case is denied, the approved call included, whatever the session policy allows.
+            let wrong_role = (i == 0 && *write) || (i == 1 && !*write);
+            let expect = if wrong_role { &Expect::Denied } else { expect };
             let d = &decisions[&case.id];
             if let Some(error) = &d.error {
                 failures.push(format!("{} under {role}: the evaluator could not run it: {error}", case.id));
@@ -269,7 +277,7 @@ fn check(requests: &[shapes::Request]) -> (usize, usize) {
                     case.id, case.action, case.resource, case.context
                 ));
             }
-            if case.id.ends_with(": the approved call") && !(i == 0 && *write) {
+            if case.id.ends_with(": the approved call") && !wrong_role {
                 // The evaluator must have judged the keys the policy pins, not dropped them as unknown.
                 for key in ["dynamodb:LeadingKeys", "dynamodb:Attributes", "dynamodb:Select", "dynamodb:ReturnValues"] {
                     if !case.context.contains_key(key) {
