@@ -444,6 +444,7 @@ pub fn help() -> SlackMessage {
     let text = format!(
         "*jitgate* runs approved, audited DynamoDB queries from runbooks.\n\
          • `/jit query <runbook> name=value … --reason \"…\"` asks for a query; the on-call approver sees the exact operation\n\
+         • `--unmask email` asks to see a masked attribute in clear (if the runbook allows it; one more approver)\n\
          • `/jit query <runbook>` or `/jit query` opens a form\n\
          • `/jit runbooks` lists the runbooks and their parameters\n\
          • `/jit status [id]` shows a request, or your recent ones\n\

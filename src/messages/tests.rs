@@ -270,3 +270,72 @@ fn the_card_says_what_unpinned_credentials_could_read() {
     ranged.query.key_condition_expression = None;
     assert_eq!(credentials_reach(&ranged.query), None);
 }
+
+/// The shipped write runbook, rendered for order O000010006, as a pending request.
+fn write_request(unmask: &[String]) -> AccessRequest {
+    let text = include_str!("../../runbooks/cancel-stuck-order.yaml")
+        .replace("mask: [email]", "mask: [email]\nunmaskable: [email]");
+    let path = std::path::Path::new("cancel-stuck-order.yaml");
+    let set = crate::runbook::RunbookSet::from_sources([(path, text.as_str())], &Default::default()).unwrap();
+    let runbook = set.iter().next().unwrap();
+    let args = BTreeMap::from([
+        ("order_id".to_owned(), "O000010006".to_owned()),
+        ("refund_note".to_owned(), "INC-812 refund".to_owned()),
+    ]);
+    let query = runbook.unmask(runbook.render(&args, "us-east-1").unwrap(), unmask).unwrap();
+    let new = NewRequest {
+        id: RequestId::parse("JIT-7Q2M4X").unwrap(),
+        requester: user("UALICE"),
+        reason: Some("INC-812".into()),
+        query,
+        policy: runbook.approval().clone(),
+    };
+    AccessRequest::create(new, NOW).unwrap()
+}
+
+#[test]
+fn a_write_card_is_visibly_a_write_with_what_it_writes_and_its_precondition() {
+    let card = approval_card(&write_request(&[]), &ctx());
+    insta::assert_json_snapshot!("write_card", card.blocks);
+    let text = serde_json::to_string(&card.blocks).unwrap();
+    assert!(text.contains("✏️ WRITE · JIT-7Q2M4X"), "{text}");
+    assert!(text.contains("2 approvals from different people needed"), "{text}");
+    assert!(!text.contains("could read more"), "a write's attributes are pinned: {text}");
+
+    let unmasking = approval_card(&write_request(&["email".to_owned()]), &ctx());
+    let text = serde_json::to_string(&unmasking.blocks).unwrap();
+    assert!(text.contains("Asks to see in clear:* email") && text.contains("(3 in all)"), "{text}");
+}
+
+#[test]
+fn a_write_reply_shows_each_changed_attribute_before_and_after_with_masks_kept() {
+    let request = write_request(&[]);
+    let row = |pairs: &[(&str, Value)]| -> Row { pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect() };
+    let key = ("order_id", Value::S("O000010006".into()));
+    let diff = request::WriteDiff {
+        before: row(&[key.clone(), ("status", Value::S("paid".into())), ("email", Value::Masked)]),
+        after: row(&[
+            key,
+            ("status", Value::S("cancelled".into())),
+            ("refund_note", Value::S("INC-812".into())),
+            ("email", Value::Masked),
+        ]),
+        written: vec!["email".into(), "refund_note".into(), "status".into()],
+    };
+    let result = ExecutionResult {
+        rows: vec![diff.after.clone()],
+        row_count: 1,
+        truncated: false,
+        consumed_capacity: 1.0,
+        pages: 1,
+        result_sha256: "ab".into(),
+        write: Some(diff),
+        unmasked: vec![],
+    };
+    let reply = results_reply(&request, &result, "https://jitgate.test/audit/JIT-7Q2M4X", false);
+    let text = serde_json::to_string(&reply.blocks).unwrap();
+    assert!(text.contains("attribute   | before   | after"), "{text}");
+    assert!(text.contains("refund_note | (absent) | INC-812"), "{text}");
+    assert!(text.contains("status      | paid     | cancelled"), "{text}");
+    assert!(!text.contains("email "), "an unchanged (masked) attribute is not listed: {text}");
+}
