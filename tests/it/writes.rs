@@ -104,6 +104,12 @@ async fn a_write_needs_two_distinct_approvers_runs_once_and_shows_before_and_aft
     assert!(reply_text.contains("status") && reply_text.contains("paid") && reply_text.contains("cancelled"));
     assert!(reply_text.contains("refund_note") && reply_text.contains("(absent)"), "{reply_text}");
     assert!(reply_text.contains(&format!("https://jitgate.test/audit/{}", card.id)), "{reply_text}");
+    // The audit page shows the write as it was sent.
+    let link = reply_text.split(['<', '|']).find(|p| p.starts_with("https://jitgate.test/audit/")).unwrap().to_owned();
+    let (status, page) = h.fetch_link(&link).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("ConditionExpression") && page.contains("UPDATED_OLD"), "{page}");
+    assert!(page.contains("Wrote 1 item") && page.contains("Item SHA-256 before"), "{page}");
     let dm = h.dm_for(ALICE).await;
     assert!(dm.all_text().contains(card.id.as_str()), "{}", dm.all_text());
 
