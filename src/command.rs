@@ -2,7 +2,7 @@
 //! yields a command or a [`CommandError`] whose text tells the user what was wrong and the right usage.
 //!
 //! ```text
-//! /jit query <runbook> [name=value …] [--reason "…"]    values may be quoted: name="two words"
+//! /jit query <runbook> [name=value …] [--reason "…"] [--unmask attr[,attr]]   values may be quoted: name="a b"
 //! /jit query [<runbook>]                                  missing parameters → the caller opens a form
 //! /jit runbooks | /jit status [<id>] | /jit cancel <id> | /jit help
 //! ```
@@ -22,6 +22,8 @@ pub enum Command {
         runbook: Option<String>,
         args: BTreeMap<String, String>,
         reason: Option<String>,
+        /// Masked attributes asked for in clear (`--unmask email[,phone]`, repeatable), in the order given.
+        unmask: Vec<String>,
     },
     /// List the runbooks this user may request.
     Runbooks,
@@ -46,6 +48,7 @@ pub enum CommandError {
     UnterminatedQuote,
     ReasonWithoutText,
     ReasonGivenTwice,
+    UnmaskWithoutAttribute,
     UnknownFlag { flag: String },
     NotAnAssignment { token: String },
     EmptyParameterName { token: String },
@@ -63,6 +66,7 @@ impl CommandError {
             CommandError::UnterminatedQuote
             | CommandError::ReasonWithoutText
             | CommandError::ReasonGivenTwice
+            | CommandError::UnmaskWithoutAttribute
             | CommandError::UnknownFlag { .. }
             | CommandError::NotAnAssignment { .. }
             | CommandError::EmptyParameterName { .. }
@@ -89,7 +93,12 @@ impl fmt::Display for CommandError {
                 f.write_str("`--reason` needs a text, e.g. --reason \"INC-812 refund check\".")
             }
             CommandError::ReasonGivenTwice => f.write_str("`--reason` is given twice; give it once."),
-            CommandError::UnknownFlag { flag } => write!(f, "`{flag}` is not an option; the only option is --reason."),
+            CommandError::UnmaskWithoutAttribute => f.write_str(
+                "`--unmask` needs the masked attribute(s) to show in clear, e.g. --unmask email (one more approver is needed).",
+            ),
+            CommandError::UnknownFlag { flag } => {
+                write!(f, "`{flag}` is not an option; the options are --reason and --unmask.")
+            }
             CommandError::NotAnAssignment { token } => {
                 write!(f, "`{token}` is not a parameter: write parameters as name=value.")
             }
@@ -159,6 +168,7 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
     let mut runbook = None;
     let mut args = BTreeMap::new();
     let mut reason: Option<String> = None;
+    let mut unmask: Vec<String> = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         let token = tokens[i];
@@ -168,6 +178,26 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
                 Some((flag, value)) => (flag, Some(value.to_owned())),
                 None => (token.text.as_str(), None),
             };
+            if flag == "--unmask" {
+                // One token: `--unmask email`, `--unmask=email,phone`.
+                let value = match inline {
+                    Some(value) => value,
+                    None => match tokens.get(i) {
+                        Some(next) if !next.text.starts_with("--") && !next.text.contains('=') => {
+                            i += 1;
+                            next.text.clone()
+                        }
+                        _ => String::new(),
+                    },
+                };
+                let names: Vec<String> =
+                    value.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+                if names.is_empty() {
+                    return Err(CommandError::UnmaskWithoutAttribute);
+                }
+                unmask.extend(names);
+                continue;
+            }
             if flag != "--reason" {
                 return Err(CommandError::UnknownFlag { flag: flag.to_owned() });
             }
@@ -214,7 +244,7 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
             return Err(CommandError::DuplicateParameter { name: name.to_owned() });
         }
     }
-    Ok(Command::Query { runbook, args, reason })
+    Ok(Command::Query { runbook, args, reason, unmask })
 }
 
 /// One word of the command line. `quoted` is true when the whole token was a quoted string.
@@ -300,7 +330,22 @@ mod tests {
             runbook: runbook.map(str::to_owned),
             args: args.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             reason: reason.map(str::to_owned),
+            unmask: Vec::new(),
         }
+    }
+
+    #[test]
+    fn unmask_takes_attributes_once_or_repeated_and_refuses_none() {
+        let Ok(Command::Query { unmask, reason, .. }) =
+            parse(r#"query order-by-id order_id=O1 --unmask email,shipping_address --reason "INC-9" --unmask=phone"#)
+        else {
+            panic!()
+        };
+        assert_eq!(unmask, ["email", "shipping_address", "phone"]);
+        assert_eq!(reason.as_deref(), Some("INC-9"));
+        assert_eq!(parse("query order-by-id --unmask"), Err(CommandError::UnmaskWithoutAttribute));
+        assert_eq!(parse("query order-by-id --unmask --reason x"), Err(CommandError::UnmaskWithoutAttribute));
+        assert_eq!(parse("query order-by-id --unmask order_id=O1"), Err(CommandError::UnmaskWithoutAttribute));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
 mod failure;
+mod write;
 
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
@@ -15,6 +16,7 @@ use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, Req
 use crate::runbook::{Operation, RenderedQuery};
 
 pub use failure::failure_reason;
+pub use write::unmask_refused;
 // The message type is the Slack client's; re-exported because every function here returns one.
 pub use crate::slack::SlackMessage;
 
@@ -116,7 +118,7 @@ pub fn unable_to_approve(name: &str, email: &str, excluded: Option<Exclusion>) -
 pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage {
     let q = &request.query;
     let mut blocks = vec![
-        json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&format!("{} · {}", request.id, q.runbook), 150) } }),
+        json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&write::card_title(request), 150) } }),
         section(format!(
             "{} asks to run *{}* — {}\n*Reason:* {}",
             mention(&request.requester),
@@ -136,6 +138,7 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
     if let Some(reach) = credentials_reach(q) {
         blocks.push(context(format!("⚠️ *The credentials could read more:* {}", escape(&reach))));
     }
+    blocks.extend(write::card_banners(request).into_iter().map(section));
     match request.state() {
         RequestState::Pending => {
             let who = if ctx.approvers_now.is_empty() {
@@ -180,7 +183,7 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
 pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
     let partition = q.partition_key.as_ref().map(|k| format!("{} = {}", k.attribute, k.value));
     let narrower_than_partition = match q.operation {
-        Operation::GetItem => q.key.len() > 1,
+        Operation::GetItem | Operation::UpdateItem => q.key.len() > 1,
         // The partition condition is a single equality; anything after it is the sort key condition.
         Operation::Query => {
             q.key_condition_expression.as_deref().is_some_and(|k| k.contains(" AND ")) || q.filter_expression.is_some()
@@ -190,7 +193,7 @@ pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
     let mut parts = Vec::new();
     if let (true, Some(partition)) = (narrower_than_partition, partition) {
         let what = match q.operation {
-            Operation::GetItem => "the sort key",
+            Operation::GetItem | Operation::UpdateItem => "the sort key",
             Operation::Query | Operation::Scan => "a sort key condition or filter",
         };
         parts.push(format!(
@@ -198,7 +201,8 @@ pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
              not {what})"
         ));
     }
-    if q.projected_attributes.is_empty() {
+    // A write's attributes are always pinned (the key and what it writes and compares).
+    if q.projected_attributes.is_empty() && !q.operation.is_write() {
         parts.push(
             "every attribute of the items, including any added to the table later (the runbook has no projection)"
                 .to_owned(),
@@ -240,6 +244,10 @@ pub fn status_line(request: &AccessRequest) -> String {
         Status::Pending => format!("⏳ Waiting for approval · {}", approvals_needed(request)),
         Status::Approved { .. } => format!("✅ Approved by {} · starting", mentions(&approvers_of(request))),
         Status::Running { .. } => format!("✅ Approved by {} · ⚙️ running", mentions(&approvers_of(request))),
+        Status::Succeeded { summary, .. } if summary.write.is_some() => format!(
+            "✅ Approved by {} · ✏️ wrote 1 item · before and after in the thread",
+            mentions(&approvers_of(request)),
+        ),
         Status::Succeeded { summary, .. } => format!(
             "✅ Approved by {} · ran: {} row{}{} · results in the thread",
             mentions(&approvers_of(request)),
@@ -303,6 +311,9 @@ pub fn results_reply(
     audit_link: &str,
     files_attached: bool,
 ) -> SlackMessage {
+    if let Some(diff) = &result.write {
+        return write::write_reply(request, result, diff, audit_link);
+    }
     let columns = columns(request, &result.rows);
     let mut blocks = vec![section(format!(
         "*{} row{}* from *{}* · consumed capacity {} · <{audit_link}|audit entry>",
@@ -330,6 +341,9 @@ pub fn results_reply(
     }
     if !request.query.masked_attributes.is_empty() {
         blocks.push(context(format!("Masked by the runbook: {}", escape(&request.query.masked_attributes.join(", ")))));
+    }
+    if let Some(line) = write::unmasked_line(&request.query) {
+        blocks.push(context(line));
     }
     SlackMessage { text: format!("{}: {} rows from {}", request.id, result.row_count, request.query.runbook), blocks }
 }
@@ -430,6 +444,7 @@ pub fn help() -> SlackMessage {
     let text = format!(
         "*jitgate* runs approved, audited DynamoDB queries from runbooks.\n\
          • `/jit query <runbook> name=value … --reason \"…\"` asks for a query; the on-call approver sees the exact operation\n\
+         • `--unmask email` asks to see a masked attribute in clear (if the runbook allows it; one more approver)\n\
          • `/jit query <runbook>` or `/jit query` opens a form\n\
          • `/jit runbooks` lists the runbooks and their parameters\n\
          • `/jit status [id]` shows a request, or your recent ones\n\

@@ -1,6 +1,8 @@
 //! The story the demo plays through the emulators' real wire formats, printing the conversation as it happens:
 //! @alice asks for a runbook with `/jit query …`, @mallory (not on call) clicks Approve and is refused, @bob (on call)
-//! approves, the card changes and the results arrive in the card's thread, with a signed audit link.
+//! approves, the card changes and the results arrive in the card's thread, with a signed audit link. Then a reviewed
+//! write: @alice asks to cancel an order stuck in `paid`; it needs two approvers, @bob and @carol, and the thread
+//! shows the order before and after.
 //!
 //! Each step checks what a person would see and fails with the reason when it differs. The emulator's waits panic
 //! on their deadline, as test helpers do; [`step`] turns that (and any other panic) into the step's failure.
@@ -14,11 +16,14 @@ use futures::FutureExt as _;
 use jitgate_emulators::slack::{Button, FakeSlack};
 
 use crate::render::{Names, message_lines};
-use crate::world::{ALICE, BOB, DEV, MALLORY, ONCALL};
+use crate::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL};
 
 /// What alice asks for: customer C000002's orders placed on 2 January 2026, 18 of the seeded rows.
 pub const REQUEST: &str =
     "query orders-by-customer customer_id=C000002 from=2026-01-02 until=2026-01-03 --reason \"INC-812 refund check\"";
+
+/// The reviewed write: seeded order 6 of customer 1 is `paid`; cancel it with a refund note.
+pub const WRITE_REQUEST: &str = "query cancel-stuck-order order_id=O000010006 refund_note=\"INC-812 captured twice, refund in full\" --reason \"INC-812\"";
 
 /// Upper bound of one step; the emulator's own waits (a message, an update) fail sooner.
 pub const STEP_DEADLINE: Duration = Duration::from_secs(60);
@@ -148,6 +153,49 @@ pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Resu
         let lines = message_lines(dm.text.as_deref(), dm.blocks.as_ref(), names);
         out.at(&format!("DM {}", names.user(ALICE)), "jitgate:", &lines);
         Ok(reply)
+    })
+    .await?;
+
+    step("@alice asks for a reviewed write; @bob and @carol approve; the thread shows before and after", async {
+        out.line(DEV, &format!("{}: /jit {WRITE_REQUEST}", names.user(ALICE)));
+        let envelope = slack.send_slash_command(ALICE, DEV, "/jit", WRITE_REQUEST).await;
+        envelope.ack().await?;
+        let card = slack.next_message_in(ONCALL).await;
+        let mut shown = message_lines(card.text.as_deref(), card.blocks.as_ref(), names);
+        out.message(ONCALL, "jitgate posts the approval card:", &shown);
+        ensure!(shown.join(" ").contains("WRITE"), "the card does not say it is a write");
+        let confirmation = slack.next_ephemeral_for(ALICE).await;
+        let lines = message_lines(confirmation.text.as_deref(), confirmation.blocks.as_ref(), names);
+        out.message(&confirmation.channel, "jitgate, visible only to @alice:", &lines);
+        let approve = card.buttons().into_iter().find(|b| b.text == "Approve").context("no Approve button")?;
+        let value = approve.value.clone().unwrap_or_default();
+        for (who, until) in [(BOB, "1 of 2 approvals"), (CAROL, "wrote 1 item")] {
+            out.line(ONCALL, &format!("{} clicks [Approve]", names.user(who)));
+            slack.send_block_action(who, ONCALL, &card.ts, &approve.action_id, &value).await.ack().await?;
+            loop {
+                let update = slack.next_update_of(ONCALL, &card.ts).await;
+                let lines = message_lines(update.text.as_deref(), update.blocks.as_ref(), names);
+                out.message(ONCALL, "jitgate updates the card:", &changes(&shown, &lines));
+                if let Some(failed) = lines.iter().find(|l| l.contains("Failed")) {
+                    bail!("the write failed: {failed}");
+                }
+                let done = lines.join("\n").contains(until);
+                shown = lines;
+                if done {
+                    break;
+                }
+            }
+            let dm = slack.next_message_in(ALICE).await;
+            let lines = message_lines(dm.text.as_deref(), dm.blocks.as_ref(), names);
+            if who == CAROL {
+                let reply = slack.next_thread_reply(ONCALL, &card.ts).await;
+                let diff = message_lines(reply.text.as_deref(), reply.blocks.as_ref(), names);
+                out.message(ONCALL, "jitgate replies in the card's thread:", &diff);
+                ensure!(diff.join(" ").contains("cancelled"), "the thread does not show the order cancelled");
+            }
+            out.at(&format!("DM {}", names.user(ALICE)), "jitgate:", &lines);
+        }
+        Ok(())
     })
     .await?;
 

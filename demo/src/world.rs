@@ -3,7 +3,7 @@
 
 use jitgate_emulators::pagerduty::FakePagerDuty;
 use jitgate_emulators::slack::FakeSlack;
-pub use jitgate_emulators::world::{ALICE, BOB, DEV, MALLORY, ONCALL, SCHEDULE};
+pub use jitgate_emulators::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL, SCHEDULE};
 
 use crate::render::Names;
 

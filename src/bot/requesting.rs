@@ -31,7 +31,7 @@ impl Bot {
                 let view = messages::runbook_picker_view(self.engine.runbooks(), &c.channel);
                 self.slack.open_view(&c.trigger_id, view).await?;
             }
-            Ok(Command::Query { runbook: Some(runbook), args, reason }) => {
+            Ok(Command::Query { runbook: Some(runbook), args, reason, unmask }) => {
                 let known = RunbookId::parse(&runbook).and_then(|id| self.engine.runbooks().get(&id));
                 match known {
                     // Something missing: the form asks for it, keeping what was typed.
@@ -42,7 +42,7 @@ impl Bot {
                         let view = messages::query_view(rb, &args, reason.as_deref(), &c.channel);
                         self.slack.open_view(&c.trigger_id, view).await?;
                     }
-                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason).await?,
+                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason, &unmask).await?,
                 }
             }
             Ok(Command::Runbooks) => {
@@ -83,14 +83,16 @@ impl Bot {
         runbook: &str,
         args: &BTreeMap<String, String>,
         reason: Option<String>,
+        unmask: &[String],
     ) -> anyhow::Result<()> {
-        let answer = match self.engine.submit(user, runbook, args, reason).await? {
+        let answer = match self.engine.submit_with(user, runbook, args, reason, unmask).await? {
             SubmitOutcome::Created(request) => Ok(*request),
             SubmitOutcome::UnknownRunbook { typed, suggestion } => {
                 Err(messages::unknown_runbook(&typed, suggestion.as_ref()))
             }
             SubmitOutcome::BadParameters { runbook, errors } => Err(messages::bad_parameters(&runbook, &errors)),
             SubmitOutcome::Unrunnable { runbook, reason } => Err(messages::unrunnable(&runbook, &reason)),
+            SubmitOutcome::UnmaskRefused { runbook, error } => Err(messages::unmask_refused(&runbook, &error)),
             SubmitOutcome::Refused(refusal) => Err(messages::refused(&refusal, None)),
             SubmitOutcome::RateLimited { retry_after } => Err(messages::rate_limited(retry_after)),
         };
@@ -183,7 +185,7 @@ impl Bot {
                 };
                 let mut args = view.values.clone();
                 let reason = args.remove(messages::REASON_BLOCK);
-                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason).await
+                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason, &[]).await
             }
             messages::DENY_VIEW => self.on_deny_form(view).await,
             _ => Ok(()),

@@ -105,6 +105,11 @@ pub enum SubmitOutcome {
         runbook: RunbookId,
         reason: String,
     },
+    /// `--unmask` named an attribute the runbook does not let be unmasked.
+    UnmaskRefused {
+        runbook: RunbookId,
+        error: crate::runbook::UnmaskError,
+    },
     /// A rule of the state machine, e.g. a missing reason.
     Refused(Refusal),
     RateLimited {

@@ -51,8 +51,21 @@ impl Engine {
         args: &BTreeMap<String, String>,
         reason: Option<String>,
     ) -> anyhow::Result<SubmitOutcome> {
+        self.submit_with(requester, runbook, args, reason, &[]).await
+    }
+
+    /// [`Engine::submit`] asking to see the masked attributes `unmask` in clear (`--unmask`): each must be one the
+    /// runbook lists as unmaskable, and the request then needs one more approver (see `AccessRequest::create`).
+    pub async fn submit_with(
+        &self,
+        requester: &SlackUserId,
+        runbook: &str,
+        args: &BTreeMap<String, String>,
+        reason: Option<String>,
+        unmask: &[String],
+    ) -> anyhow::Result<SubmitOutcome> {
         let span = info_span!("submit", requester = %requester, runbook = %runbook, request_id = tracing::field::Empty);
-        self.submit_inner(requester, runbook, args, reason, &span).instrument(span.clone()).await
+        self.submit_inner(requester, runbook, args, reason, unmask, &span).instrument(span.clone()).await
     }
 
     async fn submit_inner(
@@ -61,6 +74,7 @@ impl Engine {
         typed: &str,
         args: &BTreeMap<String, String>,
         reason: Option<String>,
+        unmask: &[String],
         span: &tracing::Span,
     ) -> anyhow::Result<SubmitOutcome> {
         let attempted = AttemptedAction::Request { runbook: typed.to_owned() };
@@ -77,6 +91,13 @@ impl Engine {
                 let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                 self.audit_refusal(None, requester, attempted, format!("bad_parameters: {detail}")).await;
                 return Ok(SubmitOutcome::BadParameters { runbook: runbook.id().clone(), errors });
+            }
+        };
+        let query = match runbook.unmask(query, unmask) {
+            Ok(query) => query,
+            Err(error) => {
+                self.audit_refusal(None, requester, attempted, format!("unmask_refused: {error}")).await;
+                return Ok(SubmitOutcome::UnmaskRefused { runbook: runbook.id().clone(), error });
             }
         };
         // Render the session policy now, and size it with the session tags AssumeRole will carry, so nobody is

@@ -29,7 +29,7 @@ use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
 pub use failure::{AwsProblem, FailureReason};
-pub use result::{ExecutionResult, Row, Value};
+pub use result::{ExecutionResult, Row, Value, WriteDiff};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
 /// The kind of state a request is in, without its details: what compare-and-set checks.
@@ -90,6 +90,25 @@ pub struct ExecutionSummary {
     pub consumed_capacity: f64,
     /// SHA-256 (hex) of the rows as delivered (after masking).
     pub result_sha256: String,
+    /// For a write: the item before and after, as hashes, and the attributes written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteSummary>,
+    /// Attributes delivered in clear although the runbook masks them (`--unmask`, one more approver).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmasked: Vec<String>,
+}
+
+/// What a write changed, as the record and the audit trail keep it. The hashes cover the item as the write's
+/// credentials see it (its key and the attributes written) and as delivered (masked attributes masked), so the
+/// trail never lets anyone confirm a guess of a masked value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteSummary {
+    /// SHA-256 (hex) of the item before the write.
+    pub before_sha256: String,
+    /// SHA-256 (hex) of the item after the write.
+    pub after_sha256: String,
+    /// The attributes set or removed.
+    pub written: Vec<String>,
 }
 
 /// A request's state with the details that belong to it.
@@ -227,13 +246,19 @@ impl AccessRequest {
             return Err(Refusal::ReasonRequired);
         }
         let ttl = time::Duration::try_from(new.policy.ttl).unwrap_or(time::Duration::ZERO);
+        let mut policy = new.policy;
+        // Seeing masked data in clear takes one more distinct approver than the runbook's normal count. Applied
+        // here, where every request is made, so no path can create an unmasking request without it.
+        if !new.query.unmasked_attributes.is_empty() {
+            policy.required_approvals = policy.required_approvals.max(1).saturating_add(1);
+        }
         Ok(AccessRequest {
             fingerprint: new.query.fingerprint(),
             id: new.id,
             requester: new.requester,
             reason,
             query: new.query,
-            policy: new.policy,
+            policy,
             status: Status::Pending,
             version: 1,
             created_at: now,

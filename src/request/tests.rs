@@ -35,6 +35,8 @@ fn query() -> RenderedQuery {
         accessed_attributes: vec!["customer_id".into()],
         masked_attributes: vec![],
         item_cap: 100,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 
@@ -228,8 +230,14 @@ fn run_lifecycle_start_succeed_and_fail() {
     assert_eq!(running.state(), RequestState::Running);
     // A second start on the running record is refused: one execution.
     assert_eq!(start(&running, &query, NOW), Err(Refusal::NotPending(RequestState::Running)));
-    let summary =
-        ExecutionSummary { row_count: 3, truncated: false, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let summary = ExecutionSummary {
+        row_count: 3,
+        truncated: false,
+        consumed_capacity: 0.5,
+        result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
+    };
     let done = succeed(&running, summary, NOW).unwrap();
     assert_eq!(done.state(), RequestState::Succeeded);
     assert!(done.state().is_final());
@@ -354,4 +362,26 @@ fn a_shift_that_ended_makes_nobody_eligible_even_on_a_fresh_roster() {
         assert_eq!(may_decide(&req, &user("UBOB"), &roster, now), Err(Refusal::NotOnCall));
         assert_eq!(refused(approve(&req, &user("UBOB"), &roster, now)), Refusal::NotOnCall);
     }
+}
+
+#[test]
+fn unmasking_needs_one_more_approver_than_the_runbook_says() {
+    let mut q = query();
+    q.unmasked_attributes = vec!["email".into()];
+    let new = |query: RenderedQuery, required: u8| NewRequest {
+        id: RequestId::parse("JIT-7Q2M4X").unwrap(),
+        requester: user("UREQ"),
+        reason: Some("INC-812".into()),
+        query,
+        policy: policy(required),
+    };
+    let req = AccessRequest::create(new(q.clone(), 1), NOW).unwrap();
+    assert_eq!(req.policy.required_approvals, 2);
+    let ApproveOutcome::Recorded { next, approvals, required } = approve(&req, &user("UBOB"), &roster(), NOW) else {
+        panic!("one approval is not enough to unmask");
+    };
+    assert_eq!((approvals, required), (1, 2));
+    assert!(matches!(approve(&next, &user("UCAROL"), &roster(), NOW), ApproveOutcome::Approved { .. }));
+    assert_eq!(AccessRequest::create(new(q, 2), NOW).unwrap().policy.required_approvals, 3, "a write: 2 + 1");
+    assert_eq!(AccessRequest::create(new(query(), 1), NOW).unwrap().policy.required_approvals, 1, "no unmask: as is");
 }

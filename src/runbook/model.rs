@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::param::Parameter;
+use super::write::UpdateSpec;
 use super::{ApprovalPolicy, Operation};
 use crate::ids::RunbookId;
 
@@ -209,6 +210,10 @@ pub struct Runbook {
     pub(super) mask: Vec<String>,
     pub(super) max_items: u32,
     pub(super) approval: ApprovalPolicy,
+    /// Masked attributes a requester may ask to see in clear (`--unmask`).
+    pub(super) unmaskable: Vec<String>,
+    /// `update_item` only: what is written and under which precondition.
+    pub(super) update: Option<UpdateSpec>,
 }
 
 impl Runbook {
@@ -259,6 +264,13 @@ impl Runbook {
     /// The approval policy to copy into each new request.
     pub fn approval(&self) -> &ApprovalPolicy {
         &self.approval
+    }
+    pub fn unmaskable(&self) -> &[String] {
+        &self.unmaskable
+    }
+    /// The write of an `update_item` runbook.
+    pub fn update(&self) -> Option<&UpdateSpec> {
+        self.update.as_ref()
     }
 }
 

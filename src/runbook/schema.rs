@@ -35,6 +35,12 @@ pub(super) struct RawRunbook {
     pub mask: Vec<String>,
     pub max_items: i64,
     pub approval: RawApproval,
+    /// `update_item` only: what is written, under which precondition (`write.rs`).
+    #[serde(default)]
+    pub update: Option<super::write::RawUpdate>,
+    /// Masked attributes a requester may ask to see in clear (`--unmask`), with one more approver.
+    #[serde(default)]
+    pub unmaskable: Vec<String>,
 }
 
 /// `table:` or `index:` — a name and its key attributes.

@@ -49,6 +49,8 @@ pub fn rendered_query() -> RenderedQuery {
         accessed_attributes: vec!["customer_id".into()],
         masked_attributes: vec![],
         item_cap: 100,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Harness {
     pub pagerduty: FakePagerDuty,
     pub clock: Arc<ManualClock>,
     pub audit_table: String,
+    /// This world's Orders table (the one its runbooks name).
+    pub orders_table: String,
     /// `redis.key_prefix` of every replica: where a test that plays an attacker finds the records in Redis.
     pub key_prefix: String,
     pub apps: Vec<App>,
@@ -144,7 +146,7 @@ impl Harness {
         }
         slack.wait_for_connections(2 * options.replicas).await;
         // auth.test and the connections are the bot's start-up; the story starts after them.
-        Harness { slack, pagerduty, clock, audit_table, key_prefix, apps }
+        Harness { slack, pagerduty, clock, audit_table, orders_table: table, key_prefix, apps }
     }
 
     /// Runs one sweep (expiry and reminders) on the first replica.

@@ -59,6 +59,8 @@ fn executed(request: &AccessRequest, now: OffsetDateTime) -> AuditEvent {
             truncated: false,
             consumed_capacity: 0.5,
             result_sha256: "9f".repeat(32),
+            write: None,
+            unmasked: vec![],
         },
         credentials: CredentialEvidence {
             assumed_role_id: format!("AROAJITGATEEXAMPLE:{}", request.id),

@@ -100,6 +100,8 @@ fn query_on(table: &str, operation: Operation, item_cap: u32) -> RenderedQuery {
         accessed_attributes: vec![],
         masked_attributes: vec![],
         item_cap,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 

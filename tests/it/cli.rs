@@ -34,7 +34,13 @@ fn check_accepts_the_shipped_config_and_runbooks_with_one_line_each() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok  ")).collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        stdout.contains(
+            "ok  cancel-stuck-order: update_item (write) Orders; params [order_id, refund_note]; cap 1; 2 approval(s)"
+        ),
+        "a write defaults to two approvers: {stdout}"
+    );
     assert!(
         stdout.contains(
             "ok  orders-by-customer: query Orders index customer-created-index; params [customer_id, from, until]"

@@ -188,6 +188,8 @@ async fn story(server: &Server, request: &AccessRequest) -> Vec<AuditEntry> {
                     truncated: false,
                     consumed_capacity: 0.5,
                     result_sha256: "9f".repeat(32),
+                    write: None,
+                    unmasked: vec![],
                 },
                 credentials: CredentialEvidence {
                     assumed_role_id: format!("AROAJITGATEEXAMPLE:jit-{}", request.id),

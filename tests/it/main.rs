@@ -33,3 +33,4 @@ mod slack_web;
 mod store;
 mod tamper;
 mod trust_edges;
+mod writes;
