@@ -227,6 +227,7 @@ pub async fn start(
             public_url: config.http.public_url.clone(),
             links: links.clone(),
             metrics: metrics.clone(),
+            incident_notes_from: config.oncall.incident_notes_from.clone(),
         },
         clock.clone(),
     ));

@@ -125,6 +125,10 @@ pub struct OnCallConfig {
     /// Deepest escalation level that may approve through an escalation policy (1 = first responders).
     #[serde(default = "default_max_escalation_level")]
     pub max_escalation_level: u32,
+    /// Email of the PagerDuty user jitgate writes incident notes as (PagerDuty's `From` header). Without it no
+    /// notes are added to incidents named with `--incident`.
+    #[serde(default)]
+    pub incident_notes_from: Option<String>,
     /// For teams without PagerDuty: schedule id → Slack user ids who count as on call for it.
     #[serde(default)]
     pub static_roster: BTreeMap<String, Vec<String>>,
@@ -472,6 +476,14 @@ impl Config {
             "0 admits nobody".to_owned(),
             "use 1 for first responders",
         );
+        if let Some(from) = &self.oncall.incident_notes_from {
+            check(
+                from.split_once('@').is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.')),
+                "oncall.incident_notes_from",
+                format!("`{from}` is not an email address"),
+                "use the email of the PagerDuty user jitgate acts as, e.g. \"jitgate@example.com\"",
+            );
+        }
         for (schedule, users) in &self.oncall.static_roster {
             let bad: Vec<&String> = users.iter().filter(|u| crate::ids::SlackUserId::parse(u).is_none()).collect();
             check(

@@ -5,6 +5,7 @@
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
 mod failure;
+mod gates;
 
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
@@ -15,6 +16,10 @@ use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, Req
 use crate::runbook::{Operation, RenderedQuery};
 
 pub use failure::failure_reason;
+pub use gates::{
+    escalated, escalation_line, incident_line, incident_link, incident_note_approved, incident_note_finished,
+    incident_refused,
+};
 // The message type is the Slack client's; re-exported because every function here returns one.
 pub use crate::slack::SlackMessage;
 
@@ -135,6 +140,12 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
     ];
     if let Some(reach) = credentials_reach(q) {
         blocks.push(context(format!("⚠️ *The credentials could read more:* {}", escape(&reach))));
+    }
+    if let Some(incident) = &request.incident {
+        blocks.push(section(incident_line(incident)));
+    }
+    if let (RequestState::Pending, Some(line)) = (request.state(), escalation_line(request)) {
+        blocks.push(section(line));
     }
     match request.state() {
         RequestState::Pending => {

@@ -100,6 +100,9 @@ pub enum AuditEvent {
         policy: ApprovalPolicy,
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
+        /// The PagerDuty incident named with `--incident` (left out when none, so older entries hash as before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident: Option<Box<crate::request::IncidentRef>>,
     },
     /// An approval was counted.
     Approved {
@@ -169,6 +172,13 @@ pub enum AuditEvent {
         request: RequestId,
         detail: String,
     },
+    /// Nobody decided in time, so the approvers were widened to escalation level `level` (of at most
+    /// `max_level`) of the runbook's escalation policies.
+    Escalated {
+        request: RequestId,
+        level: u32,
+        max_level: u32,
+    },
 }
 
 impl AuditEvent {
@@ -183,6 +193,7 @@ impl AuditEvent {
             fingerprint: request.fingerprint.clone(),
             policy: request.policy.clone(),
             expires_at: request.expires_at,
+            incident: request.incident.clone().map(Box::new),
         }
     }
 
@@ -211,7 +222,8 @@ impl AuditEvent {
             | AuditEvent::Cancelled { request, .. }
             | AuditEvent::Executed { request, .. }
             | AuditEvent::Failed { request, .. }
-            | AuditEvent::IntegrityViolation { request, .. } => Some(request),
+            | AuditEvent::IntegrityViolation { request, .. }
+            | AuditEvent::Escalated { request, .. } => Some(request),
             AuditEvent::Refused { request, .. } => request.as_ref(),
             AuditEvent::RefusalsCounted { .. } => None,
         }
@@ -229,7 +241,8 @@ impl AuditEvent {
             AuditEvent::Expired { .. }
             | AuditEvent::Executed { .. }
             | AuditEvent::Failed { .. }
-            | AuditEvent::IntegrityViolation { .. } => Actor::System,
+            | AuditEvent::IntegrityViolation { .. }
+            | AuditEvent::Escalated { .. } => Actor::System,
         }
     }
 
@@ -246,6 +259,7 @@ impl AuditEvent {
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::Failed { .. } => "failed",
             AuditEvent::IntegrityViolation { .. } => "integrity_violation",
+            AuditEvent::Escalated { .. } => "escalated",
         }
     }
 }

@@ -86,11 +86,14 @@ impl Bot {
             ApproveResult::Approved { request, query } => {
                 // "Approved by …, starting" while the query runs.
                 self.announce(&request, Happened::Changed).await;
+                let approved_note = self.note_approved(&request);
                 match self.engine.execute(*request, *query).await? {
                     ExecuteResult::Executed { request, result, .. } => {
+                        self.note_finished(&request, approved_note);
                         self.announce(&request, Happened::Ran(&result)).await
                     }
                     ExecuteResult::Failed { request, reason, alarm } => {
+                        self.note_finished(&request, approved_note);
                         if alarm {
                             let alert = messages::security_alert(&request, &reason);
                             self.raise_alert(&request, reason.code(), alert).await;

@@ -5,6 +5,8 @@
 //!   it, and turns an internal failure into "something went wrong (ref …)" for the user and a log line.
 //! - `requesting`: slash commands, the request forms, and submitting a request with its approval card.
 //! - `deciding`: Approve and Deny clicks, the deny form, running an approved query and posting its rows.
+//! - `incidents`: the PagerDuty incident a request names: looked up before submitting, noted on when the request
+//!   is approved and when it finishes.
 //! - `announce`: brings the card, its thread and the requester's DM in line with a request's state.
 //! - `sweeping`: the background pass: expiries, stuck runs, reminders.
 //!
@@ -14,6 +16,7 @@
 mod announce;
 mod deciding;
 mod dispatch;
+mod incidents;
 mod requesting;
 mod sweeping;
 
@@ -41,6 +44,8 @@ pub struct BotSettings {
     pub links: crate::links::AuditLinkSigner,
     /// Where outcomes and latencies are counted (rendered at `/metrics`).
     pub metrics: crate::telemetry::Metrics,
+    /// Email of the PagerDuty user incident notes are written as; `None`: no notes.
+    pub incident_notes_from: Option<String>,
 }
 
 /// The bot: one per replica.

@@ -31,7 +31,7 @@ impl Bot {
                 let view = messages::runbook_picker_view(self.engine.runbooks(), &c.channel);
                 self.slack.open_view(&c.trigger_id, view).await?;
             }
-            Ok(Command::Query { runbook: Some(runbook), args, reason }) => {
+            Ok(Command::Query { runbook: Some(runbook), args, reason, incident }) => {
                 let known = RunbookId::parse(&runbook).and_then(|id| self.engine.runbooks().get(&id));
                 match known {
                     // Something missing: the form asks for it, keeping what was typed.
@@ -42,7 +42,7 @@ impl Bot {
                         let view = messages::query_view(rb, &args, reason.as_deref(), &c.channel);
                         self.slack.open_view(&c.trigger_id, view).await?;
                     }
-                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason).await?,
+                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason, incident).await?,
                 }
             }
             Ok(Command::Runbooks) => {
@@ -83,8 +83,10 @@ impl Bot {
         runbook: &str,
         args: &BTreeMap<String, String>,
         reason: Option<String>,
+        incident: Option<String>,
     ) -> anyhow::Result<()> {
-        let answer = match self.engine.submit(user, runbook, args, reason).await? {
+        let incident = self.look_up_incident(incident).await;
+        let answer = match self.engine.submit_gated(user, runbook, args, reason, incident).await? {
             SubmitOutcome::Created(request) => Ok(*request),
             SubmitOutcome::UnknownRunbook { typed, suggestion } => {
                 Err(messages::unknown_runbook(&typed, suggestion.as_ref()))
@@ -93,6 +95,7 @@ impl Bot {
             SubmitOutcome::Unrunnable { runbook, reason } => Err(messages::unrunnable(&runbook, &reason)),
             SubmitOutcome::Refused(refusal) => Err(messages::refused(&refusal, None)),
             SubmitOutcome::RateLimited { retry_after } => Err(messages::rate_limited(retry_after)),
+            SubmitOutcome::IncidentRefused { runbook, refusal } => Err(messages::incident_refused(&runbook, &refusal)),
         };
         let request = match answer {
             Ok(request) => request,
@@ -183,7 +186,8 @@ impl Bot {
                 };
                 let mut args = view.values.clone();
                 let reason = args.remove(messages::REASON_BLOCK);
-                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason).await
+                // The form has no incident field: a runbook that requires one is refused with the way to name it.
+                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason, None).await
             }
             messages::DENY_VIEW => self.on_deny_form(view).await,
             _ => Ok(()),

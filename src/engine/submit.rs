@@ -9,7 +9,7 @@ use super::{Engine, MAX_ID_ATTEMPTS, SubmitOutcome};
 use crate::audit::{AttemptedAction, AuditEvent};
 use crate::aws::sts::check_packed_size;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
-use crate::request::{AccessRequest, FailureReason, NewRequest};
+use crate::request::{AccessRequest, FailureReason, IncidentLookup, NewRequest, judge_incident};
 use crate::runbook::{ParamError, session_policy};
 use crate::store::{Admission, Created};
 
@@ -51,8 +51,21 @@ impl Engine {
         args: &BTreeMap<String, String>,
         reason: Option<String>,
     ) -> anyhow::Result<SubmitOutcome> {
+        self.submit_gated(requester, runbook, args, reason, IncidentLookup::NotGiven).await
+    }
+
+    /// [`Engine::submit`] with what PagerDuty said about the incident the request names (`--incident`): the
+    /// runbook's incident gate is applied to it before anything else is stored.
+    pub async fn submit_gated(
+        &self,
+        requester: &SlackUserId,
+        runbook: &str,
+        args: &BTreeMap<String, String>,
+        reason: Option<String>,
+        incident: IncidentLookup,
+    ) -> anyhow::Result<SubmitOutcome> {
         let span = info_span!("submit", requester = %requester, runbook = %runbook, request_id = tracing::field::Empty);
-        self.submit_inner(requester, runbook, args, reason, &span).instrument(span.clone()).await
+        self.submit_inner(requester, runbook, args, reason, incident, &span).instrument(span.clone()).await
     }
 
     async fn submit_inner(
@@ -61,6 +74,7 @@ impl Engine {
         typed: &str,
         args: &BTreeMap<String, String>,
         reason: Option<String>,
+        incident: IncidentLookup,
         span: &tracing::Span,
     ) -> anyhow::Result<SubmitOutcome> {
         let attempted = AttemptedAction::Request { runbook: typed.to_owned() };
@@ -89,6 +103,13 @@ impl Engine {
             self.audit_refusal(None, requester, attempted, format!("unrunnable: {reason}")).await;
             return Ok(SubmitOutcome::Unrunnable { runbook: runbook.id().clone(), reason });
         }
+        let incident = match judge_incident(runbook.incident(), incident) {
+            Ok(incident) => incident,
+            Err(refusal) => {
+                self.audit_refusal(None, requester, attempted, refusal.code()).await;
+                return Ok(SubmitOutcome::IncidentRefused { runbook: runbook.id().clone(), refusal });
+            }
+        };
         let now = self.clock.now();
         let mut new = NewRequest {
             id: RequestId::generate(),
@@ -96,6 +117,7 @@ impl Engine {
             reason,
             query,
             policy: runbook.approval().clone(),
+            incident,
         };
         let request = match AccessRequest::create(new.clone(), now) {
             Ok(request) => request,

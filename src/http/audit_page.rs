@@ -224,6 +224,15 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                     row("What jitgate did", "refused it and alerted"),
                 ],
             )),
+            AuditEvent::Escalated { level, max_level, .. } => Some((
+                "Escalated",
+                vec![row(
+                    "What happened",
+                    &format!(
+                        "nobody decided in time; on-call people up to escalation level {level} (of at most {max_level}) may approve"
+                    ),
+                )],
+            )),
             AuditEvent::Refused { by, attempted, reason, .. } => Some((
                 "Refused attempt",
                 vec![

@@ -49,6 +49,7 @@ fn request(reason: &str) -> AccessRequest {
         required_approvals: 1,
         require_reason: true,
         ttl: std::time::Duration::from_secs(1800),
+        escalation: None,
     };
     let new = NewRequest {
         id: RequestId::parse("JIT-7Q2M4X").unwrap(),
@@ -56,6 +57,7 @@ fn request(reason: &str) -> AccessRequest {
         reason: Some(reason.into()),
         query,
         policy,
+        incident: None,
     };
     AccessRequest::create(new, NOW).unwrap()
 }

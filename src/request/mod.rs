@@ -18,6 +18,7 @@
 
 mod approve;
 mod failure;
+mod gates;
 pub mod result;
 mod roster;
 
@@ -29,6 +30,7 @@ use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
 pub use failure::{AwsProblem, FailureReason};
+pub use gates::{Escalated, IncidentLookup, IncidentRef, IncidentRefusal, escalate, escalation_level, judge_incident};
 pub use result::{ExecutionResult, Row, Value};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
@@ -176,6 +178,13 @@ pub struct AccessRequest {
     /// checked when it is read back. Transitions carry the old one along; the engine replaces it on every write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+    /// The PagerDuty incident the request was made under (`--incident`), checked open when it was made. Left out
+    /// of records without one, so records written before incidents existed keep their seals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentRef>,
+    /// The escalation level the approvers were widened to (see [`escalate`]); `None` until widened (level 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_to: Option<u32>,
 }
 
 /// A posted Slack message: channel id and message timestamp.
@@ -217,6 +226,8 @@ pub struct NewRequest {
     pub reason: Option<String>,
     pub query: RenderedQuery,
     pub policy: ApprovalPolicy,
+    /// The PagerDuty incident named with `--incident`, already checked open.
+    pub incident: Option<IncidentRef>,
 }
 
 impl AccessRequest {
@@ -242,6 +253,8 @@ impl AccessRequest {
             card: None,
             reminded: false,
             seal: None,
+            incident: new.incident,
+            escalated_to: None,
         })
     }
 

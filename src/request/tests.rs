@@ -48,6 +48,7 @@ fn policy(required: u8) -> ApprovalPolicy {
         required_approvals: required,
         require_reason: true,
         ttl: std::time::Duration::from_secs(30 * 60),
+        escalation: None,
     }
 }
 
@@ -59,6 +60,7 @@ fn pending(required: u8) -> AccessRequest {
             reason: Some("INC-812".into()),
             query: query(),
             policy: policy(required),
+            incident: None,
         },
         NOW,
     )
@@ -99,6 +101,7 @@ fn create_refuses_missing_reason_when_required() {
             reason,
             query: query(),
             policy: policy(1),
+            incident: None,
         };
         assert_eq!(AccessRequest::create(new, NOW), Err(Refusal::ReasonRequired));
     }
@@ -110,6 +113,7 @@ fn create_refuses_missing_reason_when_required() {
         reason: None,
         query: query(),
         policy: optional,
+        incident: None,
     };
     assert!(AccessRequest::create(new, NOW).is_ok());
 }
@@ -274,6 +278,7 @@ fn start_refuses_an_approved_query_of_another_request() {
             reason: Some("x".into()),
             query: super::tests::query(),
             policy: policy(1),
+            incident: None,
         },
         NOW,
     )

@@ -209,6 +209,7 @@ pub struct Runbook {
     pub(super) mask: Vec<String>,
     pub(super) max_items: u32,
     pub(super) approval: ApprovalPolicy,
+    pub(super) incident: super::IncidentGate,
 }
 
 impl Runbook {
@@ -259,6 +260,10 @@ impl Runbook {
     /// The approval policy to copy into each new request.
     pub fn approval(&self) -> &ApprovalPolicy {
         &self.approval
+    }
+    /// Whether requests must name an open PagerDuty incident, and on which services.
+    pub fn incident(&self) -> &super::IncidentGate {
+        &self.incident
     }
 }
 

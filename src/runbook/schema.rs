@@ -35,6 +35,9 @@ pub(super) struct RawRunbook {
     pub mask: Vec<String>,
     pub max_items: i64,
     pub approval: RawApproval,
+    /// `incident:` (see `gates.rs`).
+    #[serde(default)]
+    pub incident: Option<super::gates::RawIncidentGate>,
 }
 
 /// `table:` or `index:` — a name and its key attributes.
@@ -151,6 +154,11 @@ pub(super) struct RawApproval {
     pub require_reason: Option<bool>,
     #[serde(default)]
     pub ttl: Option<String>,
+    /// Staged escalation (see `gates.rs`).
+    #[serde(default)]
+    pub escalate_after: Option<String>,
+    #[serde(default)]
+    pub max_escalation_level: Option<i64>,
 }
 
 /// `approval.approvers:`.

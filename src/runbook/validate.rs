@@ -132,6 +132,13 @@ impl Checker {
         self.errors.push(RunbookError::new(self.file.clone(), field, problem, fix));
     }
 
+    /// Reports the problems a gate check (`gates.rs`) found.
+    fn report(&mut self, problems: Vec<super::gates::Problem>) {
+        for (field, problem, fix) in problems {
+            self.err(field, problem, fix);
+        }
+    }
+
     fn check(mut self, file: &Path, raw: RawRunbook, defaults: &RunbookDefaults) -> Result<Runbook, Vec<RunbookError>> {
         let id = self.check_id(file, &raw.id);
         let description = raw.description.trim().to_owned();
@@ -152,9 +159,16 @@ impl Checker {
         let mask = self.check_mask(&raw.mask, &projection);
         let max_items = self.check_max_items(raw.max_items);
         let approval = self.check_approval(&raw.approval, defaults);
+        let incident = match super::gates::check_incident(raw.incident.as_ref(), |id| PAGERDUTY_ID.is_match(id)) {
+            Ok(gate) => Some(gate),
+            Err(problems) => {
+                self.report(problems);
+                None
+            }
+        };
 
-        match (self.errors.is_empty(), id, role, max_items, approval) {
-            (true, Some(id), Some(role), Some(max_items), Some(approval)) => Ok(Runbook {
+        match (self.errors.is_empty(), id, role, max_items, approval, incident) {
+            (true, Some(id), Some(role), Some(max_items), Some(approval), Some(incident)) => Ok(Runbook {
                 id,
                 file: file.to_owned(),
                 description,
@@ -169,6 +183,7 @@ impl Checker {
                 mask,
                 max_items,
                 approval,
+                incident,
             }),
             _ => Err(self.errors),
         }
@@ -852,12 +867,22 @@ impl Checker {
                 }
             },
         };
+        let escalation = super::gates::check_escalation(
+            raw.escalate_after.as_deref(),
+            raw.max_escalation_level,
+            !a.pagerduty_escalation_policies.is_empty(),
+        )
+        .unwrap_or_else(|problems| {
+            self.report(problems);
+            None
+        });
         match (self.errors.len() == errors_before, required, ttl) {
             (true, Some(required_approvals), Some(ttl)) => Some(ApprovalPolicy {
                 approvers: sources,
                 required_approvals,
                 require_reason: raw.require_reason.unwrap_or(true),
                 ttl,
+                escalation,
             }),
             _ => None,
         }

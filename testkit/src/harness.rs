@@ -58,11 +58,20 @@ pub struct Options {
     pub per_user_limit: u32,
     /// Where the bot's Redis is, when not straight at the test server (e.g. a proxy that can be cut).
     pub redis_url: Option<String>,
+    /// Runbooks beyond the shipped ones, as YAML texts (`name: Orders` is pointed at this world's table).
+    pub extra_runbooks: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { replicas: 1, aws_endpoint: None, shutdown_drain: "30s", per_user_limit: 10, redis_url: None }
+        Options {
+            replicas: 1,
+            aws_endpoint: None,
+            shutdown_drain: "30s",
+            per_user_limit: 10,
+            redis_url: None,
+            extra_runbooks: Vec::new(),
+        }
     }
 }
 
@@ -87,6 +96,7 @@ impl Harness {
         let pagerduty = FakePagerDuty::start().await;
         pagerduty.set_now(clock.now());
         jitgate_emulators::world::add_oncall_roster(&pagerduty);
+        jitgate_emulators::world::add_incidents(&pagerduty);
 
         let table = crate::unique("Orders");
         let aws = crate::aws_config();
@@ -99,11 +109,12 @@ impl Harness {
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
-             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
+             [slack]\napproval_channel = \"{ONCALL}\"\n[oncall]\nincident_notes_from = \"{}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
             options.shutdown_drain,
             options.per_user_limit,
+            jitgate_emulators::world::NOTES_FROM,
         );
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
         let secrets = Secrets {
@@ -121,7 +132,7 @@ impl Harness {
         };
         let mut apps = Vec::new();
         for _ in 0..options.replicas {
-            let runbooks = shipped_runbooks_on(&table);
+            let runbooks = runbooks_on(&table, &options.extra_runbooks);
             let start = StartOptions { background_sweeper: false, socket_stagger_seconds: 0 };
             let clock: SharedClock = clock.clone();
             let app =
@@ -293,6 +304,12 @@ pub fn ack_is_bare(ack: &jitgate_emulators::slack::Ack) -> bool {
 
 /// The shipped runbooks, pointed at this world's own Orders table.
 pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
+    runbooks_on(table, &[])
+}
+
+/// The shipped runbooks and `extra` ones (YAML texts, each in a file named after its position), pointed at this
+/// world's own Orders table.
+pub fn runbooks_on(table: &str, extra: &[String]) -> RunbookSet {
     let dir = crate::repo_root().join("runbooks");
     let mut sources: BTreeMap<std::path::PathBuf, String> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).expect("runbooks/") {
@@ -302,6 +319,11 @@ pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
                 std::fs::read_to_string(&path).expect("read").replace("name: Orders\n", &format!("name: {table}\n"));
             sources.insert(path, text);
         }
+    }
+    for text in extra {
+        let id = text.lines().find_map(|l| l.strip_prefix("id: ")).expect("an extra runbook has an id").trim();
+        let text = text.replace("name: Orders\n", &format!("name: {table}\n"));
+        sources.insert(dir.join(format!("{id}.yaml")), text);
     }
     RunbookSet::from_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), &RunbookDefaults::default())
         .unwrap_or_else(|errors| panic!("shipped runbooks: {errors:?}"))

@@ -11,6 +11,7 @@ mod audit_anchor;
 mod aws;
 mod cli;
 mod engine;
+mod gates;
 mod harness;
 mod healthcheck;
 mod http;
