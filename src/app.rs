@@ -228,6 +228,11 @@ pub async fn start(
             links: links.clone(),
             metrics: metrics.clone(),
             incident_notes_from: config.oncall.incident_notes_from.clone(),
+            break_glass: crate::engine::BreakGlassSettings {
+                daily_limit: config.break_glass.daily_limit,
+                review_within: config.break_glass.review_within,
+            },
+            break_glass_mention: config.break_glass.mention.clone(),
         },
         clock.clone(),
     ));

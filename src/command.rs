@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! /jit query <runbook> [name=value …] [--reason "…"]    values may be quoted: name="two words"
-//!            [--incident <PagerDuty incident id or number>]
+//!            [--incident <PagerDuty incident id or number>] [--break-glass]
 //! /jit query [<runbook>]                                  missing parameters → the caller opens a form
 //! /jit runbooks | /jit status [<id>] | /jit cancel <id> | /jit help
 //! ```
@@ -25,6 +25,8 @@ pub enum Command {
         reason: Option<String>,
         /// The PagerDuty incident id or number given with `--incident` (letters and digits only).
         incident: Option<String>,
+        /// `--break-glass`: run at once without an approver (someone on call, runbooks that allow it).
+        break_glass: bool,
     },
     /// List the runbooks this user may request.
     Runbooks,
@@ -99,7 +101,7 @@ impl fmt::Display for CommandError {
             }
             CommandError::ReasonGivenTwice => f.write_str("`--reason` is given twice; give it once."),
             CommandError::UnknownFlag { flag } => {
-                write!(f, "`{flag}` is not an option; the options are --reason and --incident.")
+                write!(f, "`{flag}` is not an option; the options are --reason, --incident and --break-glass.")
             }
             CommandError::IncidentWithoutId => {
                 f.write_str("`--incident` needs a PagerDuty incident id or number, e.g. --incident 1234.")
@@ -180,6 +182,7 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
     let mut args = BTreeMap::new();
     let mut reason: Option<String> = None;
     let mut incident: Option<String> = None;
+    let mut break_glass = false;
     let mut i = 0;
     while i < tokens.len() {
         let token = tokens[i];
@@ -189,6 +192,10 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
                 Some((flag, value)) => (flag, Some(value.to_owned())),
                 None => (token.text.as_str(), None),
             };
+            if flag == "--break-glass" && inline.is_none() {
+                break_glass = true;
+                continue;
+            }
             if flag == "--incident" {
                 let value = match inline {
                     Some(value) => Some(value),
@@ -250,7 +257,7 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
             return Err(CommandError::DuplicateParameter { name: name.to_owned() });
         }
     }
-    Ok(Command::Query { runbook, args, reason, incident })
+    Ok(Command::Query { runbook, args, reason, incident, break_glass })
 }
 
 /// Longest incident id accepted (PagerDuty ids are 7 to 14 characters; numbers are shorter).
@@ -354,6 +361,7 @@ mod tests {
             args: args.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             reason: reason.map(str::to_owned),
             incident: None,
+            break_glass: false,
         }
     }
 
@@ -366,6 +374,10 @@ mod tests {
         let Ok(Command::Query { incident, .. }) = parse("query r --incident=#PT4KHLK") else { panic!() };
         assert_eq!(incident.as_deref(), Some("PT4KHLK"));
         assert_eq!(parse("query r --incident"), Err(CommandError::IncidentWithoutId));
+        let Ok(Command::Query { break_glass, reason, .. }) = parse("query r --break-glass --reason \"db down\"") else {
+            panic!()
+        };
+        assert!(break_glass && reason.as_deref() == Some("db down"));
         assert_eq!(parse("query r --incident --reason x"), Err(CommandError::IncidentWithoutId));
         assert_eq!(parse("query r --incident 1 --incident 2"), Err(CommandError::IncidentGivenTwice));
         assert_eq!(parse("query r --incident ../users"), Err(CommandError::BadIncident { given: "../users".into() }));

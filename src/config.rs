@@ -78,6 +78,29 @@ pub struct Config {
     pub oncall: OnCallConfig,
     pub http: HttpConfig,
     pub audit: AuditConfig,
+    pub break_glass: BreakGlassConfig,
+}
+
+/// `[break_glass]`: how loud break-glass runs are and how often one person may use it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassConfig {
+    /// Slack mention put on every break-glass card, e.g. `<!here>` or `<!subteam^S0123ABCD>`; none by default.
+    #[serde(default)]
+    pub mention: Option<String>,
+    /// Break-glass runs per person per UTC day.
+    #[serde(default = "default_break_glass_daily_limit")]
+    pub daily_limit: u32,
+    /// How long a break-glass run may stay unreviewed before the sweeper raises an alert.
+    #[serde(default = "default_break_glass_review_within", with = "humantime_serde")]
+    pub review_within: Duration,
+}
+
+fn default_break_glass_daily_limit() -> u32 {
+    2
+}
+fn default_break_glass_review_within() -> Duration {
+    Duration::from_secs(30 * 60)
 }
 
 /// `[audit]`: checkpoints of the audit chain's head in an S3 bucket with Object Lock (see `audit::anchor`).
@@ -237,6 +260,8 @@ struct ConfigFile {
     http: HttpConfig,
     #[serde(default = "default_section")]
     audit: AuditConfig,
+    #[serde(default = "default_section")]
+    break_glass: BreakGlassConfig,
 }
 
 /// An empty section takes every field's default.
@@ -351,6 +376,7 @@ impl Config {
             oncall: file.oncall,
             http: file.http,
             audit: file.audit,
+            break_glass: file.break_glass,
         };
         if config.aws.region.is_none() {
             config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
@@ -476,6 +502,28 @@ impl Config {
             "0 admits nobody".to_owned(),
             "use 1 for first responders",
         );
+        check(
+            (1..=20).contains(&self.break_glass.daily_limit),
+            "break_glass.daily_limit",
+            format!("{} is outside 1..20", self.break_glass.daily_limit),
+            "use 2 (the default): break-glass is for emergencies",
+        );
+        check(
+            (Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&self.break_glass.review_within),
+            "break_glass.review_within",
+            format!("{} is outside 1m..24h", humantime::format_duration(self.break_glass.review_within)),
+            "use \"30m\" (the default)",
+        );
+        if let Some(mention) = &self.break_glass.mention {
+            let known = ["<!here>", "<!channel>"].contains(&mention.as_str())
+                || (mention.starts_with("<!subteam^") || mention.starts_with("<@")) && mention.ends_with('>');
+            check(
+                known,
+                "break_glass.mention",
+                format!("`{mention}` is not a Slack mention"),
+                "use \"<!here>\", \"<!channel>\", a user group as \"<!subteam^S0123ABCD>\" or a user as \"<@U0123ABCD>\"",
+            );
+        }
         if let Some(from) = &self.oncall.incident_notes_from {
             check(
                 from.split_once('@').is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.')),

@@ -179,6 +179,24 @@ pub enum AuditEvent {
         level: u32,
         max_level: u32,
     },
+    /// The requester ran the request at once, without an approver, by break-glass: on call through `evidence`,
+    /// their `used_today`-th use of `daily_limit`.
+    BreakGlass {
+        request: RequestId,
+        by: SlackUserId,
+        evidence: OnCallEntry,
+        used_today: u32,
+        daily_limit: u32,
+    },
+    /// Another on-call person reviewed a break-glass run.
+    BreakGlassReviewed {
+        request: RequestId,
+        by: SlackUserId,
+    },
+    /// A break-glass run was still unreviewed when its review was due: alerted.
+    BreakGlassUnreviewed {
+        request: RequestId,
+    },
 }
 
 impl AuditEvent {
@@ -223,7 +241,10 @@ impl AuditEvent {
             | AuditEvent::Executed { request, .. }
             | AuditEvent::Failed { request, .. }
             | AuditEvent::IntegrityViolation { request, .. }
-            | AuditEvent::Escalated { request, .. } => Some(request),
+            | AuditEvent::Escalated { request, .. }
+            | AuditEvent::BreakGlass { request, .. }
+            | AuditEvent::BreakGlassReviewed { request, .. }
+            | AuditEvent::BreakGlassUnreviewed { request } => Some(request),
             AuditEvent::Refused { request, .. } => request.as_ref(),
             AuditEvent::RefusalsCounted { .. } => None,
         }
@@ -237,12 +258,15 @@ impl AuditEvent {
             | AuditEvent::Denied { by: user, .. }
             | AuditEvent::Cancelled { by: user, .. }
             | AuditEvent::Refused { by: user, .. }
-            | AuditEvent::RefusalsCounted { by: user, .. } => Actor::User(user.clone()),
+            | AuditEvent::RefusalsCounted { by: user, .. }
+            | AuditEvent::BreakGlass { by: user, .. }
+            | AuditEvent::BreakGlassReviewed { by: user, .. } => Actor::User(user.clone()),
             AuditEvent::Expired { .. }
             | AuditEvent::Executed { .. }
             | AuditEvent::Failed { .. }
             | AuditEvent::IntegrityViolation { .. }
-            | AuditEvent::Escalated { .. } => Actor::System,
+            | AuditEvent::Escalated { .. }
+            | AuditEvent::BreakGlassUnreviewed { .. } => Actor::System,
         }
     }
 
@@ -260,6 +284,9 @@ impl AuditEvent {
             AuditEvent::Failed { .. } => "failed",
             AuditEvent::IntegrityViolation { .. } => "integrity_violation",
             AuditEvent::Escalated { .. } => "escalated",
+            AuditEvent::BreakGlass { .. } => "break_glass",
+            AuditEvent::BreakGlassReviewed { .. } => "break_glass_reviewed",
+            AuditEvent::BreakGlassUnreviewed { .. } => "break_glass_unreviewed",
         }
     }
 }

@@ -64,6 +64,7 @@ impl Bot {
                 })
                 .unwrap_or_default(),
             audit_link: Some(self.audit_link(&request.id)),
+            break_glass_mention: self.settings.break_glass_mention.clone(),
         }
     }
 

@@ -26,6 +26,7 @@ impl Bot {
             // A card from before approvals carried their fingerprint shows nothing to bind to: never counted.
             messages::APPROVE_ACTION => self.approve(&click, &id, shown.unwrap_or_default()).await,
             messages::DENY_ACTION => self.offer_deny(&click, &id).await,
+            messages::REVIEW_ACTION => self.review(&click, &id).await,
             other => {
                 warn!(action_id = other, "click on an unknown action; ignored");
                 Ok(())

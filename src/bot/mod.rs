@@ -7,6 +7,8 @@
 //! - `deciding`: Approve and Deny clicks, the deny form, running an approved query and posting its rows.
 //! - `incidents`: the PagerDuty incident a request names: looked up before submitting, noted on when the request
 //!   is approved and when it finishes.
+//! - `break_glass`: `--break-glass` runs (at once, loudly), their Reviewed clicks and the alert when nobody
+//!   reviewed one in time.
 //! - `announce`: brings the card, its thread and the requester's DM in line with a request's state.
 //! - `sweeping`: the background pass: expiries, stuck runs, reminders.
 //!
@@ -14,6 +16,7 @@
 //! from [`crate::messages`].
 
 mod announce;
+mod break_glass;
 mod deciding;
 mod dispatch;
 mod incidents;
@@ -46,6 +49,10 @@ pub struct BotSettings {
     pub metrics: crate::telemetry::Metrics,
     /// Email of the PagerDuty user incident notes are written as; `None`: no notes.
     pub incident_notes_from: Option<String>,
+    /// Break-glass limits (`[break_glass]`).
+    pub break_glass: crate::engine::BreakGlassSettings,
+    /// Mention put on break-glass cards and alerts (`break_glass.mention`).
+    pub break_glass_mention: Option<String>,
 }
 
 /// The bot: one per replica.

@@ -31,9 +31,13 @@ impl Bot {
                 let view = messages::runbook_picker_view(self.engine.runbooks(), &c.channel);
                 self.slack.open_view(&c.trigger_id, view).await?;
             }
-            Ok(Command::Query { runbook: Some(runbook), args, reason, incident }) => {
+            Ok(Command::Query { runbook: Some(runbook), args, reason, incident, break_glass }) => {
                 let known = RunbookId::parse(&runbook).and_then(|id| self.engine.runbooks().get(&id));
                 match known {
+                    // Break-glass never opens a form: it is typed in full, reason included.
+                    _ if break_glass => {
+                        self.break_glass(&c.user, &c.channel, &runbook, &args, reason, incident).await?;
+                    }
                     // Something missing: the form asks for it, keeping what was typed.
                     Some(rb)
                         if rb.parameters().iter().any(|p| p.is_required() && !args.contains_key(p.name()))
@@ -86,21 +90,10 @@ impl Bot {
         incident: Option<String>,
     ) -> anyhow::Result<()> {
         let incident = self.look_up_incident(incident).await;
-        let answer = match self.engine.submit_gated(user, runbook, args, reason, incident).await? {
-            SubmitOutcome::Created(request) => Ok(*request),
-            SubmitOutcome::UnknownRunbook { typed, suggestion } => {
-                Err(messages::unknown_runbook(&typed, suggestion.as_ref()))
-            }
-            SubmitOutcome::BadParameters { runbook, errors } => Err(messages::bad_parameters(&runbook, &errors)),
-            SubmitOutcome::Unrunnable { runbook, reason } => Err(messages::unrunnable(&runbook, &reason)),
-            SubmitOutcome::Refused(refusal) => Err(messages::refused(&refusal, None)),
-            SubmitOutcome::RateLimited { retry_after } => Err(messages::rate_limited(retry_after)),
-            SubmitOutcome::IncidentRefused { runbook, refusal } => Err(messages::incident_refused(&runbook, &refusal)),
-        };
-        let request = match answer {
-            Ok(request) => request,
-            Err(refusal) => {
-                self.ephemeral(channel, user, refusal).await;
+        let request = match self.engine.submit_gated(user, runbook, args, reason, incident).await? {
+            SubmitOutcome::Created(request) => *request,
+            refused => {
+                self.ephemeral(channel, user, Self::submit_refusal(refused)).await;
                 return Ok(());
             }
         };

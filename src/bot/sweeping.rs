@@ -30,6 +30,10 @@ impl Bot {
             self.refresh_card(request, report.as_ref()).await;
             self.post_in_thread(request, &messages::escalated(request, &approvers, widened.at_max)).await;
         }
+        for request in self.engine.unreviewed_due(self.settings.break_glass.review_within, SWEEP_BATCH).await? {
+            let alert = messages::break_glass_unreviewed_alert(&request, self.settings.break_glass_mention.as_deref());
+            self.raise_alert(&request, "break_glass_unreviewed", alert).await;
+        }
         self.engine.summarise_counted_refusals(SWEEP_BATCH).await?;
         self.settings.metrics.pending(self.engine.pending_count().await?);
         for request in self.engine.remind_due(SWEEP_BATCH).await? {

@@ -233,6 +233,21 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                     ),
                 )],
             )),
+            AuditEvent::BreakGlass { by, evidence, used_today, daily_limit, .. } => Some((
+                "Break-glass: run without an approver",
+                vec![
+                    row("Run by", &code(by.as_str())),
+                    row("On-call evidence", &evidence_html(evidence)),
+                    row("Use today", &format!("{used_today} of {daily_limit}")),
+                ],
+            )),
+            AuditEvent::BreakGlassReviewed { by, .. } => {
+                Some(("Break-glass reviewed", vec![row("Reviewed by", &code(by.as_str()))]))
+            }
+            AuditEvent::BreakGlassUnreviewed { .. } => Some((
+                "Break-glass not reviewed in time",
+                vec![row("What jitgate did", "alerted the approval channel and the operators")],
+            )),
             AuditEvent::Refused { by, attempted, reason, .. } => Some((
                 "Refused attempt",
                 vec![

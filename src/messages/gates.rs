@@ -1,9 +1,15 @@
 //! The texts of the runbook gates: incident refusals, the incident line of the card, the notes jitgate writes on
-//! an incident's timeline, and the escalation of a request's approvers.
+//! an incident's timeline, the escalation of a request's approvers, and break-glass (its refusals, the loud part of
+//! its card with the Reviewed button, the review and the alert when nobody reviewed it).
 
-use super::{SlackMessage, escape, mentions, plain, state_word};
+use serde_json::{Value as Json, json};
+
+use super::{SlackMessage, escape, mention, mentions, plain, section, state_word};
 use crate::ids::{RunbookId, SlackUserId};
-use crate::request::{AccessRequest, IncidentRef, IncidentRefusal, Status};
+use crate::request::{AccessRequest, BreakGlassRefusal, IncidentRef, IncidentRefusal, Status};
+
+/// Action id of the Reviewed button on a break-glass card.
+pub const REVIEW_ACTION: &str = "jit_review";
 
 /// `#1234 Orders stuck in paid` linked to the incident's page. The link is PagerDuty's own `html_url`; only an
 /// http(s) URL without mrkdwn's delimiters becomes a link, anything else is shown as text.
@@ -111,4 +117,104 @@ pub fn escalated(request: &AccessRequest, approvers_now: &[SlackUserId], at_max:
          Who may approve: {who}.{max_note}",
         request.id
     ))
+}
+
+/// Why break-glass (or a review of it) was refused, in the user's words.
+pub fn break_glass_refused(runbook: Option<&RunbookId>, refusal: &BreakGlassRefusal) -> SlackMessage {
+    let name = runbook.map(|r| format!("`{r}`")).unwrap_or_else(|| "this runbook".to_owned());
+    let instead = "ask for an approval instead (the same command without --break-glass).";
+    let text = match refusal {
+        BreakGlassRefusal::NotAllowed => format!("{name} does not allow break-glass: {instead} Nothing was run."),
+        BreakGlassRefusal::ReasonRequired => {
+            "Break-glass needs a reason: add --reason \"…\" saying what is broken (an \
+             incident id helps the reviewer). Nothing was run."
+                .to_owned()
+        }
+        BreakGlassRefusal::NotOnCall(_) => format!(
+            "Break-glass is only for whoever is on call for {name} right now, and you are not: {instead} Nothing was run."
+        ),
+        BreakGlassRefusal::OverDailyLimit { limit } => format!(
+            "You have used break-glass {limit} time{} today, the most allowed: {instead} Nothing was run.",
+            if *limit == 1 { "" } else { "s" }
+        ),
+        BreakGlassRefusal::RosterUnavailable { problem } => format!(
+            "jitgate cannot confirm who is on call right now ({}), so break-glass is refused: {instead} Nothing was run.",
+            escape(problem)
+        ),
+        BreakGlassRefusal::NotBreakGlass => {
+            "This request did not run by break-glass: there is nothing to review.".to_owned()
+        }
+        BreakGlassRefusal::AlreadyReviewed { by } => {
+            format!("This break-glass run was already reviewed by {}.", mention(by))
+        }
+        BreakGlassRefusal::OwnRun => "You ran this by break-glass: someone else on call has to review it.".to_owned(),
+    };
+    plain(text)
+}
+
+/// The loud part of a break-glass card: who ran it without an approver and why they could, then the review
+/// state with the Reviewed button while nobody reviewed it. Empty for other requests.
+pub fn break_glass_blocks(request: &AccessRequest, mention_: Option<&str>) -> Vec<Json> {
+    let Some(used) = &request.break_glass else { return Vec::new() };
+    // The configured mention is operator text checked at start-up to be a Slack mention; never user input.
+    let loud = mention_.map(|m| format!("{m} ")).unwrap_or_default();
+    let mut blocks = vec![section(format!(
+        "🚨 *BREAK-GLASS* {loud}{} ran this at once, without an approver (on call: {}).",
+        mention(&request.requester),
+        escape(&used.evidence.evidence)
+    ))];
+    match &used.reviewed {
+        Some(review) => blocks.push(section(format!("✅ *Reviewed* by {}", mention(&review.by)))),
+        None => {
+            blocks.push(section(
+                "⏳ *Awaiting review* by another on-call person: look at what ran and the results, then click \
+                 Reviewed."
+                    .to_owned(),
+            ));
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("review:{}", request.id),
+                "elements": [
+                    { "type": "button", "action_id": REVIEW_ACTION, "value": request.id.as_str(),
+                      "text": { "type": "plain_text", "text": "Reviewed" } },
+                ]
+            }));
+        }
+    }
+    blocks
+}
+
+/// The requester's confirmation: it runs now, loudly.
+pub fn break_glass_started(request: &AccessRequest) -> SlackMessage {
+    plain(format!(
+        "{} runs now by break-glass, without an approver. The approval channel has been told, and another on-call \
+         person has to review it.",
+        request.id
+    ))
+}
+
+/// The thread reply when someone reviewed a break-glass run.
+pub fn break_glass_reviewed(request: &AccessRequest, by: &SlackUserId) -> SlackMessage {
+    plain(format!("✅ {} reviewed the break-glass run {}.", mention(by), request.id))
+}
+
+/// The alert when a break-glass run stayed unreviewed too long.
+pub fn break_glass_unreviewed_alert(request: &AccessRequest, mention_: Option<&str>) -> SlackMessage {
+    let loud = mention_.map(|m| format!("{m} ")).unwrap_or_default();
+    plain(format!(
+        "🚨 {loud}Break-glass run {} ({} by {}) has not been reviewed in time: someone on call, please review it \
+         (Reviewed on its card).",
+        request.id,
+        request.query.runbook,
+        mention(&request.requester)
+    ))
+}
+
+/// The note on the incident's timeline when a request named with it ran by break-glass.
+pub fn incident_note_break_glass(request: &AccessRequest, audit_link: &str) -> String {
+    format!(
+        "jitgate {}: runbook {} run by break-glass by Slack user {}, without an approver; awaiting review. Audit \
+         trail: {audit_link}",
+        request.id, request.query.runbook, request.requester
+    )
 }

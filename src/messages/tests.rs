@@ -68,6 +68,7 @@ fn ctx() -> CardContext {
         approvers_now: vec![user("UBOB"), user("UCAROL")],
         unmapped: vec![],
         audit_link: None,
+        break_glass_mention: None,
     }
 }
 

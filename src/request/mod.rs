@@ -17,6 +17,7 @@
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 
 mod approve;
+mod break_glass;
 mod failure;
 mod gates;
 pub mod result;
@@ -29,6 +30,7 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use break_glass::{BreakGlassRefusal, BreakGlassUse, Review, break_glass, may_break_glass, review, review_overdue};
 pub use failure::{AwsProblem, FailureReason};
 pub use gates::{Escalated, IncidentLookup, IncidentRef, IncidentRefusal, escalate, escalation_level, judge_incident};
 pub use result::{ExecutionResult, Row, Value};
@@ -185,6 +187,9 @@ pub struct AccessRequest {
     /// The escalation level the approvers were widened to (see [`escalate`]); `None` until widened (level 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_to: Option<u32>,
+    /// Set when the requester ran it by break-glass, without an approver (see [`break_glass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlassUse>,
 }
 
 /// A posted Slack message: channel id and message timestamp.
@@ -255,6 +260,7 @@ impl AccessRequest {
             seal: None,
             incident: new.incident,
             escalated_to: None,
+            break_glass: None,
         })
     }
 

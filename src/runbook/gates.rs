@@ -1,5 +1,5 @@
 //! The gates a runbook may put in front of its requests beyond approval: a PagerDuty incident the request must
-//! name (`incident:`), and staged escalation of the approvers when nobody decides (`approval.escalate_after`,
+//! name (`incident:`), break-glass for whoever is on call (`break_glass:`), and staged escalation of the approvers when nobody decides (`approval.escalate_after`,
 //! `approval.max_escalation_level`).
 //!
 //! The YAML shapes live here next to their checks, so the rest of the runbook schema only gains one field per
@@ -27,6 +27,19 @@ pub(super) struct RawIncidentGate {
     pub required: bool,
     #[serde(default)]
     pub services: Vec<String>,
+}
+
+/// `break_glass:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreakGlass {
+    #[serde(default)]
+    pub allowed: bool,
+}
+
+/// Whether the runbook allows `--break-glass`: someone on call for it runs it at once, reviewed afterwards.
+pub(super) fn check_break_glass(raw: Option<&RawBreakGlass>) -> bool {
+    raw.is_some_and(|b| b.allowed)
 }
 
 /// Whether requests must name a PagerDuty incident, and on which services it must be.

@@ -210,6 +210,7 @@ pub struct Runbook {
     pub(super) max_items: u32,
     pub(super) approval: ApprovalPolicy,
     pub(super) incident: super::IncidentGate,
+    pub(super) break_glass: bool,
 }
 
 impl Runbook {
@@ -264,6 +265,10 @@ impl Runbook {
     /// Whether requests must name an open PagerDuty incident, and on which services.
     pub fn incident(&self) -> &super::IncidentGate {
         &self.incident
+    }
+    /// Whether someone on call for the runbook may run it at once with `--break-glass`.
+    pub fn allows_break_glass(&self) -> bool {
+        self.break_glass
     }
 }
 

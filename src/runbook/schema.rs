@@ -38,6 +38,9 @@ pub(super) struct RawRunbook {
     /// `incident:` (see `gates.rs`).
     #[serde(default)]
     pub incident: Option<super::gates::RawIncidentGate>,
+    /// `break_glass:` (see `gates.rs`).
+    #[serde(default)]
+    pub break_glass: Option<super::gates::RawBreakGlass>,
 }
 
 /// `table:` or `index:` — a name and its key attributes.

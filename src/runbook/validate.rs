@@ -184,6 +184,7 @@ impl Checker {
                 max_items,
                 approval,
                 incident,
+                break_glass: super::gates::check_break_glass(raw.break_glass.as_ref()),
             }),
             _ => Err(self.errors),
         }

@@ -13,6 +13,7 @@
 //!
 //! Needs Redis 6.2 or later (`ZADD … LT`, `ZRANGE … BYSCORE`).
 
+mod break_glass;
 mod dedup;
 mod error;
 mod keys;
@@ -28,6 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisResult};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use break_glass::BreakGlassAdmission;
 pub use error::StoreError;
 pub use keys::MAX_ENVELOPE_ID_LEN;
 pub use rate_limit::{Admission, RateLimit};

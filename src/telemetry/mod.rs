@@ -9,7 +9,7 @@
 //! | `jitgate_external_calls_total` | counter | `service`, `op`, `result` (`ok`/`error`) | calls to `slack`, `pagerduty`, `sts`, `dynamodb` (approved queries), `audit` (the audit table), `redis` |
 //! | `jitgate_external_call_duration_seconds` | histogram | `service`, `op` | how long those calls took |
 //! | `jitgate_slack_socket_reconnects_total` | counter | | socket-mode connections re-opened |
-//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts: `unacceptable_credentials`, `stuck_run`, `foreign_envelope` |
+//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts: `unacceptable_credentials`, `stuck_run`, `foreign_envelope`, `break_glass_unreviewed`, `not_what_was_shown` |
 //!
 //! Each [`Metrics`] owns its own recorder and records into it through `metrics::with_local_recorder`, so nothing
 //! depends on the process-wide recorder: a process makes one `Metrics` and clones it to every component, and tests
@@ -120,7 +120,7 @@ impl Metrics {
     }
 
     /// A fail-safe alert was raised; `kind` is one of a fixed set (`unacceptable_credentials`, `stuck_run`,
-    /// `foreign_envelope`).
+    /// `foreign_envelope`, `break_glass_unreviewed`, `not_what_was_shown`).
     pub fn security_alert(&self, kind: &'static str) {
         self.record(|| counter!(SECURITY_ALERTS_TOTAL, "kind" => kind).increment(1));
     }

@@ -109,7 +109,7 @@ impl Harness {
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
-             [slack]\napproval_channel = \"{ONCALL}\"\n[oncall]\nincident_notes_from = \"{}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
+             [slack]\napproval_channel = \"{ONCALL}\"\n[oncall]\nincident_notes_from = \"{}\"\n[break_glass]\nmention = \"<!here>\"\ndaily_limit = 1\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
             options.shutdown_drain,

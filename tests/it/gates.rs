@@ -1,11 +1,13 @@
 //! The runbook gates end to end, through the real socket listener against the Slack and PagerDuty emulators,
 //! Redis and the local DynamoDB/STS: incident-gated runbooks (`incident:`, `--incident`, notes on the incident's
-//! timeline) and staged escalation (`approval.escalate_after`, driven by the injected clock and the sweeper).
+//! timeline), staged escalation (`approval.escalate_after`, driven by the injected clock and the sweeper) and
+//! break-glass (`break_glass:`, `--break-glass`, Reviewed, the unreviewed alert; the harness configures
+//! `break_glass.mention = "<!here>"` and a daily limit of 1).
 //!
 //! Run with `--nocapture` to see each Slack text the stories read, prefixed `transcript:`.
 
 use jitgate::audit::AuditEvent;
-use jitgate::messages::APPROVE_ACTION;
+use jitgate::messages::{APPROVE_ACTION, REVIEW_ACTION};
 use jitgate_emulators::pagerduty::OnCall;
 use jitgate_emulators::world::{BILLING_INCIDENT, NOTES_FROM, OPEN_INCIDENT, RESOLVED_INCIDENT};
 use jitgate_testkit as support;
@@ -66,13 +68,44 @@ approval:
   max_escalation_level: 2
 "#;
 
+/// One order by id; whoever is on call for it may break glass.
+const BREAK_GLASS_RUNBOOK: &str = r#"
+id: order-by-id-break-glass
+description: One order by its id; on-call may break glass (email masked)
+table:
+  name: Orders
+  partition_key: order_id
+operation: get_item
+role_arn: arn:aws:iam::123456789012:role/jitgate-orders-read
+parameters:
+  - name: order_id
+    type: string
+    pattern: "O[0-9]{6,12}"
+    description: Order id, e.g. O000010001
+key:
+  partition: { param: order_id }
+projection: [order_id, status, total, email]
+mask: [email]
+max_items: 1
+break_glass:
+  allowed: true
+approval:
+  approvers:
+    pagerduty_schedules: [PORDERS1]
+  ttl: 30m
+"#;
+
 fn transcript(who: &str, text: &str) {
     println!("transcript: [{who}] {text}");
 }
 
 async fn with_gated_runbooks() -> Harness {
     let options = Options {
-        extra_runbooks: vec![INCIDENT_RUNBOOK.to_owned(), ESCALATING_RUNBOOK.to_owned()],
+        extra_runbooks: vec![
+            INCIDENT_RUNBOOK.to_owned(),
+            ESCALATING_RUNBOOK.to_owned(),
+            BREAK_GLASS_RUNBOOK.to_owned(),
+        ],
         ..Options::default()
     };
     Harness::start_with(options).await
@@ -247,5 +280,133 @@ async fn nobody_deciding_widens_the_approvers_to_the_next_level_up_to_the_maximu
     });
     assert_eq!(escalated, Some((2, 2)));
     assert_eq!(h.audit_kinds(&card.id).await, ["requested", "refused", "escalated", "approved", "executed"]);
+    h.shutdown().await;
+}
+
+/// `user` types a break-glass query; returns its card once posted and the requester's confirmation read.
+async fn break_glass(h: &Harness, user: &str, text: &str) -> Card {
+    let envelope = h.slash(user, &format!("query {text} --break-glass")).await;
+    assert!(ack_is_bare(&envelope.ack().await.unwrap()));
+    let message = h.slack.next_message_in(ONCALL).await;
+    let confirmation = h.ephemeral_for(user).await;
+    transcript("ephemeral", &confirmation);
+    assert!(confirmation.contains("runs now by break-glass, without an approver"), "{confirmation}");
+    let id = message
+        .buttons()
+        .iter()
+        .find_map(|b| b.value.as_deref().and_then(jitgate::messages::button_value).map(|(id, _)| id))
+        .unwrap_or_else(|| panic!("the card has no request id: {}", message.all_text()));
+    Card { ts: message.ts.clone(), id, message }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_call_breaks_glass_loudly_and_another_on_call_person_reviews_it() {
+    let h = with_gated_runbooks().await;
+    let card = break_glass(
+        &h,
+        BOB,
+        &format!("order-by-id-break-glass order_id=O000010001 --reason \"checkout down\" --incident {OPEN_INCIDENT}"),
+    )
+    .await;
+    let text = card.message.all_text();
+    transcript("card", &text);
+    assert!(text.contains("🚨 *BREAK-GLASS* <!here> <@U0BOB> ran this at once, without an approver"), "{text}");
+    assert!(text.contains("Awaiting review"), "{text}");
+    let done = h.card_update_containing(&card, "ran:").await;
+    transcript("card update", &done.all_text());
+    assert!(done.all_text().contains("Run by break-glass by <@U0BOB>, without an approver"), "{}", done.all_text());
+    assert!(done.all_text().contains("Awaiting review"), "still awaiting review after the run: {}", done.all_text());
+    let results = h.thread_reply(&card).await;
+    transcript("thread", &results.all_text());
+    h.dm_for(BOB).await;
+
+    // The requester cannot review their own run, nor can someone not on call.
+    h.click(BOB, &card, REVIEW_ACTION).await;
+    let own = h.ephemeral_for(BOB).await;
+    transcript("ephemeral", &own);
+    assert!(own.contains("someone else on call has to review it"), "{own}");
+    h.click(MALLORY, &card, REVIEW_ACTION).await;
+    let not_on_call = h.ephemeral_for(MALLORY).await;
+    transcript("ephemeral", &not_on_call);
+    assert!(not_on_call.contains("not on call for this runbook"), "{not_on_call}");
+
+    h.click(CAROL, &card, REVIEW_ACTION).await;
+    let reviewed = h.card_update_containing(&card, "Reviewed").await;
+    transcript("card update", &reviewed.all_text());
+    assert!(reviewed.all_text().contains("*Reviewed* by <@U0CAROL>"), "{}", reviewed.all_text());
+    assert!(!reviewed.all_text().contains("Awaiting review"), "{}", reviewed.all_text());
+    let thread = h.thread_reply(&card).await.all_text();
+    transcript("thread", &thread);
+    assert!(thread.contains("<@U0CAROL> reviewed the break-glass run"), "{thread}");
+    assert_eq!(
+        h.audit_kinds(&card.id).await,
+        ["requested", "break_glass", "executed", "refused", "refused", "break_glass_reviewed"]
+    );
+    let notes = notes_at_least(&h, 2).await;
+    for note in &notes {
+        transcript("pagerduty note", &note.content);
+    }
+    assert!(notes[0].content.contains("run by break-glass by Slack user U0BOB"), "{}", notes[0].content);
+    assert!(notes[1].content.contains("ran: 1 item returned"), "{}", notes[1].content);
+
+    // The daily limit (1 in this world) is spent: the next break-glass today is refused, and nothing is posted.
+    let envelope =
+        h.slash(BOB, "query order-by-id-break-glass order_id=O000010001 --reason \"again\" --break-glass").await;
+    envelope.ack().await.unwrap();
+    let over = h.ephemeral_for(BOB).await;
+    transcript("ephemeral", &over);
+    assert!(over.contains("You have used break-glass 1 time today, the most allowed"), "{over}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_by_someone_not_on_call_without_a_reason_or_on_another_runbook_is_refused() {
+    let h = with_gated_runbooks().await;
+    let cases = [
+        (MALLORY, "order-by-id-break-glass order_id=O000010001 --reason \"x\"", "only for whoever is on call"),
+        (BOB, "order-by-id-break-glass order_id=O000010001", "Break-glass needs a reason"),
+        (BOB, "order-by-id order_id=O000010001 --reason \"x\"", "`order-by-id` does not allow break-glass"),
+    ];
+    for (user, text, expected) in cases {
+        let envelope = h.slash(user, &format!("query {text} --break-glass")).await;
+        envelope.ack().await.unwrap();
+        let answer = h.ephemeral_for(user).await;
+        transcript("ephemeral", &answer);
+        assert!(answer.contains(expected) && answer.contains("Nothing was run."), "{answer}");
+    }
+    let mut codes = Vec::new();
+    h.audit_entries_at_least(3).await;
+    h.audit()
+        .for_each_entry(|entry| {
+            if let AuditEvent::Refused { reason, .. } = entry.event {
+                codes.push(reason);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(codes, ["break_glass_not_on_call", "break_glass_reason_required", "break_glass_not_allowed"]);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreviewed_break_glass_run_raises_one_alert_when_its_review_is_due() {
+    let h = with_gated_runbooks().await;
+    let card = break_glass(&h, BOB, "order-by-id-break-glass order_id=O000010001 --reason \"checkout down\"").await;
+    h.card_update_containing(&card, "ran:").await;
+    h.thread_reply(&card).await;
+    h.dm_for(BOB).await;
+
+    h.clock.advance(time::Duration::minutes(29));
+    h.sweep().await;
+    assert!(!h.audit_kinds(&card.id).await.contains(&"break_glass_unreviewed"), "not due yet");
+    h.clock.advance(time::Duration::minutes(1));
+    h.sweep().await;
+    let alert = h.slack.next_message_in(ONCALL).await.all_text();
+    transcript("alert", &alert);
+    assert!(alert.contains("🚨 <!here> Break-glass run") && alert.contains("has not been reviewed in time"), "{alert}");
+    h.wait_for_metric(r#"jitgate_security_alerts_total{kind="break_glass_unreviewed"} 1"#).await;
+    h.sweep().await;
+    let kinds = h.audit_kinds(&card.id).await;
+    assert_eq!(kinds.iter().filter(|k| **k == "break_glass_unreviewed").count(), 1, "alerted once: {kinds:?}");
     h.shutdown().await;
 }
