@@ -868,6 +868,25 @@ mod tests {
     }
 
     #[test]
+    fn break_glass_and_incident_note_settings_are_checked() {
+        let base = "[aws]\nregion = \"us-east-1\"\n";
+        let config = parse(base).unwrap();
+        assert_eq!((config.break_glass.daily_limit, config.break_glass.mention), (2, None));
+        assert_eq!(config.break_glass.review_within, Duration::from_secs(1800));
+        for mention in ["<!here>", "<!channel>", "<!subteam^S0123ABCD>", "<@U0123ABCD>"] {
+            parse(&format!("{base}[break_glass]\nmention = \"{mention}\"\n")).unwrap();
+        }
+        let err = first_error(&format!("{base}[break_glass]\nmention = \"@here\"\n"));
+        assert!(err.contains("break_glass.mention"), "{err}");
+        let err = first_error(&format!("{base}[break_glass]\ndaily_limit = 0\n"));
+        assert!(err.contains("break_glass.daily_limit"), "{err}");
+        let err = first_error(&format!("{base}[break_glass]\nreview_within = \"10s\"\n"));
+        assert!(err.contains("break_glass.review_within"), "{err}");
+        let err = first_error(&format!("{base}[oncall]\nincident_notes_from = \"jitgate\"\n"));
+        assert!(err.contains("oncall.incident_notes_from"), "{err}");
+    }
+
+    #[test]
     fn the_shipped_example_is_valid() {
         let text = include_str!("../jitgate.example.toml");
         let config = parse(text).unwrap();
