@@ -2,7 +2,8 @@
 //! yields a command or a [`CommandError`] whose text tells the user what was wrong and the right usage.
 //!
 //! ```text
-//! /jit query <runbook> [name=value …] [--reason "…"] [--unmask attr[,attr]]   values may be quoted: name="a b"
+//! /jit query <runbook> [name=value …] [--reason "…"]    values may be quoted: name="two words"
+//!            [--unmask attr[,attr]] [--incident <PagerDuty incident id or number>] [--break-glass]
 //! /jit query [<runbook>]                                  missing parameters → the caller opens a form
 //! /jit runbooks | /jit status [<id>] | /jit cancel <id> | /jit help
 //! ```
@@ -24,6 +25,10 @@ pub enum Command {
         reason: Option<String>,
         /// Masked attributes asked for in clear (`--unmask email[,phone]`, repeatable), in the order given.
         unmask: Vec<String>,
+        /// The PagerDuty incident id or number given with `--incident` (letters and digits only).
+        incident: Option<String>,
+        /// `--break-glass`: run at once without an approver (someone on call, runbooks that allow it).
+        break_glass: bool,
     },
     /// List the runbooks this user may request.
     Runbooks,
@@ -50,6 +55,9 @@ pub enum CommandError {
     ReasonGivenTwice,
     UnmaskWithoutAttribute,
     UnknownFlag { flag: String },
+    IncidentWithoutId,
+    IncidentGivenTwice,
+    BadIncident { given: String },
     NotAnAssignment { token: String },
     EmptyParameterName { token: String },
     DuplicateParameter { name: String },
@@ -68,6 +76,9 @@ impl CommandError {
             | CommandError::ReasonGivenTwice
             | CommandError::UnmaskWithoutAttribute
             | CommandError::UnknownFlag { .. }
+            | CommandError::IncidentWithoutId
+            | CommandError::IncidentGivenTwice
+            | CommandError::BadIncident { .. }
             | CommandError::NotAnAssignment { .. }
             | CommandError::EmptyParameterName { .. }
             | CommandError::DuplicateParameter { .. } => QUERY_USAGE,
@@ -96,9 +107,19 @@ impl fmt::Display for CommandError {
             CommandError::UnmaskWithoutAttribute => f.write_str(
                 "`--unmask` needs the masked attribute(s) to show in clear, e.g. --unmask email (one more approver is needed).",
             ),
-            CommandError::UnknownFlag { flag } => {
-                write!(f, "`{flag}` is not an option; the options are --reason and --unmask.")
+            CommandError::UnknownFlag { flag } => write!(
+                f,
+                "`{flag}` is not an option; the options are --reason, --unmask, --incident and --break-glass."
+            ),
+            CommandError::IncidentWithoutId => {
+                f.write_str("`--incident` needs a PagerDuty incident id or number, e.g. --incident 1234.")
             }
+            CommandError::IncidentGivenTwice => f.write_str("`--incident` is given twice; name one incident."),
+            CommandError::BadIncident { given } => write!(
+                f,
+                "`{given}` is not a PagerDuty incident id or number: use the number (e.g. 1234) or the id from the \
+                 incident's URL (e.g. PT4KHLK)."
+            ),
             CommandError::NotAnAssignment { token } => {
                 write!(f, "`{token}` is not a parameter: write parameters as name=value.")
             }
@@ -169,6 +190,8 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
     let mut args = BTreeMap::new();
     let mut reason: Option<String> = None;
     let mut unmask: Vec<String> = Vec::new();
+    let mut incident: Option<String> = None;
+    let mut break_glass = false;
     let mut i = 0;
     while i < tokens.len() {
         let token = tokens[i];
@@ -196,6 +219,25 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
                     return Err(CommandError::UnmaskWithoutAttribute);
                 }
                 unmask.extend(names);
+                continue;
+            }
+            if flag == "--break-glass" && inline.is_none() {
+                break_glass = true;
+                continue;
+            }
+            if flag == "--incident" {
+                let value = match inline {
+                    Some(value) => Some(value),
+                    None if tokens.get(i).is_some_and(|t| t.quoted || !t.text.starts_with("--")) => {
+                        i += 1;
+                        Some(tokens[i - 1].text.clone())
+                    }
+                    None => None,
+                };
+                let parsed = incident_id(value.as_deref())?;
+                if incident.replace(parsed).is_some() {
+                    return Err(CommandError::IncidentGivenTwice);
+                }
                 continue;
             }
             if flag != "--reason" {
@@ -244,7 +286,24 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
             return Err(CommandError::DuplicateParameter { name: name.to_owned() });
         }
     }
-    Ok(Command::Query { runbook, args, reason, unmask })
+    Ok(Command::Query { runbook, args, reason, unmask, incident, break_glass })
+}
+
+/// Longest incident id accepted (PagerDuty ids are 7 to 14 characters; numbers are shorter).
+const MAX_INCIDENT_ID: usize = 32;
+
+/// The value of `--incident`: an incident number (`1234`, `#1234`) or id (`PT4KHLK`). Only letters and digits, as
+/// it goes into a PagerDuty API path.
+fn incident_id(value: Option<&str>) -> Result<String, CommandError> {
+    let value = value.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Err(CommandError::IncidentWithoutId);
+    }
+    let id = value.strip_prefix('#').unwrap_or(value);
+    if id.is_empty() || id.len() > MAX_INCIDENT_ID || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(CommandError::BadIncident { given: value.to_owned() });
+    }
+    Ok(id.to_owned())
 }
 
 /// One word of the command line. `quoted` is true when the whole token was a quoted string.
@@ -331,6 +390,8 @@ mod tests {
             args: args.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             reason: reason.map(str::to_owned),
             unmask: Vec::new(),
+            incident: None,
+            break_glass: false,
         }
     }
 
@@ -346,6 +407,25 @@ mod tests {
         assert_eq!(parse("query order-by-id --unmask"), Err(CommandError::UnmaskWithoutAttribute));
         assert_eq!(parse("query order-by-id --unmask --reason x"), Err(CommandError::UnmaskWithoutAttribute));
         assert_eq!(parse("query order-by-id --unmask order_id=O1"), Err(CommandError::UnmaskWithoutAttribute));
+    }
+
+    #[test]
+    fn an_incident_is_one_id_or_number() {
+        let Ok(Command::Query { incident, reason, .. }) = parse("query r id=1 --incident 1234 --reason x") else {
+            panic!()
+        };
+        assert_eq!((incident.as_deref(), reason.as_deref()), (Some("1234"), Some("x")));
+        let Ok(Command::Query { incident, .. }) = parse("query r --incident=#PT4KHLK") else { panic!() };
+        assert_eq!(incident.as_deref(), Some("PT4KHLK"));
+        assert_eq!(parse("query r --incident"), Err(CommandError::IncidentWithoutId));
+        let Ok(Command::Query { break_glass, reason, .. }) = parse("query r --break-glass --reason \"db down\"") else {
+            panic!()
+        };
+        assert!(break_glass && reason.as_deref() == Some("db down"));
+        assert_eq!(parse("query r --incident --reason x"), Err(CommandError::IncidentWithoutId));
+        assert_eq!(parse("query r --incident 1 --incident 2"), Err(CommandError::IncidentGivenTwice));
+        assert_eq!(parse("query r --incident ../users"), Err(CommandError::BadIncident { given: "../users".into() }));
+        assert_eq!(parse("query r --incident \"12 34\""), Err(CommandError::BadIncident { given: "12 34".into() }));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
 mod failure;
+mod gates;
 mod write;
 
 use serde_json::{Value as Json, json};
@@ -16,6 +17,11 @@ use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, Req
 use crate::runbook::{Operation, RenderedQuery};
 
 pub use failure::failure_reason;
+pub use gates::{
+    REVIEW_ACTION, break_glass_blocks, break_glass_refused, break_glass_reviewed, break_glass_started,
+    break_glass_unreviewed_alert, escalated, escalation_line, incident_line, incident_link, incident_note_approved,
+    incident_note_break_glass, incident_note_finished, incident_refused,
+};
 pub use write::unmask_refused;
 // The message type is the Slack client's; re-exported because every function here returns one.
 pub use crate::slack::SlackMessage;
@@ -101,6 +107,8 @@ pub struct CardContext {
     pub unmapped: Vec<String>,
     /// Link to the request's audit page, once there is one.
     pub audit_link: Option<String>,
+    /// Mention put on break-glass cards (`break_glass.mention`), e.g. `<!here>`.
+    pub break_glass_mention: Option<String>,
 }
 
 /// One on-call person who cannot approve, for the card: who, and why not.
@@ -139,6 +147,13 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
         blocks.push(context(format!("⚠️ *The credentials could read more:* {}", escape(&reach))));
     }
     blocks.extend(write::card_banners(request).into_iter().map(section));
+    if let Some(incident) = &request.incident {
+        blocks.push(section(incident_line(incident)));
+    }
+    blocks.extend(break_glass_blocks(request, ctx.break_glass_mention.as_deref()));
+    if let (RequestState::Pending, Some(line)) = (request.state(), escalation_line(request)) {
+        blocks.push(section(line));
+    }
     match request.state() {
         RequestState::Pending => {
             let who = if ctx.approvers_now.is_empty() {
@@ -221,6 +236,14 @@ fn approvals_needed(request: &AccessRequest) -> String {
     }
 }
 
+/// Who cleared the request to run: its approvers, or its requester's break-glass.
+fn approved_by(request: &AccessRequest) -> String {
+    match &request.break_glass {
+        Some(_) => format!("🚨 Run by break-glass by {}, without an approver", mention(&request.requester)),
+        None => format!("✅ Approved by {}", mentions(&approvers_of(request))),
+    }
+}
+
 fn approvers_of(request: &AccessRequest) -> Vec<SlackUserId> {
     request.approvals.iter().map(|a| a.approver.clone()).collect()
 }
@@ -242,15 +265,14 @@ fn state_word(request: &AccessRequest) -> &'static str {
 pub fn status_line(request: &AccessRequest) -> String {
     match &request.status {
         Status::Pending => format!("⏳ Waiting for approval · {}", approvals_needed(request)),
-        Status::Approved { .. } => format!("✅ Approved by {} · starting", mentions(&approvers_of(request))),
-        Status::Running { .. } => format!("✅ Approved by {} · ⚙️ running", mentions(&approvers_of(request))),
-        Status::Succeeded { summary, .. } if summary.write.is_some() => format!(
-            "✅ Approved by {} · ✏️ wrote 1 item · before and after in the thread",
-            mentions(&approvers_of(request)),
-        ),
+        Status::Approved { .. } => format!("{} · starting", approved_by(request)),
+        Status::Running { .. } => format!("{} · ⚙️ running", approved_by(request)),
+        Status::Succeeded { summary, .. } if summary.write.is_some() => {
+            format!("{} · ✏️ wrote 1 item · before and after in the thread", approved_by(request))
+        }
         Status::Succeeded { summary, .. } => format!(
-            "✅ Approved by {} · ran: {} row{}{} · results in the thread",
-            mentions(&approvers_of(request)),
+            "{} · ran: {} row{}{} · results in the thread",
+            approved_by(request),
             summary.row_count,
             if summary.row_count == 1 { "" } else { "s" },
             if summary.truncated { " (capped)" } else { "" },

@@ -26,6 +26,7 @@ impl Bot {
             // A card from before approvals carried their fingerprint shows nothing to bind to: never counted.
             messages::APPROVE_ACTION => self.approve(&click, &id, shown.unwrap_or_default()).await,
             messages::DENY_ACTION => self.offer_deny(&click, &id).await,
+            messages::REVIEW_ACTION => self.review(&click, &id).await,
             other => {
                 warn!(action_id = other, "click on an unknown action; ignored");
                 Ok(())
@@ -86,11 +87,14 @@ impl Bot {
             ApproveResult::Approved { request, query } => {
                 // "Approved by …, starting" while the query runs.
                 self.announce(&request, Happened::Changed).await;
+                let approved_note = self.note_approved(&request);
                 match self.engine.execute(*request, *query).await? {
                     ExecuteResult::Executed { request, result, .. } => {
+                        self.note_finished(&request, approved_note);
                         self.announce(&request, Happened::Ran(&result)).await
                     }
                     ExecuteResult::Failed { request, reason, alarm } => {
+                        self.note_finished(&request, approved_note);
                         if alarm {
                             let alert = messages::security_alert(&request, &reason);
                             self.raise_alert(&request, reason.code(), alert).await;

@@ -31,9 +31,13 @@ impl Bot {
                 let view = messages::runbook_picker_view(self.engine.runbooks(), &c.channel);
                 self.slack.open_view(&c.trigger_id, view).await?;
             }
-            Ok(Command::Query { runbook: Some(runbook), args, reason, unmask }) => {
+            Ok(Command::Query { runbook: Some(runbook), args, reason, unmask, incident, break_glass }) => {
                 let known = RunbookId::parse(&runbook).and_then(|id| self.engine.runbooks().get(&id));
                 match known {
+                    // Break-glass never opens a form: it is typed in full, reason included.
+                    _ if break_glass => {
+                        self.break_glass(&c.user, &c.channel, &runbook, &args, reason, &unmask, incident).await?;
+                    }
                     // Something missing: the form asks for it, keeping what was typed.
                     Some(rb)
                         if rb.parameters().iter().any(|p| p.is_required() && !args.contains_key(p.name()))
@@ -42,7 +46,7 @@ impl Bot {
                         let view = messages::query_view(rb, &args, reason.as_deref(), &c.channel);
                         self.slack.open_view(&c.trigger_id, view).await?;
                     }
-                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason, &unmask).await?,
+                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason, &unmask, incident).await?,
                 }
             }
             Ok(Command::Runbooks) => {
@@ -76,6 +80,7 @@ impl Bot {
     }
 
     /// A complete request: create it, post its card, confirm to the requester.
+    #[allow(clippy::too_many_arguments)] // The command's parts, each passed on once.
     async fn submit(
         &self,
         user: &SlackUserId,
@@ -84,22 +89,13 @@ impl Bot {
         args: &BTreeMap<String, String>,
         reason: Option<String>,
         unmask: &[String],
+        incident: Option<String>,
     ) -> anyhow::Result<()> {
-        let answer = match self.engine.submit_with(user, runbook, args, reason, unmask).await? {
-            SubmitOutcome::Created(request) => Ok(*request),
-            SubmitOutcome::UnknownRunbook { typed, suggestion } => {
-                Err(messages::unknown_runbook(&typed, suggestion.as_ref()))
-            }
-            SubmitOutcome::BadParameters { runbook, errors } => Err(messages::bad_parameters(&runbook, &errors)),
-            SubmitOutcome::Unrunnable { runbook, reason } => Err(messages::unrunnable(&runbook, &reason)),
-            SubmitOutcome::UnmaskRefused { runbook, error } => Err(messages::unmask_refused(&runbook, &error)),
-            SubmitOutcome::Refused(refusal) => Err(messages::refused(&refusal, None)),
-            SubmitOutcome::RateLimited { retry_after } => Err(messages::rate_limited(retry_after)),
-        };
-        let request = match answer {
-            Ok(request) => request,
-            Err(refusal) => {
-                self.ephemeral(channel, user, refusal).await;
+        let incident = self.look_up_incident(incident).await;
+        let request = match self.engine.submit_with(user, runbook, args, reason, unmask, incident).await? {
+            SubmitOutcome::Created(request) => *request,
+            refused => {
+                self.ephemeral(channel, user, Self::submit_refusal(refused)).await;
                 return Ok(());
             }
         };
@@ -185,7 +181,9 @@ impl Bot {
                 };
                 let mut args = view.values.clone();
                 let reason = args.remove(messages::REASON_BLOCK);
-                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason, &[]).await
+                // The form has no incident or unmask field: a runbook that requires an incident is refused with the
+                // way to name it.
+                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason, &[], None).await
             }
             messages::DENY_VIEW => self.on_deny_form(view).await,
             _ => Ok(()),

@@ -22,7 +22,8 @@ impl Engine {
         oncall: &RosterProvider,
     ) -> anyhow::Result<MayDecide> {
         let Some(request) = self.load(id).await? else { return Ok(MayDecide::NotFound) };
-        let report = match oncall.roster_for(&request.policy).await {
+        // A request whose approvers were widened (staged escalation) accepts on-calls up to its current level.
+        let report = match oncall.roster_at(&request.policy, request::escalation_level(&request)).await {
             Ok(report) => report,
             Err(error) => {
                 warn!(request_id = %id, error = %error, "on-call roster unavailable; refusing the decision");

@@ -224,6 +224,30 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                     row("What jitgate did", "refused it and alerted"),
                 ],
             )),
+            AuditEvent::Escalated { level, max_level, .. } => Some((
+                "Escalated",
+                vec![row(
+                    "What happened",
+                    &format!(
+                        "nobody decided in time; on-call people up to escalation level {level} (of at most {max_level}) may approve"
+                    ),
+                )],
+            )),
+            AuditEvent::BreakGlass { by, evidence, used_today, daily_limit, .. } => Some((
+                "Break-glass: run without an approver",
+                vec![
+                    row("Run by", &code(by.as_str())),
+                    row("On-call evidence", &evidence_html(evidence)),
+                    row("Use today", &format!("{used_today} of {daily_limit}")),
+                ],
+            )),
+            AuditEvent::BreakGlassReviewed { by, .. } => {
+                Some(("Break-glass reviewed", vec![row("Reviewed by", &code(by.as_str()))]))
+            }
+            AuditEvent::BreakGlassUnreviewed { .. } => Some((
+                "Break-glass not reviewed in time",
+                vec![row("What jitgate did", "alerted the approval channel and the operators")],
+            )),
             AuditEvent::Refused { by, attempted, reason, .. } => Some((
                 "Refused attempt",
                 vec![

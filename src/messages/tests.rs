@@ -51,6 +51,7 @@ fn request(reason: &str) -> AccessRequest {
         required_approvals: 1,
         require_reason: true,
         ttl: std::time::Duration::from_secs(1800),
+        escalation: None,
     };
     let new = NewRequest {
         id: RequestId::parse("JIT-7Q2M4X").unwrap(),
@@ -58,6 +59,7 @@ fn request(reason: &str) -> AccessRequest {
         reason: Some(reason.into()),
         query,
         policy,
+        incident: None,
     };
     AccessRequest::create(new, NOW).unwrap()
 }
@@ -68,6 +70,7 @@ fn ctx() -> CardContext {
         approvers_now: vec![user("UBOB"), user("UCAROL")],
         unmapped: vec![],
         audit_link: None,
+        break_glass_mention: None,
     }
 }
 
@@ -289,6 +292,7 @@ fn write_request(unmask: &[String]) -> AccessRequest {
         reason: Some("INC-812".into()),
         query,
         policy: runbook.approval().clone(),
+        incident: None,
     };
     AccessRequest::create(new, NOW).unwrap()
 }

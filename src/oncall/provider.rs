@@ -146,8 +146,21 @@ impl RosterProvider {
         Ok(RosterProvider { pagerduty, directory, cache, clock, settings })
     }
 
+    /// The PagerDuty client, when one is configured (incident checks and notes use the same account).
+    pub fn pagerduty(&self) -> Option<&PagerDutyClient> {
+        self.pagerduty.as_ref()
+    }
+
     /// Who may approve under `policy` now.
     pub async fn roster_for(&self, policy: &ApprovalPolicy) -> Result<RosterReport, RosterError> {
+        self.roster_at(policy, 1).await
+    }
+
+    /// Who may approve under `policy` now when its approvers were widened to escalation level `level` (staged
+    /// escalation): on-calls of its escalation policies at levels up to `level` count, or up to the configured
+    /// `max_escalation_level` when that is deeper. Schedules and named approvers are not affected.
+    pub async fn roster_at(&self, policy: &ApprovalPolicy, level: u32) -> Result<RosterReport, RosterError> {
+        let max_level = level.max(self.settings.max_escalation_level);
         let sources = &policy.approvers;
         let now = self.clock.now();
         let (static_schedules, pagerduty_schedules): (BTreeSet<String>, BTreeSet<String>) =
@@ -157,7 +170,8 @@ impl RosterProvider {
         let (mut roster, unmapped, origin) = if pagerduty_schedules.is_empty() && escalation_policies.is_empty() {
             (Roster::new(now), Vec::new(), RosterOrigin::Config)
         } else {
-            let (snapshot, origin) = self.pagerduty_part(&pagerduty_schedules, escalation_policies, now).await?;
+            let (snapshot, origin) =
+                self.pagerduty_part(&pagerduty_schedules, escalation_policies, max_level, now).await?;
             (snapshot.roster, snapshot.unmapped, origin)
         };
         for schedule in &static_schedules {
@@ -177,6 +191,7 @@ impl RosterProvider {
         &self,
         schedules: &BTreeSet<String>,
         escalation_policies: &BTreeSet<String>,
+        max_level: u32,
         now: OffsetDateTime,
     ) -> Result<(Snapshot, RosterOrigin), RosterError> {
         let Some(client) = &self.pagerduty else {
@@ -190,7 +205,7 @@ impl RosterProvider {
                 ),
             });
         };
-        let key = self.cache.key(&sources_hash(schedules, escalation_policies, self.settings.max_escalation_level));
+        let key = self.cache.key(&sources_hash(schedules, escalation_policies, max_level));
         let cached = match self.cache.get(&key).await {
             Ok(cached) => cached,
             Err(e) => {
@@ -203,7 +218,7 @@ impl RosterProvider {
         if let Some(snapshot) = cached.as_ref().filter(|s| within(age_of(s), self.settings.cache_ttl, false)) {
             return Ok((snapshot.clone(), RosterOrigin::Cache));
         }
-        match self.fetch(client, schedules, escalation_policies, now).await {
+        match self.fetch(client, schedules, escalation_policies, max_level, now).await {
             Ok(snapshot) => {
                 if let Err(e) = self.cache.put(&key, &snapshot, self.settings.max_staleness).await {
                     tracing::warn!("could not cache the on-call roster: {e:#}");
@@ -229,6 +244,7 @@ impl RosterProvider {
         client: &PagerDutyClient,
         schedules: &BTreeSet<String>,
         escalation_policies: &BTreeSet<String>,
+        max_level: u32,
         now: OffsetDateTime,
     ) -> Result<Snapshot, FetchFailure> {
         let shifts = client.oncalls(schedules, escalation_policies, now).await?;
@@ -241,9 +257,7 @@ impl RosterProvider {
                 sources.push(RosterSource::Schedule(schedule.id.clone()));
             }
             // Deeper levels are people who get paged only when the first responders do not answer.
-            if escalation_policies.contains(&shift.escalation_policy.id)
-                && shift.escalation_level <= self.settings.max_escalation_level
-            {
+            if escalation_policies.contains(&shift.escalation_policy.id) && shift.escalation_level <= max_level {
                 sources.push(RosterSource::EscalationPolicy(shift.escalation_policy.id.clone()));
             }
             for source in sources {

@@ -17,7 +17,9 @@
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 
 mod approve;
+mod break_glass;
 mod failure;
+mod gates;
 pub mod result;
 mod roster;
 
@@ -28,7 +30,9 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use break_glass::{BreakGlassRefusal, BreakGlassUse, Review, break_glass, may_break_glass, review, review_overdue};
 pub use failure::{AwsProblem, FailureReason};
+pub use gates::{Escalated, IncidentLookup, IncidentRef, IncidentRefusal, escalate, escalation_level, judge_incident};
 pub use result::{ExecutionResult, Row, Value, WriteDiff};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
@@ -195,6 +199,16 @@ pub struct AccessRequest {
     /// checked when it is read back. Transitions carry the old one along; the engine replaces it on every write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+    /// The PagerDuty incident the request was made under (`--incident`), checked open when it was made. Left out
+    /// of records without one, so records written before incidents existed keep their seals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentRef>,
+    /// The escalation level the approvers were widened to (see [`escalate`]); `None` until widened (level 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_to: Option<u32>,
+    /// Set when the requester ran it by break-glass, without an approver (see [`break_glass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlassUse>,
 }
 
 /// A posted Slack message: channel id and message timestamp.
@@ -236,6 +250,18 @@ pub struct NewRequest {
     pub reason: Option<String>,
     pub query: RenderedQuery,
     pub policy: ApprovalPolicy,
+    /// The PagerDuty incident named with `--incident`, already checked open.
+    pub incident: Option<IncidentRef>,
+}
+
+/// How many distinct approvers a request for `query` under `policy` needs: the runbook's count, and one more when
+/// it asks to see masked attributes in clear (`--unmask`).
+pub fn approvals_needed(policy: &ApprovalPolicy, query: &RenderedQuery) -> u8 {
+    if query.unmasked_attributes.is_empty() {
+        policy.required_approvals
+    } else {
+        policy.required_approvals.max(1).saturating_add(1)
+    }
 }
 
 impl AccessRequest {
@@ -247,11 +273,9 @@ impl AccessRequest {
         }
         let ttl = time::Duration::try_from(new.policy.ttl).unwrap_or(time::Duration::ZERO);
         let mut policy = new.policy;
-        // Seeing masked data in clear takes one more distinct approver than the runbook's normal count. Applied
-        // here, where every request is made, so no path can create an unmasking request without it.
-        if !new.query.unmasked_attributes.is_empty() {
-            policy.required_approvals = policy.required_approvals.max(1).saturating_add(1);
-        }
+        // Applied here, where every request is made, so no path can create an unmasking request without its
+        // extra approver.
+        policy.required_approvals = approvals_needed(&policy, &new.query);
         Ok(AccessRequest {
             fingerprint: new.query.fingerprint(),
             id: new.id,
@@ -267,6 +291,9 @@ impl AccessRequest {
             card: None,
             reminded: false,
             seal: None,
+            incident: new.incident,
+            escalated_to: None,
+            break_glass: None,
         })
     }
 

@@ -10,6 +10,7 @@
 
 mod approval;
 mod error;
+mod gates;
 mod load;
 mod model;
 mod param;
@@ -24,6 +25,7 @@ mod write;
 
 pub use approval::{ApprovalPolicy, ApproverSources};
 pub use error::RunbookError;
+pub use gates::{Escalation, IncidentGate, MAX_ESCALATION_LEVEL};
 pub use load::RunbookSet;
 pub use model::{CompareOp, Comparison, Condition, KeyCondition, KeySchema, RoleArn, Runbook};
 pub use param::{MAX_VALUE_CHARS, ParamKind, Parameter, Pattern, StringRule};

@@ -214,6 +214,8 @@ pub struct Runbook {
     pub(super) unmaskable: Vec<String>,
     /// `update_item` only: what is written and under which precondition.
     pub(super) update: Option<UpdateSpec>,
+    pub(super) incident: super::IncidentGate,
+    pub(super) break_glass: bool,
 }
 
 impl Runbook {
@@ -271,6 +273,14 @@ impl Runbook {
     /// The write of an `update_item` runbook.
     pub fn update(&self) -> Option<&UpdateSpec> {
         self.update.as_ref()
+    }
+    /// Whether requests must name an open PagerDuty incident, and on which services.
+    pub fn incident(&self) -> &super::IncidentGate {
+        &self.incident
+    }
+    /// Whether someone on call for the runbook may run it at once with `--break-glass`.
+    pub fn allows_break_glass(&self) -> bool {
+        self.break_glass
     }
 }
 

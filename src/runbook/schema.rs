@@ -41,6 +41,12 @@ pub(super) struct RawRunbook {
     /// Masked attributes a requester may ask to see in clear (`--unmask`), with one more approver.
     #[serde(default)]
     pub unmaskable: Vec<String>,
+    /// `incident:` (see `gates.rs`).
+    #[serde(default)]
+    pub incident: Option<super::gates::RawIncidentGate>,
+    /// `break_glass:` (see `gates.rs`).
+    #[serde(default)]
+    pub break_glass: Option<super::gates::RawBreakGlass>,
 }
 
 /// `table:` or `index:` — a name and its key attributes.
@@ -157,6 +163,11 @@ pub(super) struct RawApproval {
     pub require_reason: Option<bool>,
     #[serde(default)]
     pub ttl: Option<String>,
+    /// Staged escalation (see `gates.rs`).
+    #[serde(default)]
+    pub escalate_after: Option<String>,
+    #[serde(default)]
+    pub max_escalation_level: Option<i64>,
 }
 
 /// `approval.approvers:`.

@@ -136,6 +136,13 @@ impl Checker {
         self.errors.push(RunbookError::new(self.file.clone(), field, problem, fix));
     }
 
+    /// Reports the problems a gate check (`gates.rs`) found.
+    fn report(&mut self, problems: Vec<super::gates::Problem>) {
+        for (field, problem, fix) in problems {
+            self.err(field, problem, fix);
+        }
+    }
+
     fn check(mut self, file: &Path, raw: RawRunbook, defaults: &RunbookDefaults) -> Result<Runbook, Vec<RunbookError>> {
         let id = self.check_id(file, &raw.id);
         let description = raw.description.trim().to_owned();
@@ -158,9 +165,27 @@ impl Checker {
         let update = self.check_update(&raw, &table, &parameters);
         let max_items = self.check_max_items(raw.max_items);
         let approval = self.check_approval(raw.operation, &raw.approval, defaults);
+        let incident = match super::gates::check_incident(raw.incident.as_ref(), |id| PAGERDUTY_ID.is_match(id)) {
+            Ok(gate) => Some(gate),
+            Err(problems) => {
+                self.report(problems);
+                None
+            }
+        };
 
-        match (self.errors.is_empty(), id, role, max_items, approval) {
-            (true, Some(id), Some(role), Some(max_items), Some(approval)) => Ok(Runbook {
+        let break_glass = super::gates::check_break_glass(raw.break_glass.as_ref());
+        // Break-glass stands in for one approver, never for more: a runbook whose requests need two or more
+        // approvals (every write, unless it says `required_approvals: 1`) cannot allow it.
+        if let Some(needed) = approval.as_ref().map(|a| a.required_approvals).filter(|n| break_glass && *n > 1) {
+            self.err(
+                "break_glass.allowed",
+                format!("break-glass is allowed but every request needs {needed} approvals"),
+                "break-glass replaces one approver only: drop `break_glass` or set `approval.required_approvals: 1`",
+            );
+        }
+
+        match (self.errors.is_empty(), id, role, max_items, approval, incident) {
+            (true, Some(id), Some(role), Some(max_items), Some(approval), Some(incident)) => Ok(Runbook {
                 id,
                 file: file.to_owned(),
                 description,
@@ -177,6 +202,8 @@ impl Checker {
                 max_items,
                 approval,
                 update,
+                incident,
+                break_glass,
             }),
             _ => Err(self.errors),
         }
@@ -883,12 +910,22 @@ impl Checker {
                 }
             },
         };
+        let escalation = super::gates::check_escalation(
+            raw.escalate_after.as_deref(),
+            raw.max_escalation_level,
+            !a.pagerduty_escalation_policies.is_empty(),
+        )
+        .unwrap_or_else(|problems| {
+            self.report(problems);
+            None
+        });
         match (self.errors.len() == errors_before, required, ttl) {
             (true, Some(required_approvals), Some(ttl)) => Some(ApprovalPolicy {
                 approvers: sources,
                 required_approvals,
                 require_reason: raw.require_reason.unwrap_or(true),
                 ttl,
+                escalation,
             }),
             _ => None,
         }

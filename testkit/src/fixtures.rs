@@ -65,6 +65,7 @@ pub fn policy(required: u8, ttl: Duration) -> ApprovalPolicy {
         required_approvals: required,
         require_reason: true,
         ttl,
+        escalation: None,
     }
 }
 
@@ -77,6 +78,7 @@ pub fn pending_request(now: OffsetDateTime, required: u8, ttl: Duration) -> Acce
             reason: Some("INC-812 customer reports missing order".into()),
             query: rendered_query(),
             policy: policy(required, ttl),
+            incident: None,
         },
         now,
     )

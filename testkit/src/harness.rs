@@ -62,6 +62,8 @@ pub struct Options {
     pub extra_config: &'static str,
     /// `redis.cluster`: `redis_url` is the seed list of a Redis Cluster.
     pub redis_cluster: bool,
+    /// Runbooks beyond the shipped ones, as YAML texts (`name: Orders` is pointed at this world's table).
+    pub extra_runbooks: Vec<String>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             redis_url: None,
             extra_config: "",
             redis_cluster: false,
+            extra_runbooks: Vec::new(),
         }
     }
 }
@@ -101,6 +104,7 @@ impl Harness {
         let pagerduty = FakePagerDuty::start().await;
         pagerduty.set_now(clock.now());
         jitgate_emulators::world::add_oncall_roster(&pagerduty);
+        jitgate_emulators::world::add_incidents(&pagerduty);
 
         let table = crate::unique("Orders");
         let aws = crate::aws_config();
@@ -113,12 +117,13 @@ impl Harness {
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\ncluster = {}\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
-             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
+             [slack]\napproval_channel = \"{ONCALL}\"\n[oncall]\nincident_notes_from = \"{}\"\n[break_glass]\nmention = \"<!here>\"\ndaily_limit = 1\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
             options.redis_cluster,
             options.shutdown_drain,
             options.per_user_limit,
+            jitgate_emulators::world::NOTES_FROM,
         );
         let config_text = format!("{config_text}{}", options.extra_config);
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
@@ -137,7 +142,7 @@ impl Harness {
         };
         let mut apps = Vec::new();
         for _ in 0..options.replicas {
-            let runbooks = shipped_runbooks_on(&table);
+            let runbooks = runbooks_on(&table, &options.extra_runbooks);
             let start = StartOptions { background_sweeper: false, socket_stagger_seconds: 0 };
             let clock: SharedClock = clock.clone();
             let app =
@@ -309,6 +314,12 @@ pub fn ack_is_bare(ack: &jitgate_emulators::slack::Ack) -> bool {
 
 /// The shipped runbooks, pointed at this world's own Orders table.
 pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
+    runbooks_on(table, &[])
+}
+
+/// The shipped runbooks and `extra` ones (YAML texts, each in a file named after its position), pointed at this
+/// world's own Orders table.
+pub fn runbooks_on(table: &str, extra: &[String]) -> RunbookSet {
     let dir = crate::repo_root().join("runbooks");
     let mut sources: BTreeMap<std::path::PathBuf, String> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).expect("runbooks/") {
@@ -318,6 +329,11 @@ pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
                 std::fs::read_to_string(&path).expect("read").replace("name: Orders\n", &format!("name: {table}\n"));
             sources.insert(path, text);
         }
+    }
+    for text in extra {
+        let id = text.lines().find_map(|l| l.strip_prefix("id: ")).expect("an extra runbook has an id").trim();
+        let text = text.replace("name: Orders\n", &format!("name: {table}\n"));
+        sources.insert(dir.join(format!("{id}.yaml")), text);
     }
     RunbookSet::from_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), &RunbookDefaults::default())
         .unwrap_or_else(|errors| panic!("shipped runbooks: {errors:?}"))

@@ -148,6 +148,7 @@ fn request_with_reason(reason: &str, now: time::OffsetDateTime) -> AccessRequest
             reason: Some(reason.to_owned()),
             query: fixtures::rendered_query(),
             policy: fixtures::policy(1, Duration::from_secs(30 * 60)),
+            incident: None,
         },
         now,
     )

@@ -196,7 +196,7 @@ fn every_slash_command_in_the_readme_parses_and_the_example_finds_demo_rows() {
     let mut queries = 0;
     for text in commands {
         let parsed = jitgate::command::parse(&text).unwrap_or_else(|e| panic!("/jit {text}: {e:?}"));
-        let jitgate::command::Command::Query { runbook: Some(runbook), args, reason, unmask } = parsed else {
+        let jitgate::command::Command::Query { runbook: Some(runbook), args, reason, unmask, .. } = parsed else {
             continue;
         };
         queries += 1;

@@ -250,6 +250,15 @@ const BROKEN: &[Broken] = &[
         ],
     },
     Broken {
+        mistake: "break-glass on a write that needs two approvers",
+        base: W,
+        file: WF,
+        edits: &[("max_items: 1", "max_items: 1\nbreak_glass:\n  allowed: true")],
+        expected: &[
+            "cancel-stuck-order.yaml: break_glass.allowed: break-glass is allowed but every request needs 2 approvals — break-glass replaces one approver only: drop `break_glass` or set `approval.required_approvals: 1`",
+        ],
+    },
+    Broken {
         mistake: "YAML syntax",
         base: Q,
         file: QF,
