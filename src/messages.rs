@@ -467,6 +467,8 @@ pub fn help() -> SlackMessage {
         "*jitgate* runs approved, audited DynamoDB queries from runbooks.\n\
          • `/jit query <runbook> name=value … --reason \"…\"` asks for a query; the on-call approver sees the exact operation\n\
          • `--unmask email` asks to see a masked attribute in clear (if the runbook allows it; one more approver)\n\
+         • `--incident 1234` names the open PagerDuty incident you are working on (some runbooks require one)\n\
+         • `--break-glass` runs at once, without an approver, if you are on call and the runbook allows it (reviewed afterwards)\n\
          • `/jit query <runbook>` or `/jit query` opens a form\n\
          • `/jit runbooks` lists the runbooks and their parameters\n\
          • `/jit status [id]` shows a request, or your recent ones\n\

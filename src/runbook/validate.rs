@@ -992,6 +992,21 @@ approval:
     }
 
     #[test]
+    fn break_glass_is_allowed_only_where_one_approver_is_enough() {
+        let allowed = with("max_items: 1", "max_items: 1\nbreak_glass: { allowed: true }");
+        assert!(parse(&allowed).unwrap().allows_break_glass());
+        let two = allowed.replace(
+            "    pagerduty_schedules: [PORDERS1]",
+            "    pagerduty_schedules: [PORDERS1]\n  required_approvals: 2",
+        );
+        let errors = parse(&two).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("break_glass.allowed") && e.contains("needs 2 approvals")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn role_arns_in_every_partition_and_with_paths_are_accepted() {
         for (arn, partition, account) in [
             ("arn:aws:iam::123456789012:role/jitgate-orders-read", "aws", "123456789012"),
