@@ -251,6 +251,12 @@ pub async fn start(
             public_url: config.http.public_url.clone(),
             links: links.clone(),
             metrics: metrics.clone(),
+            incident_notes_from: config.oncall.incident_notes_from.clone(),
+            break_glass: crate::engine::BreakGlassSettings {
+                daily_limit: config.break_glass.daily_limit,
+                review_within: config.break_glass.review_within,
+            },
+            break_glass_mention: config.break_glass.mention.clone(),
         },
         clock.clone(),
     ));

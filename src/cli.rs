@@ -463,6 +463,7 @@ pub fn runbook_line(runbook: &Runbook) -> String {
         Operation::Query => "query",
         Operation::GetItem => "get_item",
         Operation::Scan => "scan",
+        Operation::UpdateItem => "update_item (write)",
     };
     let params: Vec<&str> = runbook.parameters().iter().map(|p| p.name()).collect();
     let policy = runbook.approval();

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! /jit query <runbook> [name=value …] [--reason "…"]    values may be quoted: name="two words"
+//!            [--unmask attr[,attr]] [--incident <PagerDuty incident id or number>] [--break-glass]
 //! /jit query [<runbook>]                                  missing parameters → the caller opens a form
 //! /jit runbooks | /jit status [<id>] | /jit cancel <id> | /jit help
 //! ```
@@ -22,6 +23,12 @@ pub enum Command {
         runbook: Option<String>,
         args: BTreeMap<String, String>,
         reason: Option<String>,
+        /// Masked attributes asked for in clear (`--unmask email[,phone]`, repeatable), in the order given.
+        unmask: Vec<String>,
+        /// The PagerDuty incident id or number given with `--incident` (letters and digits only).
+        incident: Option<String>,
+        /// `--break-glass`: run at once without an approver (someone on call, runbooks that allow it).
+        break_glass: bool,
     },
     /// List the runbooks this user may request.
     Runbooks,
@@ -46,7 +53,11 @@ pub enum CommandError {
     UnterminatedQuote,
     ReasonWithoutText,
     ReasonGivenTwice,
+    UnmaskWithoutAttribute,
     UnknownFlag { flag: String },
+    IncidentWithoutId,
+    IncidentGivenTwice,
+    BadIncident { given: String },
     NotAnAssignment { token: String },
     EmptyParameterName { token: String },
     DuplicateParameter { name: String },
@@ -63,7 +74,11 @@ impl CommandError {
             CommandError::UnterminatedQuote
             | CommandError::ReasonWithoutText
             | CommandError::ReasonGivenTwice
+            | CommandError::UnmaskWithoutAttribute
             | CommandError::UnknownFlag { .. }
+            | CommandError::IncidentWithoutId
+            | CommandError::IncidentGivenTwice
+            | CommandError::BadIncident { .. }
             | CommandError::NotAnAssignment { .. }
             | CommandError::EmptyParameterName { .. }
             | CommandError::DuplicateParameter { .. } => QUERY_USAGE,
@@ -89,7 +104,22 @@ impl fmt::Display for CommandError {
                 f.write_str("`--reason` needs a text, e.g. --reason \"INC-812 refund check\".")
             }
             CommandError::ReasonGivenTwice => f.write_str("`--reason` is given twice; give it once."),
-            CommandError::UnknownFlag { flag } => write!(f, "`{flag}` is not an option; the only option is --reason."),
+            CommandError::UnmaskWithoutAttribute => f.write_str(
+                "`--unmask` needs the masked attribute(s) to show in clear, e.g. --unmask email (one more approver is needed).",
+            ),
+            CommandError::UnknownFlag { flag } => write!(
+                f,
+                "`{flag}` is not an option; the options are --reason, --unmask, --incident and --break-glass."
+            ),
+            CommandError::IncidentWithoutId => {
+                f.write_str("`--incident` needs a PagerDuty incident id or number, e.g. --incident 1234.")
+            }
+            CommandError::IncidentGivenTwice => f.write_str("`--incident` is given twice; name one incident."),
+            CommandError::BadIncident { given } => write!(
+                f,
+                "`{given}` is not a PagerDuty incident id or number: use the number (e.g. 1234) or the id from the \
+                 incident's URL (e.g. PT4KHLK)."
+            ),
             CommandError::NotAnAssignment { token } => {
                 write!(f, "`{token}` is not a parameter: write parameters as name=value.")
             }
@@ -159,6 +189,9 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
     let mut runbook = None;
     let mut args = BTreeMap::new();
     let mut reason: Option<String> = None;
+    let mut unmask: Vec<String> = Vec::new();
+    let mut incident: Option<String> = None;
+    let mut break_glass = false;
     let mut i = 0;
     while i < tokens.len() {
         let token = tokens[i];
@@ -168,6 +201,45 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
                 Some((flag, value)) => (flag, Some(value.to_owned())),
                 None => (token.text.as_str(), None),
             };
+            if flag == "--unmask" {
+                // One token: `--unmask email`, `--unmask=email,phone`.
+                let value = match inline {
+                    Some(value) => value,
+                    None => match tokens.get(i) {
+                        Some(next) if !next.text.starts_with("--") && !next.text.contains('=') => {
+                            i += 1;
+                            next.text.clone()
+                        }
+                        _ => String::new(),
+                    },
+                };
+                let names: Vec<String> =
+                    value.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+                if names.is_empty() {
+                    return Err(CommandError::UnmaskWithoutAttribute);
+                }
+                unmask.extend(names);
+                continue;
+            }
+            if flag == "--break-glass" && inline.is_none() {
+                break_glass = true;
+                continue;
+            }
+            if flag == "--incident" {
+                let value = match inline {
+                    Some(value) => Some(value),
+                    None if tokens.get(i).is_some_and(|t| t.quoted || !t.text.starts_with("--")) => {
+                        i += 1;
+                        Some(tokens[i - 1].text.clone())
+                    }
+                    None => None,
+                };
+                let parsed = incident_id(value.as_deref())?;
+                if incident.replace(parsed).is_some() {
+                    return Err(CommandError::IncidentGivenTwice);
+                }
+                continue;
+            }
             if flag != "--reason" {
                 return Err(CommandError::UnknownFlag { flag: flag.to_owned() });
             }
@@ -214,7 +286,24 @@ fn parse_query(tokens: &[&Token]) -> Result<Command, CommandError> {
             return Err(CommandError::DuplicateParameter { name: name.to_owned() });
         }
     }
-    Ok(Command::Query { runbook, args, reason })
+    Ok(Command::Query { runbook, args, reason, unmask, incident, break_glass })
+}
+
+/// Longest incident id accepted (PagerDuty ids are 7 to 14 characters; numbers are shorter).
+const MAX_INCIDENT_ID: usize = 32;
+
+/// The value of `--incident`: an incident number (`1234`, `#1234`) or id (`PT4KHLK`). Only letters and digits, as
+/// it goes into a PagerDuty API path.
+fn incident_id(value: Option<&str>) -> Result<String, CommandError> {
+    let value = value.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Err(CommandError::IncidentWithoutId);
+    }
+    let id = value.strip_prefix('#').unwrap_or(value);
+    if id.is_empty() || id.len() > MAX_INCIDENT_ID || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(CommandError::BadIncident { given: value.to_owned() });
+    }
+    Ok(id.to_owned())
 }
 
 /// One word of the command line. `quoted` is true when the whole token was a quoted string.
@@ -300,7 +389,43 @@ mod tests {
             runbook: runbook.map(str::to_owned),
             args: args.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             reason: reason.map(str::to_owned),
+            unmask: Vec::new(),
+            incident: None,
+            break_glass: false,
         }
+    }
+
+    #[test]
+    fn unmask_takes_attributes_once_or_repeated_and_refuses_none() {
+        let Ok(Command::Query { unmask, reason, .. }) =
+            parse(r#"query order-by-id order_id=O1 --unmask email,shipping_address --reason "INC-9" --unmask=phone"#)
+        else {
+            panic!()
+        };
+        assert_eq!(unmask, ["email", "shipping_address", "phone"]);
+        assert_eq!(reason.as_deref(), Some("INC-9"));
+        assert_eq!(parse("query order-by-id --unmask"), Err(CommandError::UnmaskWithoutAttribute));
+        assert_eq!(parse("query order-by-id --unmask --reason x"), Err(CommandError::UnmaskWithoutAttribute));
+        assert_eq!(parse("query order-by-id --unmask order_id=O1"), Err(CommandError::UnmaskWithoutAttribute));
+    }
+
+    #[test]
+    fn an_incident_is_one_id_or_number() {
+        let Ok(Command::Query { incident, reason, .. }) = parse("query r id=1 --incident 1234 --reason x") else {
+            panic!()
+        };
+        assert_eq!((incident.as_deref(), reason.as_deref()), (Some("1234"), Some("x")));
+        let Ok(Command::Query { incident, .. }) = parse("query r --incident=#PT4KHLK") else { panic!() };
+        assert_eq!(incident.as_deref(), Some("PT4KHLK"));
+        assert_eq!(parse("query r --incident"), Err(CommandError::IncidentWithoutId));
+        let Ok(Command::Query { break_glass, reason, .. }) = parse("query r --break-glass --reason \"db down\"") else {
+            panic!()
+        };
+        assert!(break_glass && reason.as_deref() == Some("db down"));
+        assert_eq!(parse("query r --incident --reason x"), Err(CommandError::IncidentWithoutId));
+        assert_eq!(parse("query r --incident 1 --incident 2"), Err(CommandError::IncidentGivenTwice));
+        assert_eq!(parse("query r --incident ../users"), Err(CommandError::BadIncident { given: "../users".into() }));
+        assert_eq!(parse("query r --incident \"12 34\""), Err(CommandError::BadIncident { given: "12 34".into() }));
     }
 
     #[test]

@@ -82,6 +82,29 @@ pub struct Config {
     pub oncall: OnCallConfig,
     pub http: HttpConfig,
     pub audit: AuditConfig,
+    pub break_glass: BreakGlassConfig,
+}
+
+/// `[break_glass]`: how loud break-glass runs are and how often one person may use it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassConfig {
+    /// Slack mention put on every break-glass card, e.g. `<!here>` or `<!subteam^S0123ABCD>`; none by default.
+    #[serde(default)]
+    pub mention: Option<String>,
+    /// Break-glass runs per person per UTC day.
+    #[serde(default = "default_break_glass_daily_limit")]
+    pub daily_limit: u32,
+    /// How long a break-glass run may stay unreviewed before the sweeper raises an alert.
+    #[serde(default = "default_break_glass_review_within", with = "humantime_serde")]
+    pub review_within: Duration,
+}
+
+fn default_break_glass_daily_limit() -> u32 {
+    2
+}
+fn default_break_glass_review_within() -> Duration {
+    Duration::from_secs(30 * 60)
 }
 
 /// `[audit]`: checkpoints of the audit chain's head in an S3 bucket with Object Lock (see `audit::anchor`).
@@ -129,6 +152,10 @@ pub struct OnCallConfig {
     /// Deepest escalation level that may approve through an escalation policy (1 = first responders).
     #[serde(default = "default_max_escalation_level")]
     pub max_escalation_level: u32,
+    /// Email of the PagerDuty user jitgate writes incident notes as (PagerDuty's `From` header). Without it no
+    /// notes are added to incidents named with `--incident`.
+    #[serde(default)]
+    pub incident_notes_from: Option<String>,
     /// For teams without PagerDuty: schedule id → Slack user ids who count as on call for it.
     #[serde(default)]
     pub static_roster: BTreeMap<String, Vec<String>>,
@@ -314,6 +341,8 @@ struct ConfigFile {
     http: HttpConfig,
     #[serde(default = "default_section")]
     audit: AuditConfig,
+    #[serde(default = "default_section")]
+    break_glass: BreakGlassConfig,
 }
 
 /// An empty section takes every field's default.
@@ -434,6 +463,7 @@ impl Config {
             oncall: file.oncall,
             http: file.http,
             audit: file.audit,
+            break_glass: file.break_glass,
         };
         if config.aws.region.is_none() {
             config.aws.region = env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).map(str::to_owned);
@@ -588,6 +618,36 @@ impl Config {
             "0 admits nobody".to_owned(),
             "use 1 for first responders",
         );
+        check(
+            (1..=20).contains(&self.break_glass.daily_limit),
+            "break_glass.daily_limit",
+            format!("{} is outside 1..20", self.break_glass.daily_limit),
+            "use 2 (the default): break-glass is for emergencies",
+        );
+        check(
+            (Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&self.break_glass.review_within),
+            "break_glass.review_within",
+            format!("{} is outside 1m..24h", humantime::format_duration(self.break_glass.review_within)),
+            "use \"30m\" (the default)",
+        );
+        if let Some(mention) = &self.break_glass.mention {
+            let known = ["<!here>", "<!channel>"].contains(&mention.as_str())
+                || (mention.starts_with("<!subteam^") || mention.starts_with("<@")) && mention.ends_with('>');
+            check(
+                known,
+                "break_glass.mention",
+                format!("`{mention}` is not a Slack mention"),
+                "use \"<!here>\", \"<!channel>\", a user group as \"<!subteam^S0123ABCD>\" or a user as \"<@U0123ABCD>\"",
+            );
+        }
+        if let Some(from) = &self.oncall.incident_notes_from {
+            check(
+                from.split_once('@').is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.')),
+                "oncall.incident_notes_from",
+                format!("`{from}` is not an email address"),
+                "use the email of the PagerDuty user jitgate acts as, e.g. \"jitgate@example.com\"",
+            );
+        }
         for (schedule, users) in &self.oncall.static_roster {
             let bad: Vec<&String> = users.iter().filter(|u| crate::ids::SlackUserId::parse(u).is_none()).collect();
             check(
@@ -950,6 +1010,25 @@ mod tests {
         assert!(err.contains("aws.timeouts.attempt: 0s is outside 100ms..60s"), "{err}");
         let err = first_error(&format!("{base}[aws.timeouts.audit]\ntimeout = \"1s\"\n"));
         assert!(err.contains("unknown field `timeout`"), "{err}");
+    }
+
+    #[test]
+    fn break_glass_and_incident_note_settings_are_checked() {
+        let base = "[aws]\nregion = \"us-east-1\"\n";
+        let config = parse(base).unwrap();
+        assert_eq!((config.break_glass.daily_limit, config.break_glass.mention), (2, None));
+        assert_eq!(config.break_glass.review_within, Duration::from_secs(1800));
+        for mention in ["<!here>", "<!channel>", "<!subteam^S0123ABCD>", "<@U0123ABCD>"] {
+            parse(&format!("{base}[break_glass]\nmention = \"{mention}\"\n")).unwrap();
+        }
+        let err = first_error(&format!("{base}[break_glass]\nmention = \"@here\"\n"));
+        assert!(err.contains("break_glass.mention"), "{err}");
+        let err = first_error(&format!("{base}[break_glass]\ndaily_limit = 0\n"));
+        assert!(err.contains("break_glass.daily_limit"), "{err}");
+        let err = first_error(&format!("{base}[break_glass]\nreview_within = \"10s\"\n"));
+        assert!(err.contains("break_glass.review_within"), "{err}");
+        let err = first_error(&format!("{base}[oncall]\nincident_notes_from = \"jitgate\"\n"));
+        assert!(err.contains("oncall.incident_notes_from"), "{err}");
     }
 
     #[test]

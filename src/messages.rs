@@ -5,6 +5,8 @@
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
 mod failure;
+mod gates;
+mod write;
 
 use serde_json::{Value as Json, json};
 use time::OffsetDateTime;
@@ -15,6 +17,12 @@ use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, Req
 use crate::runbook::{Operation, RenderedQuery};
 
 pub use failure::failure_reason;
+pub use gates::{
+    REVIEW_ACTION, break_glass_blocks, break_glass_refused, break_glass_reviewed, break_glass_started,
+    break_glass_unreviewed_alert, escalated, escalation_line, incident_line, incident_link, incident_note_approved,
+    incident_note_break_glass, incident_note_finished, incident_refused,
+};
+pub use write::unmask_refused;
 // The message type is the Slack client's; re-exported because every function here returns one.
 pub use crate::slack::SlackMessage;
 
@@ -102,6 +110,8 @@ pub struct CardContext {
     pub unmapped: Vec<String>,
     /// Link to the request's audit page, once there is one.
     pub audit_link: Option<String>,
+    /// Mention put on break-glass cards (`break_glass.mention`), e.g. `<!here>`.
+    pub break_glass_mention: Option<String>,
 }
 
 /// One on-call person who cannot approve, for the card: who, and why not.
@@ -119,7 +129,7 @@ pub fn unable_to_approve(name: &str, email: &str, excluded: Option<Exclusion>) -
 pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage {
     let q = &request.query;
     let mut blocks = vec![
-        json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&format!("{} · {}", request.id, q.runbook), 150) } }),
+        json!({ "type": "header", "text": { "type": "plain_text", "text": truncate(&write::card_title(request), 150) } }),
         section(format!(
             "{} asks to run *{}* — {}\n*Reason:* {}",
             mention(&request.requester),
@@ -138,6 +148,14 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
     ];
     if let Some(reach) = credentials_reach(q) {
         blocks.push(context(format!("⚠️ *The credentials could read more:* {}", escape(&reach))));
+    }
+    blocks.extend(write::card_banners(request).into_iter().map(section));
+    if let Some(incident) = &request.incident {
+        blocks.push(section(incident_line(incident)));
+    }
+    blocks.extend(break_glass_blocks(request, ctx.break_glass_mention.as_deref()));
+    if let (RequestState::Pending, Some(line)) = (request.state(), escalation_line(request)) {
+        blocks.push(section(line));
     }
     match request.state() {
         RequestState::Pending => {
@@ -183,7 +201,7 @@ pub fn approval_card(request: &AccessRequest, ctx: &CardContext) -> SlackMessage
 pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
     let partition = q.partition_key.as_ref().map(|k| format!("{} = {}", k.attribute, k.value));
     let narrower_than_partition = match q.operation {
-        Operation::GetItem => q.key.len() > 1,
+        Operation::GetItem | Operation::UpdateItem => q.key.len() > 1,
         // The partition condition is a single equality; anything after it is the sort key condition.
         Operation::Query => {
             q.key_condition_expression.as_deref().is_some_and(|k| k.contains(" AND ")) || q.filter_expression.is_some()
@@ -193,7 +211,7 @@ pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
     let mut parts = Vec::new();
     if let (true, Some(partition)) = (narrower_than_partition, partition) {
         let what = match q.operation {
-            Operation::GetItem => "the sort key",
+            Operation::GetItem | Operation::UpdateItem => "the sort key",
             Operation::Query | Operation::Scan => "a sort key condition or filter",
         };
         parts.push(format!(
@@ -201,7 +219,8 @@ pub fn credentials_reach(q: &RenderedQuery) -> Option<String> {
              not {what})"
         ));
     }
-    if q.projected_attributes.is_empty() {
+    // A write's attributes are always pinned (the key and what it writes and compares).
+    if q.projected_attributes.is_empty() && !q.operation.is_write() {
         parts.push(
             "every attribute of the items, including any added to the table later (the runbook has no projection)"
                 .to_owned(),
@@ -217,6 +236,14 @@ fn approvals_needed(request: &AccessRequest) -> String {
         (1, _) => "1 approval needed".to_owned(),
         (n, 0) => format!("{n} approvals from different people needed"),
         (n, h) => format!("{h} of {n} approvals so far ({})", mentions(&approvers_of(request))),
+    }
+}
+
+/// Who cleared the request to run: its approvers, or its requester's break-glass.
+fn approved_by(request: &AccessRequest) -> String {
+    match &request.break_glass {
+        Some(_) => format!("🚨 Run by break-glass by {}, without an approver", mention(&request.requester)),
+        None => format!("✅ Approved by {}", mentions(&approvers_of(request))),
     }
 }
 
@@ -241,11 +268,14 @@ fn state_word(request: &AccessRequest) -> &'static str {
 pub fn status_line(request: &AccessRequest) -> String {
     match &request.status {
         Status::Pending => format!("⏳ Waiting for approval · {}", approvals_needed(request)),
-        Status::Approved { .. } => format!("✅ Approved by {} · starting", mentions(&approvers_of(request))),
-        Status::Running { .. } => format!("✅ Approved by {} · ⚙️ running", mentions(&approvers_of(request))),
+        Status::Approved { .. } => format!("{} · starting", approved_by(request)),
+        Status::Running { .. } => format!("{} · ⚙️ running", approved_by(request)),
+        Status::Succeeded { summary, .. } if summary.write.is_some() => {
+            format!("{} · ✏️ wrote 1 item · before and after in the thread", approved_by(request))
+        }
         Status::Succeeded { summary, .. } => format!(
-            "✅ Approved by {} · ran: {} row{}{} · results in the thread",
-            mentions(&approvers_of(request)),
+            "{} · ran: {} row{}{} · results in the thread",
+            approved_by(request),
             summary.row_count,
             if summary.row_count == 1 { "" } else { "s" },
             if summary.truncated { " (capped)" } else { "" },
@@ -306,6 +336,9 @@ pub fn results_reply(
     audit_link: &str,
     files_attached: bool,
 ) -> SlackMessage {
+    if let Some(diff) = &result.write {
+        return write::write_reply(request, result, diff, audit_link);
+    }
     let columns = columns(request, &result.rows);
     let mut blocks = vec![section(format!(
         "*{} row{}* from *{}* · consumed capacity {} · <{audit_link}|audit entry>",
@@ -333,6 +366,9 @@ pub fn results_reply(
     }
     if !request.query.masked_attributes.is_empty() {
         blocks.push(context(format!("Masked by the runbook: {}", escape(&request.query.masked_attributes.join(", ")))));
+    }
+    if let Some(line) = write::unmasked_line(&request.query) {
+        blocks.push(context(line));
     }
     SlackMessage { text: format!("{}: {} rows from {}", request.id, result.row_count, request.query.runbook), blocks }
 }
@@ -433,6 +469,9 @@ pub fn help() -> SlackMessage {
     let text = format!(
         "*jitgate* runs approved, audited DynamoDB queries from runbooks.\n\
          • `/jit query <runbook> name=value … --reason \"…\"` asks for a query; the on-call approver sees the exact operation\n\
+         • `--unmask email` asks to see a masked attribute in clear (if the runbook allows it; one more approver)\n\
+         • `--incident 1234` names the open PagerDuty incident you are working on (some runbooks require one)\n\
+         • `--break-glass` runs at once, without an approver, if you are on call and the runbook allows it (reviewed afterwards)\n\
          • `/jit query <runbook>` or `/jit query` opens a form\n\
          • `/jit runbooks` lists the runbooks and their parameters\n\
          • `/jit status [id]` shows a request, or your recent ones\n\

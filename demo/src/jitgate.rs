@@ -71,7 +71,7 @@ impl Jitgate {
     /// into a fresh temporary folder and prepares the environment. `JITGATE_LINK_SECRET` is random for each run.
     pub fn prepare(
         binary: &Path,
-        runbooks: &Path,
+        runbooks: &[&Path],
         services: &Services,
         slack: &FakeSlack,
         pagerduty: &FakePagerDuty,
@@ -82,10 +82,22 @@ impl Jitgate {
                 binary.display()
             );
         }
-        let runbooks = runbooks
-            .canonicalize()
-            .with_context(|| format!("the runbooks folder {} (pass --runbooks)", runbooks.display()))?;
         let dir = tempfile::Builder::new().prefix("jitgate-demo.").tempdir().context("creating a temporary folder")?;
+        // jitgate serves one folder: the shipped runbooks and the demo's own, copied side by side.
+        let served = dir.path().join("runbooks");
+        std::fs::create_dir(&served).context("creating the runbooks folder")?;
+        for folder in runbooks {
+            let entries = std::fs::read_dir(folder)
+                .with_context(|| format!("the runbooks folder {} (pass --runbooks)", folder.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "yaml") {
+                    let name = path.file_name().context("a runbook file name")?;
+                    std::fs::copy(&path, served.join(name)).with_context(|| format!("copying {}", path.display()))?;
+                }
+            }
+        }
+        let runbooks = served;
         let port = free_port()?;
         let operations_port = free_port()?;
         let base_url = format!("http://127.0.0.1:{port}");
@@ -98,9 +110,12 @@ impl Jitgate {
              [aws]\nregion = \"us-east-1\"\naudit_table = \"jitgate-audit\"\n\n\
              [redis]\nkey_prefix = \"jitgate-demo\"\n\n\
              [slack]\napproval_channel = \"{}\"\nconnections = {CONNECTIONS}\n\n\
+             [oncall]\nincident_notes_from = \"{}\"\n\n\
+             [break_glass]\nmention = \"<!here>\"\n\n\
              [http]\npublic_url = \"{base_url}\"\nlisten = \"127.0.0.1:{port}\"\n\
              operations_listen = \"127.0.0.1:{operations_port}\"\n",
             world::ONCALL,
+            world::NOTES_FROM,
         );
         let config = dir.path().join("jitgate.toml");
         std::fs::write(&config, config_text).with_context(|| format!("writing {}", config.display()))?;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use clap::Parser;
+use jitgate_emulators::pagerduty::FakePagerDuty;
 use jitgate_emulators::slack::FakeSlack;
 
 use crate::jitgate::{Jitgate, Running, Services};
@@ -44,6 +45,9 @@ struct Args {
     /// The runbooks jitgate serves.
     #[arg(long, value_name = "DIR", default_value = "runbooks")]
     runbooks: PathBuf,
+    /// The demo's own runbooks, served beside those (an incident-gated one and a break-glass one).
+    #[arg(long, value_name = "DIR", default_value = "demo/runbooks")]
+    demo_runbooks: PathBuf,
     /// After the story, keep jitgate and the emulators running (to open the audit page) until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
@@ -67,7 +71,8 @@ async fn main() -> ExitCode {
         Err(err) => return setup_failed(&err),
     };
     let pagerduty = world::pagerduty().await;
-    let jitgate = match Jitgate::prepare(&binary, &args.runbooks, &services, &slack, &pagerduty) {
+    let jitgate = match Jitgate::prepare(&binary, &[&args.runbooks, &args.demo_runbooks], &services, &slack, &pagerduty)
+    {
         Ok(jitgate) => jitgate,
         Err(err) => return setup_failed(&err),
     };
@@ -83,7 +88,7 @@ async fn main() -> ExitCode {
     let out = Transcript { names: world::names(&slack) };
     let mut running: Option<Running> = None;
     let outcome = tokio::select! {
-        outcome = play(&jitgate, &slack, &out, &mut running) => outcome,
+        outcome = play(&jitgate, &slack, &pagerduty, &out, &mut running) => outcome,
         signal = interrupted() => Err(Failure { step: INTERRUPTED.into(), reason: format!("{signal} received") }),
     };
     let outcome = match outcome {
@@ -126,6 +131,7 @@ async fn main() -> ExitCode {
 async fn play(
     jitgate: &Jitgate,
     slack: &FakeSlack,
+    pagerduty: &FakePagerDuty,
     out: &Transcript,
     running: &mut Option<Running>,
 ) -> Result<(), Failure> {
@@ -141,7 +147,7 @@ async fn play(
         Ok(())
     })
     .await?;
-    let outcome = story::play(slack, out, &jitgate.base_url).await?;
+    let outcome = story::play(slack, pagerduty, out, &jitgate.base_url).await?;
     println!();
     step("the audit page opens", async {
         let response = reqwest::get(&outcome.audit_link).await.context("fetching the audit page")?;

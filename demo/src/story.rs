@@ -1,6 +1,10 @@
 //! The story the demo plays through the emulators' real wire formats, printing the conversation as it happens:
 //! @alice asks for a runbook with `/jit query …`, @mallory (not on call) clicks Approve and is refused, @bob (on call)
-//! approves, the card changes and the results arrive in the card's thread, with a signed audit link.
+//! approves, the card changes and the results arrive in the card's thread, with a signed audit link. Then a reviewed
+//! write: @alice asks to cancel an order stuck in `paid`; it needs two approvers, @bob and @carol, and the thread
+//! shows the order before and after. Then an incident-gated request: @alice names the open PagerDuty incident, the
+//! card links it, @bob approves, and the incident's timeline gets notes (never rows). Last, break-glass: @bob, on
+//! call, runs a runbook that allows it at once, loudly in #oncall, and @carol reviews it.
 //!
 //! Each step checks what a person would see and fails with the reason when it differs. The emulator's waits panic
 //! on their deadline, as test helpers do; [`step`] turns that (and any other panic) into the step's failure.
@@ -11,14 +15,26 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use futures::FutureExt as _;
-use jitgate_emulators::slack::{Button, FakeSlack};
+use jitgate_emulators::pagerduty::FakePagerDuty;
+use jitgate_emulators::slack::{Button, FakeSlack, Message};
 
 use crate::render::{Names, message_lines};
-use crate::world::{ALICE, BOB, DEV, MALLORY, ONCALL};
+use crate::world::{ALICE, BOB, CAROL, DEV, MALLORY, ONCALL, OPEN_INCIDENT};
 
 /// What alice asks for: customer C000002's orders placed on 2 January 2026, 18 of the seeded rows.
 pub const REQUEST: &str =
     "query orders-by-customer customer_id=C000002 from=2026-01-02 until=2026-01-03 --reason \"INC-812 refund check\"";
+
+/// The reviewed write: seeded order 6 of customer 1 is `paid`; cancel it with a refund note.
+pub const WRITE_REQUEST: &str = "query cancel-stuck-order order_id=O000010006 refund_note=\"INC-812 captured twice, refund in full\" --reason \"INC-812\"";
+
+/// The incident-gated request: one order, under the open Orders incident.
+pub const INCIDENT_REQUEST: &str =
+    "query order-by-id-incident order_id=O000010001 --incident 1234 --reason \"INC-1234 orders stuck in paid\"";
+
+/// The break-glass run: @bob, on call, needs one order now.
+pub const BREAK_GLASS_REQUEST: &str =
+    "query order-by-id-break-glass order_id=O000010001 --reason \"checkout down, INC-1234\" --break-glass";
 
 /// Upper bound of one step; the emulator's own waits (a message, an update) fail sooner.
 pub const STEP_DEADLINE: Duration = Duration::from_secs(60);
@@ -80,7 +96,12 @@ pub struct Outcome {
 }
 
 /// Plays the story. `public_url` is jitgate's `http.public_url`, which its audit links start with.
-pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Result<Outcome, Failure> {
+pub async fn play(
+    slack: &FakeSlack,
+    pagerduty: &FakePagerDuty,
+    out: &Transcript,
+    public_url: &str,
+) -> Result<Outcome, Failure> {
     let names = &out.names;
     let card = step("@alice asks for a runbook with /jit query", async {
         out.line(DEV, &format!("{}: /jit {REQUEST}", names.user(ALICE)));
@@ -151,6 +172,123 @@ pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Resu
     })
     .await?;
 
+    step("@alice asks for a reviewed write; @bob and @carol approve; the thread shows before and after", async {
+        out.line(DEV, &format!("{}: /jit {WRITE_REQUEST}", names.user(ALICE)));
+        let envelope = slack.send_slash_command(ALICE, DEV, "/jit", WRITE_REQUEST).await;
+        envelope.ack().await?;
+        let card = slack.next_message_in(ONCALL).await;
+        let mut shown = message_lines(card.text.as_deref(), card.blocks.as_ref(), names);
+        out.message(ONCALL, "jitgate posts the approval card:", &shown);
+        ensure!(shown.join(" ").contains("WRITE"), "the card does not say it is a write");
+        let confirmation = slack.next_ephemeral_for(ALICE).await;
+        let lines = message_lines(confirmation.text.as_deref(), confirmation.blocks.as_ref(), names);
+        out.message(&confirmation.channel, "jitgate, visible only to @alice:", &lines);
+        let approve = card.buttons().into_iter().find(|b| b.text == "Approve").context("no Approve button")?;
+        let value = approve.value.clone().unwrap_or_default();
+        for (who, until) in [(BOB, "1 of 2 approvals"), (CAROL, "wrote 1 item")] {
+            out.line(ONCALL, &format!("{} clicks [Approve]", names.user(who)));
+            slack.send_block_action(who, ONCALL, &card.ts, &approve.action_id, &value).await.ack().await?;
+            loop {
+                let update = slack.next_update_of(ONCALL, &card.ts).await;
+                let lines = message_lines(update.text.as_deref(), update.blocks.as_ref(), names);
+                out.message(ONCALL, "jitgate updates the card:", &changes(&shown, &lines));
+                if let Some(failed) = lines.iter().find(|l| l.contains("Failed")) {
+                    bail!("the write failed: {failed}");
+                }
+                let done = lines.join("\n").contains(until);
+                shown = lines;
+                if done {
+                    break;
+                }
+            }
+            let dm = slack.next_message_in(ALICE).await;
+            let lines = message_lines(dm.text.as_deref(), dm.blocks.as_ref(), names);
+            if who == CAROL {
+                let reply = slack.next_thread_reply(ONCALL, &card.ts).await;
+                let diff = message_lines(reply.text.as_deref(), reply.blocks.as_ref(), names);
+                out.message(ONCALL, "jitgate replies in the card's thread:", &diff);
+                ensure!(diff.join(" ").contains("cancelled"), "the thread does not show the order cancelled");
+            }
+            out.at(&format!("DM {}", names.user(ALICE)), "jitgate:", &lines);
+        }
+        Ok(())
+    })
+    .await?;
+
+    step("@alice asks under an open incident; the card links it; @bob approves; the incident gets notes", async {
+        out.line(DEV, &format!("{}: /jit {INCIDENT_REQUEST}", names.user(ALICE)));
+        slack.send_slash_command(ALICE, DEV, "/jit", INCIDENT_REQUEST).await.ack().await?;
+        let card = slack.next_message_in(ONCALL).await;
+        let shown = message_lines(card.text.as_deref(), card.blocks.as_ref(), names);
+        out.message(ONCALL, "jitgate posts the approval card:", &shown);
+        ensure!(
+            shown.iter().any(|l| l.contains("Incident:") && l.contains(&format!("#{OPEN_INCIDENT}"))),
+            "the card does not show the incident"
+        );
+        slack.next_ephemeral_for(ALICE).await;
+        click_until(slack, out, &card, BOB, "Approve", shown, "ran:").await?;
+        let reply = slack.next_thread_reply(ONCALL, &card.ts).await;
+        out.message(
+            ONCALL,
+            "jitgate replies in the card's thread:",
+            &message_lines(reply.text.as_deref(), reply.blocks.as_ref(), names),
+        );
+        slack.next_message_in(ALICE).await;
+        // Notes are written off the critical path: wait for both, bounded like every other wait.
+        let deadline = tokio::time::Instant::now() + STEP_DEADLINE / 2;
+        let notes = loop {
+            let notes = pagerduty.notes();
+            if notes.len() >= 2 || tokio::time::Instant::now() > deadline {
+                break notes;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let lines: Vec<String> = notes.iter().map(|n| n.content.clone()).collect();
+        out.at(&format!("PagerDuty incident #{OPEN_INCIDENT} timeline"), "notes from jitgate:", &lines);
+        ensure!(notes.len() == 2, "the incident got {} notes, not 2 (approved, finished)", notes.len());
+        ensure!(!lines.join(" ").contains("customer"), "a note holds row data");
+        Ok(())
+    })
+    .await?;
+
+    step("@bob, on call, breaks glass: it runs at once, loudly; @carol reviews it", async {
+        out.line(DEV, &format!("{}: /jit {BREAK_GLASS_REQUEST}", names.user(BOB)));
+        slack.send_slash_command(BOB, DEV, "/jit", BREAK_GLASS_REQUEST).await.ack().await?;
+        let card = slack.next_message_in(ONCALL).await;
+        let shown = message_lines(card.text.as_deref(), card.blocks.as_ref(), names);
+        out.message(ONCALL, "jitgate posts the card:", &shown);
+        ensure!(shown.join(" ").contains("BREAK-GLASS"), "the card does not say BREAK-GLASS");
+        let confirmation = slack.next_ephemeral_for(BOB).await;
+        let lines = message_lines(confirmation.text.as_deref(), confirmation.blocks.as_ref(), names);
+        out.message(&confirmation.channel, "jitgate, visible only to @bob:", &lines);
+        let mut shown = shown;
+        loop {
+            let update = slack.next_update_of(ONCALL, &card.ts).await;
+            let lines = message_lines(update.text.as_deref(), update.blocks.as_ref(), names);
+            out.message(ONCALL, "jitgate updates the card:", &changes(&shown, &lines));
+            let done = lines.join("\n").contains("ran:");
+            shown = lines;
+            if done {
+                break;
+            }
+        }
+        let reply = slack.next_thread_reply(ONCALL, &card.ts).await;
+        out.message(
+            ONCALL,
+            "jitgate replies in the card's thread:",
+            &message_lines(reply.text.as_deref(), reply.blocks.as_ref(), names),
+        );
+        slack.next_message_in(BOB).await;
+        ensure!(shown.join(" ").contains("Awaiting review"), "the run does not await review");
+        click_until(slack, out, &card, CAROL, "Reviewed", shown, "Reviewed").await?;
+        let reply = slack.next_thread_reply(ONCALL, &card.ts).await;
+        let lines = message_lines(reply.text.as_deref(), reply.blocks.as_ref(), names);
+        out.message(ONCALL, "jitgate replies in the card's thread:", &lines);
+        ensure!(lines.join(" ").contains("reviewed"), "the thread does not say it was reviewed");
+        Ok(())
+    })
+    .await?;
+
     step("nothing else was posted", async {
         let unread = slack.unread();
         ensure!(unread.is_empty(), "jitgate posted more than the story expects:\n{}", unread.join("\n"));
@@ -166,6 +304,37 @@ pub async fn play(slack: &FakeSlack, out: &Transcript, public_url: &str) -> Resu
     })
     .await?;
     Ok(Outcome { request_id, audit_link })
+}
+
+/// `who` clicks the card's `button`; prints each card update as what changed, until one contains `until`.
+async fn click_until(
+    slack: &FakeSlack,
+    out: &Transcript,
+    card: &Message,
+    who: &str,
+    button: &str,
+    mut shown: Vec<String>,
+    until: &str,
+) -> anyhow::Result<()> {
+    let names = &out.names;
+    let button =
+        card.buttons().into_iter().find(|b| b.text == button).with_context(|| format!("no {button} button"))?;
+    out.line(ONCALL, &format!("{} clicks [{}]", names.user(who), button.text));
+    let value = button.value.clone().unwrap_or_default();
+    slack.send_block_action(who, ONCALL, &card.ts, &button.action_id, &value).await.ack().await?;
+    loop {
+        let update = slack.next_update_of(ONCALL, &card.ts).await;
+        let lines = message_lines(update.text.as_deref(), update.blocks.as_ref(), names);
+        out.message(ONCALL, "jitgate updates the card:", &changes(&shown, &lines));
+        if let Some(failed) = lines.iter().find(|l| l.contains("Failed")) {
+            bail!("the request failed: {failed}");
+        }
+        let done = lines.join("\n").contains(until);
+        shown = lines;
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 /// What changed between two versions of a message: `- ` lines that went, `+ ` lines that came. Links count as

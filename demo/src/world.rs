@@ -3,7 +3,7 @@
 
 use jitgate_emulators::pagerduty::FakePagerDuty;
 use jitgate_emulators::slack::FakeSlack;
-pub use jitgate_emulators::world::{ALICE, BOB, DEV, MALLORY, ONCALL, SCHEDULE};
+pub use jitgate_emulators::world::{ALICE, BOB, CAROL, DEV, MALLORY, NOTES_FROM, ONCALL, OPEN_INCIDENT, SCHEDULE};
 
 use crate::render::Names;
 
@@ -19,6 +19,7 @@ pub async fn slack(wait_deadline: std::time::Duration) -> anyhow::Result<FakeSla
 pub async fn pagerduty() -> FakePagerDuty {
     let pagerduty = FakePagerDuty::start().await;
     jitgate_emulators::world::add_oncall_roster(&pagerduty);
+    jitgate_emulators::world::add_incidents(&pagerduty);
     pagerduty
 }
 
@@ -40,6 +41,6 @@ pub fn names(slack: &FakeSlack) -> Names {
 pub fn summary() -> String {
     format!(
         "Slack workspace: @alice asks for data; @bob and @carol are on call in PagerDuty schedule {SCHEDULE} (so is \
-         @alice, who still cannot approve her own request); @mallory is not on call. Cards go to #oncall."
+         @alice, who still cannot approve her own request); @mallory is not on call. Cards go to #oncall. PagerDuty incident #{OPEN_INCIDENT} (Orders) is open."
     )
 }

@@ -24,7 +24,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -99,6 +99,8 @@ pub struct RecordedRequest {
     pub query: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub accept: Option<String>,
+    /// The `From` header (PagerDuty requires it on writes).
+    pub from: Option<String>,
 }
 
 impl RecordedRequest {
@@ -111,6 +113,26 @@ impl RecordedRequest {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params(name).into_iter().next()
     }
+}
+
+/// A PagerDuty incident on one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub id: String,
+    pub number: u64,
+    pub title: String,
+    /// `triggered`, `acknowledged` or `resolved`.
+    pub status: String,
+    pub service: String,
+    pub escalation_policy: Option<String>,
+}
+
+/// A note added to an incident's timeline, with the `From` header it was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub incident: String,
+    pub from: String,
+    pub content: String,
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +148,9 @@ struct World {
     schedules: BTreeMap<String, String>,
     escalation_policies: BTreeMap<String, String>,
     oncalls: Vec<OnCall>,
+    services: BTreeMap<String, String>,
+    incidents: BTreeMap<String, Incident>,
+    notes: Vec<Note>,
     now: Option<OffsetDateTime>,
     account_offset: UtcOffset,
     faults: VecDeque<Fault>,
@@ -174,6 +199,9 @@ impl FakePagerDuty {
                 schedules: BTreeMap::new(),
                 escalation_policies: BTreeMap::new(),
                 oncalls: Vec::new(),
+                services: BTreeMap::new(),
+                incidents: BTreeMap::new(),
+                notes: Vec::new(),
                 now: None,
                 account_offset: UtcOffset::UTC,
                 faults: VecDeque::new(),
@@ -231,6 +259,29 @@ impl FakePagerDuty {
             assert!(world.schedules.contains_key(schedule), "add schedule {schedule} before its on-call");
         }
         world.oncalls.push(oncall);
+    }
+
+    pub fn add_service(&self, id: &str, name: &str) {
+        self.shared.world().services.insert(id.to_owned(), name.to_owned());
+    }
+
+    /// Adds an incident (or replaces the one with its id). Its service must have been added first.
+    pub fn add_incident(&self, incident: Incident) {
+        let mut world = self.shared.world();
+        assert!(world.services.contains_key(&incident.service), "add service {} before its incident", incident.service);
+        world.incidents.insert(incident.id.clone(), incident);
+    }
+
+    /// Changes an incident's status (`triggered`, `acknowledged`, `resolved`).
+    pub fn set_incident_status(&self, id: &str, status: &str) {
+        let mut world = self.shared.world();
+        let incident = world.incidents.get_mut(id).unwrap_or_else(|| panic!("no incident {id}"));
+        incident.status = status.to_owned();
+    }
+
+    /// Every note added so far, oldest first.
+    pub fn notes(&self) -> Vec<Note> {
+        self.shared.world().notes.clone()
     }
 
     /// Removes every on-call shift (users, schedules and policies stay).
@@ -308,6 +359,8 @@ fn serve(listener: TcpListener, shared: Arc<Shared>) -> Running {
         .route("/users/{id}", get(get_user))
         .route("/schedules/{id}", get(get_schedule))
         .route("/escalation_policies/{id}", get(get_escalation_policy))
+        .route("/incidents/{id}", get(get_incident))
+        .route("/incidents/{id}/notes", post(create_note))
         .fallback(|| async { error(StatusCode::NOT_FOUND, 2100, "Not Found", &[]) })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared);
@@ -333,6 +386,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         raw_query,
         authorization: authorization.clone(),
         accept: header_text(request.headers(), header::ACCEPT),
+        from: header_text(request.headers(), header::FROM),
     };
     let latency = shared.world().latency;
     if !latency.is_zero() {
@@ -521,6 +575,89 @@ async fn get_escalation_policy(State(shared): State<Arc<Shared>>, Path(id): Path
         return not_found();
     }
     axum::Json(json!({ "escalation_policy": full_escalation_policy(&shared.base_url, &world, &id) })).into_response()
+}
+
+/// The incident with this id, or with this incident number (the real API accepts either in the path).
+fn find_incident<'a>(world: &'a World, id_or_number: &str) -> Option<&'a Incident> {
+    world.incidents.get(id_or_number).or_else(|| {
+        let number: u64 = id_or_number.parse().ok()?;
+        world.incidents.values().find(|i| i.number == number)
+    })
+}
+
+async fn get_incident(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let world = shared.world();
+    match find_incident(&world, &id) {
+        Some(incident) => {
+            axum::Json(json!({ "incident": full_incident(&shared.base_url, &world, incident) })).into_response()
+        }
+        None => not_found(),
+    }
+}
+
+/// `POST /incidents/{id}/notes`: `From` must be the email of a user of the account; the body `{"note":
+/// {"content": "…"}}`.
+async fn create_note(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut world = shared.world();
+    let Some(incident) = find_incident(&world, &id).map(|i| i.id.clone()) else { return not_found() };
+    let from = headers.get("from").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let Some(user) = world.users.values().find(|u| u.email.eq_ignore_ascii_case(&from)).cloned() else {
+        return invalid("The From header must be the email address of a valid user associated with the account.");
+    };
+    let content = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["note"]["content"].as_str().map(str::to_owned))
+        .filter(|c| !c.trim().is_empty());
+    let Some(content) = content else { return invalid("Note content is required.") };
+    world.notes.push(Note { incident: incident.clone(), from, content: content.clone() });
+    let created = world.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let note = json!({
+        "id": format!("PN{:05}", world.notes.len()),
+        "user": reference(&shared.base_url, "user", "users", &user.id, &user.name),
+        "channel": { "summary": "The PagerDuty website or APIs" },
+        "content": content,
+        "created_at": render_time(&world, created),
+    });
+    (StatusCode::CREATED, axum::Json(json!({ "note": note }))).into_response()
+}
+
+/// The Incident object, shaped like `samples/pagerduty/incidents.get.derived.json`.
+fn full_incident(base: &str, world: &World, incident: &Incident) -> Value {
+    let id = &incident.id;
+    let service =
+        reference(base, "service", "services", &incident.service, name_of(&world.services, &incident.service));
+    let service_link = format!("{WEB_BASE}/service-directory/{}", incident.service);
+    let mut service = service;
+    service["html_url"] = json!(service_link);
+    let policy = incident.escalation_policy.as_deref().map_or(Value::Null, |p| {
+        reference(base, "escalation_policy", "escalation_policies", p, name_of(&world.escalation_policies, p))
+    });
+    let at = render_time(world, world.now.unwrap_or_else(OffsetDateTime::now_utc));
+    json!({
+        "id": id,
+        "type": "incident",
+        "summary": format!("[#{}] {}", incident.number, incident.title),
+        "self": format!("{base}/incidents/{id}"),
+        "html_url": format!("{WEB_BASE}/incidents/{id}"),
+        "incident_number": incident.number,
+        "title": incident.title,
+        "created_at": at,
+        "updated_at": at,
+        "status": incident.status,
+        "incident_key": format!("key-{id}"),
+        "service": service,
+        "assignments": [],
+        "acknowledgements": [],
+        "last_status_change_at": at,
+        "escalation_policy": policy,
+        "teams": [],
+        "urgency": "high",
+    })
 }
 
 fn not_found() -> Response {

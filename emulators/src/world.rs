@@ -8,7 +8,7 @@
 //! and jitgate's client's) use [`slack_config_with_edge_cases`], the same people and channels plus the corners a
 //! real workspace has. Names and ids are defined here only.
 
-use crate::pagerduty::{FakePagerDuty, OnCall};
+use crate::pagerduty::{FakePagerDuty, Incident, OnCall};
 use crate::slack::{Channel, SlackConfig, User};
 
 pub const ALICE: &str = "U0ALICE";
@@ -98,5 +98,39 @@ pub fn add_oncall_roster(pagerduty: &FakePagerDuty) {
     pagerduty.add_escalation_policy(POLICY, "Orders");
     for (_, pagerduty_id) in ON_CALL {
         pagerduty.add_oncall(OnCall::new(pagerduty_id, POLICY, 1).via_schedule(SCHEDULE));
+    }
+}
+
+/// The PagerDuty service of the Orders system, which incident-gated runbooks accept incidents on.
+pub const ORDERS_SERVICE: &str = "PORDERSVC";
+/// Another team's service.
+pub const BILLING_SERVICE: &str = "PBILLSVC";
+/// Incident numbers: open on Orders, resolved on Orders, open on Billing.
+pub const OPEN_INCIDENT: u64 = 1234;
+pub const RESOLVED_INCIDENT: u64 = 1200;
+pub const BILLING_INCIDENT: u64 = 1240;
+/// The PagerDuty user jitgate writes incident notes as (`oncall.incident_notes_from`).
+pub const NOTES_FROM: &str = "jitgate@example.com";
+
+/// The incidents: [`OPEN_INCIDENT`] (acknowledged, Orders), [`RESOLVED_INCIDENT`] (Orders) and
+/// [`BILLING_INCIDENT`] (triggered, Billing), plus jitgate's own PagerDuty user that writes the notes.
+pub fn add_incidents(pagerduty: &FakePagerDuty) {
+    pagerduty.add_user("PJITGATE", "jitgate", NOTES_FROM);
+    pagerduty.add_service(ORDERS_SERVICE, "Orders");
+    pagerduty.add_service(BILLING_SERVICE, "Billing");
+    let incidents = [
+        ("PINC1234", OPEN_INCIDENT, "Orders stuck in paid", "acknowledged", ORDERS_SERVICE),
+        ("PINC1200", RESOLVED_INCIDENT, "Checkout latency", "resolved", ORDERS_SERVICE),
+        ("PINC1240", BILLING_INCIDENT, "Invoices not sent", "triggered", BILLING_SERVICE),
+    ];
+    for (id, number, title, status, service) in incidents {
+        pagerduty.add_incident(Incident {
+            id: id.to_owned(),
+            number,
+            title: title.to_owned(),
+            status: status.to_owned(),
+            service: service.to_owned(),
+            escalation_policy: Some(POLICY.to_owned()),
+        });
     }
 }

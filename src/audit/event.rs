@@ -100,6 +100,9 @@ pub enum AuditEvent {
         policy: ApprovalPolicy,
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
+        /// The PagerDuty incident named with `--incident` (left out when none, so older entries hash as before).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incident: Option<Box<crate::request::IncidentRef>>,
     },
     /// An approval was counted.
     Approved {
@@ -169,6 +172,31 @@ pub enum AuditEvent {
         request: RequestId,
         detail: String,
     },
+    /// Nobody decided in time, so the approvers were widened to escalation level `level` (of at most
+    /// `max_level`) of the runbook's escalation policies.
+    Escalated {
+        request: RequestId,
+        level: u32,
+        max_level: u32,
+    },
+    /// The requester ran the request at once, without an approver, by break-glass: on call through `evidence`,
+    /// their `used_today`-th use of `daily_limit`.
+    BreakGlass {
+        request: RequestId,
+        by: SlackUserId,
+        evidence: OnCallEntry,
+        used_today: u32,
+        daily_limit: u32,
+    },
+    /// Another on-call person reviewed a break-glass run.
+    BreakGlassReviewed {
+        request: RequestId,
+        by: SlackUserId,
+    },
+    /// A break-glass run was still unreviewed when its review was due: alerted.
+    BreakGlassUnreviewed {
+        request: RequestId,
+    },
 }
 
 impl AuditEvent {
@@ -183,6 +211,7 @@ impl AuditEvent {
             fingerprint: request.fingerprint.clone(),
             policy: request.policy.clone(),
             expires_at: request.expires_at,
+            incident: request.incident.clone().map(Box::new),
         }
     }
 
@@ -211,7 +240,11 @@ impl AuditEvent {
             | AuditEvent::Cancelled { request, .. }
             | AuditEvent::Executed { request, .. }
             | AuditEvent::Failed { request, .. }
-            | AuditEvent::IntegrityViolation { request, .. } => Some(request),
+            | AuditEvent::IntegrityViolation { request, .. }
+            | AuditEvent::Escalated { request, .. }
+            | AuditEvent::BreakGlass { request, .. }
+            | AuditEvent::BreakGlassReviewed { request, .. }
+            | AuditEvent::BreakGlassUnreviewed { request } => Some(request),
             AuditEvent::Refused { request, .. } => request.as_ref(),
             AuditEvent::RefusalsCounted { .. } => None,
         }
@@ -225,11 +258,15 @@ impl AuditEvent {
             | AuditEvent::Denied { by: user, .. }
             | AuditEvent::Cancelled { by: user, .. }
             | AuditEvent::Refused { by: user, .. }
-            | AuditEvent::RefusalsCounted { by: user, .. } => Actor::User(user.clone()),
+            | AuditEvent::RefusalsCounted { by: user, .. }
+            | AuditEvent::BreakGlass { by: user, .. }
+            | AuditEvent::BreakGlassReviewed { by: user, .. } => Actor::User(user.clone()),
             AuditEvent::Expired { .. }
             | AuditEvent::Executed { .. }
             | AuditEvent::Failed { .. }
-            | AuditEvent::IntegrityViolation { .. } => Actor::System,
+            | AuditEvent::IntegrityViolation { .. }
+            | AuditEvent::Escalated { .. }
+            | AuditEvent::BreakGlassUnreviewed { .. } => Actor::System,
         }
     }
 
@@ -246,6 +283,10 @@ impl AuditEvent {
             AuditEvent::Executed { .. } => "executed",
             AuditEvent::Failed { .. } => "failed",
             AuditEvent::IntegrityViolation { .. } => "integrity_violation",
+            AuditEvent::Escalated { .. } => "escalated",
+            AuditEvent::BreakGlass { .. } => "break_glass",
+            AuditEvent::BreakGlassReviewed { .. } => "break_glass_reviewed",
+            AuditEvent::BreakGlassUnreviewed { .. } => "break_glass_unreviewed",
         }
     }
 }

@@ -697,7 +697,14 @@ mod tests {
         AuditEvent::Executed {
             request: RequestId::parse("JIT-7Q2M4X").unwrap(),
             fingerprint,
-            summary: ExecutionSummary { row_count: 1, truncated: false, consumed_capacity, result_sha256: "00".into() },
+            summary: ExecutionSummary {
+                row_count: 1,
+                truncated: false,
+                consumed_capacity,
+                result_sha256: "00".into(),
+                write: None,
+                unmasked: vec![],
+            },
             credentials: CredentialEvidence {
                 assumed_role_id: "AROAEXAMPLE:jit".into(),
                 access_key_id: "ASIAEXAMPLE".into(),

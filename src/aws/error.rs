@@ -48,6 +48,10 @@ pub enum AwsFailure {
     /// The service could not be reached.
     #[error("could not reach {service} for {operation}: {detail}")]
     Unreachable { service: &'static str, operation: &'static str, detail: String },
+    /// A write's precondition did not hold (`ConditionalCheckFailedException`): the item changed since the
+    /// request, and DynamoDB wrote nothing.
+    #[error("the write's precondition failed: the item changed since the request; nothing was written")]
+    PreconditionFailed,
     /// Any other service error, with its code.
     #[error("{service} {operation} failed: {code}: {}", message.as_deref().unwrap_or(""))]
     Other { service: &'static str, operation: &'static str, code: String, message: Option<String> },
@@ -75,6 +79,7 @@ impl AwsFailure {
             }
             AwsFailure::TimedOut { service, .. } => AwsProblem::TimedOut { service: owned(service) },
             AwsFailure::Unreachable { service, .. } => AwsProblem::Unreachable { service: owned(service) },
+            AwsFailure::PreconditionFailed => AwsProblem::PreconditionFailed,
             AwsFailure::Other { service, operation, code, .. } => {
                 AwsProblem::Other { service: owned(service), operation: owned(operation), code: code.clone() }
             }

@@ -5,7 +5,8 @@
 //! expired credentials (and local servers accept them), so jitgate's 15-minute promise is kept here. `Query` and
 //! `Scan` page with `ExclusiveStartKey` until the runbook's item cap or the end, asking each page for no more than
 //! what is still missing. Masked attributes are replaced before a row leaves this module, and the SHA-256 of the
-//! delivered rows goes to the audit trail. Rows are never logged.
+//! delivered rows goes to the audit trail. Rows are never logged. A write (`UpdateItem`) sends its precondition as
+//! the `ConditionExpression` and delivers the item's written attributes before and after.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -14,7 +15,8 @@ use std::time::SystemTime;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::IdentityCache;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, Select};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue, Select};
 use secrecy::ExposeSecret;
 use time::Duration;
 
@@ -23,7 +25,7 @@ use super::error::{AwsFailure, ErrorFacts, is_denial_code, is_throttling_code};
 use super::value::row_from_item;
 use crate::clock::SharedClock;
 use crate::request::ApprovedQuery;
-use crate::request::result::{ExecutionResult, Row, result_sha256};
+use crate::request::result::{ExecutionResult, Row, WriteDiff, result_sha256};
 use crate::runbook::{BoundValue, Operation, RenderedQuery};
 use crate::telemetry::CallMetrics;
 
@@ -92,10 +94,16 @@ impl Executor {
         self.ensure_fresh(&credentials)?;
         let run = Run { executor: self, client: self.client_for(&credentials), credentials: &credentials };
         let query = approved.query();
+        let mut write = None;
         let outcome = match query.operation {
             Operation::GetItem => run.get_item(query).await,
             Operation::Query => run.paginate(query, Paged::Query).await,
             Operation::Scan => run.paginate(query, Paged::Scan).await,
+            Operation::UpdateItem => run.update_item(query).await.map(|(diff, capacity)| {
+                let rows = vec![diff.after.clone()];
+                write = Some(diff);
+                (rows, false, capacity, 1)
+            }),
         };
         drop(run);
         drop(credentials);
@@ -107,6 +115,8 @@ impl Executor {
             truncated,
             consumed_capacity,
             pages,
+            write,
+            unmasked: query.unmasked_attributes.clone(),
         };
         tracing::info!(
             request_id = %approved.request_id(),
@@ -180,6 +190,47 @@ impl Run<'_> {
         let capacity = capacity_units(output.consumed_capacity());
         let rows = output.item.into_iter().map(|item| row_from_item(item, &q.masked_attributes)).collect();
         Ok((rows, false, capacity, 1))
+    }
+
+    /// The approved write: `UpdateItem` with the precondition as `ConditionExpression`, asking for the old values
+    /// of the attributes written (`UPDATED_OLD`, what the session policy pins). The new values are the ones the
+    /// approvers saw, so before and after are both known without reading anything else.
+    async fn update_item(&self, q: &RenderedQuery) -> Result<(WriteDiff, f64), AwsFailure> {
+        let update = q.update.as_ref().ok_or_else(|| AwsFailure::Validation {
+            message: "an update_item request without its update".to_owned(),
+        })?;
+        self.executor.ensure_fresh(self.credentials)?;
+        let key: Item = q.key.iter().map(|k| (k.attribute.clone(), attribute(&k.value))).collect();
+        let output = self
+            .client
+            .update_item()
+            .table_name(&q.table)
+            .set_key(Some(key.clone()))
+            .update_expression(&update.update_expression)
+            .condition_expression(&update.condition_expression)
+            .set_expression_attribute_names(names(q))
+            .set_expression_attribute_values(values(q))
+            .return_values(ReturnValue::from(update.return_values.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => AwsFailure::PreconditionFailed,
+                _ => self.failure(e, "UpdateItem", q),
+            })?;
+        let capacity = capacity_units(output.consumed_capacity());
+        let mut before = key.clone();
+        before.extend(
+            output.attributes.unwrap_or_default().into_iter().filter(|(name, _)| update.written().contains(name)),
+        );
+        let mut after = key;
+        after.extend(update.set.iter().map(|(name, value)| (name.clone(), attribute(value))));
+        let diff = WriteDiff {
+            before: row_from_item(before, &q.masked_attributes),
+            after: row_from_item(after, &q.masked_attributes),
+            written: update.written(),
+        };
+        Ok((diff, capacity))
     }
 
     async fn paginate(&self, q: &RenderedQuery, op: Paged) -> Result<Collected, AwsFailure> {

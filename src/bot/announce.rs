@@ -82,6 +82,7 @@ impl Bot {
                 })
                 .unwrap_or_default(),
             audit_link: Some(self.audit_link(&request.id)),
+            break_glass_mention: self.settings.break_glass_mention.clone(),
         }
     }
 
@@ -119,7 +120,7 @@ impl Bot {
     }
 
     /// Updates the request's card to its current state.
-    async fn refresh_card(&self, request: &AccessRequest, report: Option<&RosterReport>) {
+    pub(super) async fn refresh_card(&self, request: &AccessRequest, report: Option<&RosterReport>) {
         let Some(card) = &request.card else { return };
         let message = messages::approval_card(request, &self.card_context(request, report));
         let at = MessageRef { channel: card.channel.clone(), ts: card.ts.clone() };

@@ -26,6 +26,7 @@ impl Bot {
             // A card from before approvals carried their fingerprint shows nothing to bind to: never counted.
             messages::APPROVE_ACTION => self.approve(&click, &id, shown.unwrap_or_default()).await,
             messages::DENY_ACTION => self.offer_deny(&click, &id).await,
+            messages::REVIEW_ACTION => self.review(&click, &id).await,
             other => {
                 warn!(action_id = other, "click on an unknown action; ignored");
                 Ok(())
@@ -104,12 +105,15 @@ impl Bot {
                     crate::telemetry::traces::continue_trace(&span, parent);
                 }
                 crate::telemetry::traces::record_trace_id(&span);
+                let approved_note = self.note_approved(&request);
                 let run = async {
                     match self.engine.execute(*request, *query).await? {
                         ExecuteResult::Executed { request, result, .. } => {
+                            self.note_finished(&request, approved_note);
                             self.announce_after(&request, Happened::Ran(&result), card_free).await
                         }
                         ExecuteResult::Failed { request, reason, alarm } => {
+                            self.note_finished(&request, approved_note);
                             if alarm {
                                 let alert = messages::security_alert(&request, &reason);
                                 self.raise_alert(&request, reason.code(), alert).await;

@@ -5,6 +5,10 @@
 //!   it, and turns an internal failure into "something went wrong (ref …)" for the user and a log line.
 //! - `requesting`: slash commands, the request forms, and submitting a request with its approval card.
 //! - `deciding`: Approve and Deny clicks, the deny form, running an approved query and posting its rows.
+//! - `incidents`: the PagerDuty incident a request names: looked up before submitting, noted on when the request
+//!   is approved and when it finishes.
+//! - `break_glass`: `--break-glass` runs (at once, loudly), their Reviewed clicks and the alert when nobody
+//!   reviewed one in time.
 //! - `announce`: brings the card, its thread and the requester's DM in line with a request's state.
 //! - `sweeping`: the background pass: expiries, stuck runs, reminders.
 //!
@@ -12,8 +16,10 @@
 //! from [`crate::messages`].
 
 mod announce;
+mod break_glass;
 mod deciding;
 mod dispatch;
+mod incidents;
 mod requesting;
 mod sweeping;
 
@@ -41,6 +47,12 @@ pub struct BotSettings {
     pub links: crate::links::AuditLinkSigner,
     /// Where outcomes and latencies are counted (rendered at `/metrics`).
     pub metrics: crate::telemetry::Metrics,
+    /// Email of the PagerDuty user incident notes are written as; `None`: no notes.
+    pub incident_notes_from: Option<String>,
+    /// Break-glass limits (`[break_glass]`).
+    pub break_glass: crate::engine::BreakGlassSettings,
+    /// Mention put on break-glass cards and alerts (`break_glass.mention`).
+    pub break_glass_mention: Option<String>,
 }
 
 /// The bot: one per replica.

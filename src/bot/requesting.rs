@@ -31,9 +31,13 @@ impl Bot {
                 let view = messages::runbook_picker_view(self.engine.runbooks(), &c.channel);
                 self.slack.open_view(&c.trigger_id, view).await?;
             }
-            Ok(Command::Query { runbook: Some(runbook), args, reason }) => {
+            Ok(Command::Query { runbook: Some(runbook), args, reason, unmask, incident, break_glass }) => {
                 let known = RunbookId::parse(&runbook).and_then(|id| self.engine.runbooks().get(&id));
                 match known {
+                    // Break-glass never opens a form: it is typed in full, reason included.
+                    _ if break_glass => {
+                        self.break_glass(&c.user, &c.channel, &runbook, &args, reason, &unmask, incident).await?;
+                    }
                     // Something missing: the form asks for it, keeping what was typed.
                     Some(rb)
                         if rb.parameters().iter().any(|p| p.is_required() && !args.contains_key(p.name()))
@@ -42,7 +46,7 @@ impl Bot {
                         let view = messages::query_view(rb, &args, reason.as_deref(), &c.channel);
                         self.slack.open_view(&c.trigger_id, view).await?;
                     }
-                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason).await?,
+                    _ => self.submit(&c.user, &c.channel, &runbook, &args, reason, &unmask, incident).await?,
                 }
             }
             Ok(Command::Runbooks) => {
@@ -76,6 +80,7 @@ impl Bot {
     }
 
     /// A complete request: create it, post its card, confirm to the requester.
+    #[allow(clippy::too_many_arguments)] // The command's parts, each passed on once.
     async fn submit(
         &self,
         user: &SlackUserId,
@@ -83,7 +88,11 @@ impl Bot {
         runbook: &str,
         args: &BTreeMap<String, String>,
         reason: Option<String>,
+        unmask: &[String],
+        incident: Option<String>,
     ) -> anyhow::Result<()> {
+        // The incident named with --incident is checked first: the request records what PagerDuty said of it.
+        let incident = self.look_up_incident(incident).await;
         // Who is on call only feeds the card, so it is asked while the request is checked, stored and audited
         // rather than after: the card then waits for the longer of the two, not their sum. A refused request
         // wastes at most one roster lookup, which the roster cache absorbs.
@@ -94,21 +103,12 @@ impl Bot {
                 None => None,
             }
         };
-        let (submitted, roster) = tokio::join!(self.engine.submit(user, runbook, args, reason), roster);
-        let answer = match submitted? {
-            SubmitOutcome::Created(request) => Ok(*request),
-            SubmitOutcome::UnknownRunbook { typed, suggestion } => {
-                Err(messages::unknown_runbook(&typed, suggestion.as_ref()))
-            }
-            SubmitOutcome::BadParameters { runbook, errors } => Err(messages::bad_parameters(&runbook, &errors)),
-            SubmitOutcome::Unrunnable { runbook, reason } => Err(messages::unrunnable(&runbook, &reason)),
-            SubmitOutcome::Refused(refusal) => Err(messages::refused(&refusal, None)),
-            SubmitOutcome::RateLimited { retry_after } => Err(messages::rate_limited(retry_after)),
-        };
-        let request = match answer {
-            Ok(request) => request,
-            Err(refusal) => {
-                self.ephemeral(channel, user, refusal).await;
+        let submitting = self.engine.submit_with(user, runbook, args, reason, unmask, incident);
+        let (submitted, roster) = tokio::join!(submitting, roster);
+        let request = match submitted? {
+            SubmitOutcome::Created(request) => *request,
+            refused => {
+                self.ephemeral(channel, user, Self::submit_refusal(refused)).await;
                 return Ok(());
             }
         };
@@ -199,7 +199,9 @@ impl Bot {
                 };
                 let mut args = view.values.clone();
                 let reason = args.remove(messages::REASON_BLOCK);
-                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason).await
+                // The form has no incident or unmask field: a runbook that requires an incident is refused with the
+                // way to name it.
+                self.submit(&view.user, &meta.channel, &meta.runbook, &args, reason, &[], None).await
             }
             messages::DENY_VIEW => self.on_deny_form(view).await,
             _ => Ok(()),

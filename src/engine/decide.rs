@@ -23,8 +23,9 @@ impl Engine {
     ) -> anyhow::Result<MayDecide> {
         let Some(request) = self.load(id).await? else { return Ok(MayDecide::NotFound) };
         // PagerDuty is asked at every decision, never a cached roster while it answers: whoever handed over a
-        // moment ago must not approve any more.
-        let report = match oncall.roster_now(&request.policy).await {
+        // moment ago must not approve any more. A request whose approvers were widened (staged escalation) accepts
+        // on-calls up to its current level.
+        let report = match oncall.roster_now(&request.policy, request::escalation_level(&request)).await {
             Ok(report) => report,
             Err(error) => {
                 warn!(request_id = %id, error = %error, "on-call roster unavailable; refusing the decision");

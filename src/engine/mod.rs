@@ -11,11 +11,14 @@
 //!
 //! Callers (the bot, tests) use the public operations only, one file per job: `submit` (submit, form
 //! validation), `decide` (who may decide, approve, deny, cancel), `execute` (execute, fail, abandon), `sweep`
-//! (expire, fail stuck runs, remind), and the small ones here (status, recent requests, delivery claims, refusals
+//! (expire, fail stuck runs, remind), `escalate` (widen the approvers of requests nobody decided on),
+//! `break_glass` (run at once by someone on call, reviewed afterwards), and the small ones here (status, recent requests, delivery claims, refusals
 //! that happen before the engine is asked).
 //! The store and audit accessors exist for the composition root, which hands the same clients to the HTTP server.
 
+mod break_glass;
 mod decide;
+mod escalate;
 mod execute;
 mod integrity;
 mod submit;
@@ -39,6 +42,8 @@ use crate::runbook::{ParamError, RunbookSet};
 use crate::seal::Sealer;
 use crate::store::{CountedRefusals, RateLimit, RefusalCount, RequestStore, Transition};
 
+pub use break_glass::{BreakGlassOutcome, BreakGlassSettings, ReviewResult};
+pub use escalate::Widened;
 pub use integrity::{RecordTampered, sealed_record};
 pub use submit::FormProblem;
 
@@ -105,10 +110,20 @@ pub enum SubmitOutcome {
         runbook: RunbookId,
         reason: String,
     },
+    /// `--unmask` named an attribute the runbook does not let be unmasked.
+    UnmaskRefused {
+        runbook: RunbookId,
+        error: crate::runbook::UnmaskError,
+    },
     /// A rule of the state machine, e.g. a missing reason.
     Refused(Refusal),
     RateLimited {
         retry_after: Duration,
+    },
+    /// The incident named (or not named) does not satisfy the runbook's incident gate.
+    IncidentRefused {
+        runbook: RunbookId,
+        refusal: request::IncidentRefusal,
     },
 }
 

@@ -9,7 +9,7 @@ use super::{Engine, MAX_ID_ATTEMPTS, SubmitOutcome};
 use crate::audit::{AttemptedAction, AuditEvent};
 use crate::aws::sts::check_packed_size;
 use crate::ids::{RequestId, RunbookId, SlackUserId};
-use crate::request::{AccessRequest, FailureReason, NewRequest};
+use crate::request::{AccessRequest, FailureReason, IncidentLookup, NewRequest, judge_incident};
 use crate::runbook::{ParamError, session_policy};
 use crate::store::{Admission, Created};
 
@@ -51,16 +51,35 @@ impl Engine {
         args: &BTreeMap<String, String>,
         reason: Option<String>,
     ) -> anyhow::Result<SubmitOutcome> {
-        let span = info_span!("submit", requester = %requester, runbook = %runbook, request_id = tracing::field::Empty);
-        self.submit_inner(requester, runbook, args, reason, &span).instrument(span.clone()).await
+        self.submit_with(requester, runbook, args, reason, &[], IncidentLookup::NotGiven).await
     }
 
+    /// [`Engine::submit`] with the command's options: `unmask` asks to see those masked attributes in clear
+    /// (`--unmask`: each must be one the runbook lists as unmaskable, and the request then needs one more approver,
+    /// see `AccessRequest::create`); `incident` is what PagerDuty said about the incident the request names
+    /// (`--incident`), to which the runbook's incident gate is applied before anything is stored.
+    pub async fn submit_with(
+        &self,
+        requester: &SlackUserId,
+        runbook: &str,
+        args: &BTreeMap<String, String>,
+        reason: Option<String>,
+        unmask: &[String],
+        incident: IncidentLookup,
+    ) -> anyhow::Result<SubmitOutcome> {
+        let span = info_span!("submit", requester = %requester, runbook = %runbook, request_id = tracing::field::Empty);
+        self.submit_inner(requester, runbook, args, reason, unmask, incident, &span).instrument(span.clone()).await
+    }
+
+    #[allow(clippy::too_many_arguments)] // The request's parts as typed, each passed on once.
     async fn submit_inner(
         &self,
         requester: &SlackUserId,
         typed: &str,
         args: &BTreeMap<String, String>,
         reason: Option<String>,
+        unmask: &[String],
+        incident: IncidentLookup,
         span: &tracing::Span,
     ) -> anyhow::Result<SubmitOutcome> {
         let attempted = AttemptedAction::Request { runbook: typed.to_owned() };
@@ -79,6 +98,13 @@ impl Engine {
                 return Ok(SubmitOutcome::BadParameters { runbook: runbook.id().clone(), errors });
             }
         };
+        let query = match runbook.unmask(query, unmask) {
+            Ok(query) => query,
+            Err(error) => {
+                self.audit_refusal(None, requester, attempted, format!("unmask_refused: {error}")).await;
+                return Ok(SubmitOutcome::UnmaskRefused { runbook: runbook.id().clone(), error });
+            }
+        };
         // Render the session policy now, and size it with the session tags AssumeRole will carry, so nobody is
         // asked to approve a query that could never run.
         let unrunnable = match session_policy(&query) {
@@ -89,6 +115,13 @@ impl Engine {
             self.audit_refusal(None, requester, attempted, format!("unrunnable: {reason}")).await;
             return Ok(SubmitOutcome::Unrunnable { runbook: runbook.id().clone(), reason });
         }
+        let incident = match judge_incident(runbook.incident(), incident) {
+            Ok(incident) => incident,
+            Err(refusal) => {
+                self.audit_refusal(None, requester, attempted, refusal.code()).await;
+                return Ok(SubmitOutcome::IncidentRefused { runbook: runbook.id().clone(), refusal });
+            }
+        };
         let now = self.clock.now();
         let mut new = NewRequest {
             id: RequestId::generate(),
@@ -96,6 +129,7 @@ impl Engine {
             reason,
             query,
             policy: runbook.approval().clone(),
+            incident,
         };
         let request = match AccessRequest::create(new.clone(), now) {
             Ok(request) => request,

@@ -131,7 +131,7 @@ impl Engine {
     /// A record for the sweeper. One that fails its seal check was audited and alerted on by [`Engine::load`]; the
     /// sweeper treats it as gone (its index entries are dropped), so one bad record cannot stop every sweep or be
     /// reported again on each pass. Nobody acts on it: any click on it is refused the same way.
-    async fn sweepable(&self, id: &crate::ids::RequestId) -> anyhow::Result<Option<AccessRequest>> {
+    pub(super) async fn sweepable(&self, id: &crate::ids::RequestId) -> anyhow::Result<Option<AccessRequest>> {
         match self.load(id).await {
             Ok(found) => Ok(found),
             Err(err) if err.is::<super::RecordTampered>() => {

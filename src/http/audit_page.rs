@@ -224,6 +224,30 @@ pub fn render(id: &RequestId, region: &str, now: OffsetDateTime, entries: &[Revi
                     row("What jitgate did", "refused it and alerted"),
                 ],
             )),
+            AuditEvent::Escalated { level, max_level, .. } => Some((
+                "Escalated",
+                vec![row(
+                    "What happened",
+                    &format!(
+                        "nobody decided in time; on-call people up to escalation level {level} (of at most {max_level}) may approve"
+                    ),
+                )],
+            )),
+            AuditEvent::BreakGlass { by, evidence, used_today, daily_limit, .. } => Some((
+                "Break-glass: run without an approver",
+                vec![
+                    row("Run by", &code(by.as_str())),
+                    row("On-call evidence", &evidence_html(evidence)),
+                    row("Use today", &format!("{used_today} of {daily_limit}")),
+                ],
+            )),
+            AuditEvent::BreakGlassReviewed { by, .. } => {
+                Some(("Break-glass reviewed", vec![row("Reviewed by", &code(by.as_str()))]))
+            }
+            AuditEvent::BreakGlassUnreviewed { .. } => Some((
+                "Break-glass not reviewed in time",
+                vec![row("What jitgate did", "alerted the approval channel and the operators")],
+            )),
             AuditEvent::Refused { by, attempted, reason, .. } => Some((
                 "Refused attempt",
                 vec![
@@ -274,6 +298,7 @@ const UNTRUSTED_NOTE: &str =
 
 fn status_badge(events: &[(&ReviewedEntry, &AuditEntry)]) -> String {
     let last = events.iter().rev().find_map(|(_, e)| match &e.event {
+        AuditEvent::Executed { summary, .. } if summary.write.is_some() => Some(("ok", "Wrote 1 item".to_owned())),
         AuditEvent::Executed { summary, .. } => Some(("ok", format!("Ran: {} rows", summary.row_count))),
         AuditEvent::Denied { .. } => Some(("bad", "Denied".to_owned())),
         AuditEvent::Expired { .. } => Some(("warn", "Expired".to_owned())),
@@ -375,6 +400,14 @@ fn query_section(query: &RenderedQuery) -> String {
     if !query.masked_attributes.is_empty() {
         rows.push(row("Masked attributes", &code(&query.masked_attributes.join(", "))));
     }
+    if let Some(update) = &query.update {
+        rows.push(row("UpdateExpression", &code(&update.update_expression)));
+        rows.push(row("ConditionExpression", &code(&update.condition_expression)));
+        rows.push(row("ReturnValues", &code(&update.return_values)));
+    }
+    if !query.unmasked_attributes.is_empty() {
+        rows.push(row("Shown in clear on request", &code(&query.unmasked_attributes.join(", "))));
+    }
     rows.push(row("Item cap", &query.item_cap.to_string()));
     format!(
         "<h2>Query</h2><section class=\"card\"><p>{}</p><table>{}</table></section>",
@@ -395,19 +428,34 @@ fn execution_section(
         .and_then(|value| serde_json::to_string_pretty(&value).ok())
         .unwrap_or_else(|| credentials.session_policy.clone());
     format!(
-        "<h2>Execution</h2><section class=\"card\"><table>{}{}{}{}{}{}{}{}{}</table>\
+        "<h2>Execution</h2><section class=\"card\"><table>{}{}{}{}{}{}{}{}{}{}</table>\
          <h3 style=\"margin-top:12px\">Session policy</h3><pre>{}</pre></section>",
         row("Ran at", &esc(&time_text(entry.at)).to_string()),
         row("Rows returned", &summary.row_count.to_string()),
         row("Truncated at the item cap", if summary.truncated { "yes" } else { "no" }),
         row("Consumed capacity", &format!("{} read capacity units", summary.consumed_capacity)),
         row("Result SHA-256", &code(&summary.result_sha256)),
+        write_and_unmask_rows(summary),
         row("Query fingerprint", &code(fingerprint)),
         row("AssumedRoleId", &code(&credentials.assumed_role_id)),
         row("Access key id", &code(&credentials.access_key_id)),
         row("Credentials expired at", &esc(&time_text(credentials.expires_at)).to_string()),
         esc(&policy),
     )
+}
+
+/// A write's before/after hashes and written attributes, and the attributes shown in clear; nothing for a plain read.
+fn write_and_unmask_rows(summary: &ExecutionSummary) -> String {
+    let mut rows = String::new();
+    if let Some(write) = &summary.write {
+        rows.push_str(&row("Attributes written", &code(&write.written.join(", "))));
+        rows.push_str(&row("Item SHA-256 before", &code(&write.before_sha256)));
+        rows.push_str(&row("Item SHA-256 after", &code(&write.after_sha256)));
+    }
+    if !summary.unmasked.is_empty() {
+        rows.push_str(&row("Shown in clear on request", &code(&summary.unmasked.join(", "))));
+    }
+    rows
 }
 
 fn entries_section(entries: &[ReviewedEntry]) -> String {

@@ -76,6 +76,10 @@ fn aws_problem(problem: &AwsProblem) -> String {
         AwsProblem::Unreachable { service } => {
             format!("jitgate could not reach AWS {service} (network error or timeout). Nothing was read. Try again.")
         }
+        AwsProblem::PreconditionFailed => "the item changed since the request; nothing was written. Its \
+             precondition no longer holds: look at the item again (a read runbook) and ask again if the write is \
+             still needed."
+            .to_owned(),
         AwsProblem::Other { service, operation, code } => {
             format!("AWS {service} {operation} failed with error {code}. Nothing was delivered.")
         }

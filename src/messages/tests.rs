@@ -40,6 +40,8 @@ fn request(reason: &str) -> AccessRequest {
         accessed_attributes: vec!["customer_id".into(), "email".into(), "order_id".into()],
         masked_attributes: vec!["email".into()],
         item_cap: 200,
+        update: None,
+        unmasked_attributes: vec![],
     };
     let policy = ApprovalPolicy {
         approvers: ApproverSources {
@@ -49,6 +51,7 @@ fn request(reason: &str) -> AccessRequest {
         required_approvals: 1,
         require_reason: true,
         ttl: std::time::Duration::from_secs(1800),
+        escalation: None,
     };
     let new = NewRequest {
         id: RequestId::parse("JIT-7Q2M4X").unwrap(),
@@ -56,6 +59,7 @@ fn request(reason: &str) -> AccessRequest {
         reason: Some(reason.into()),
         query,
         policy,
+        incident: None,
     };
     AccessRequest::create(new, NOW).unwrap()
 }
@@ -66,6 +70,7 @@ fn ctx() -> CardContext {
         approvers_now: vec![user("UBOB"), user("UCAROL")],
         unmapped: vec![],
         audit_link: None,
+        break_glass_mention: None,
     }
 }
 
@@ -94,8 +99,14 @@ fn every_later_state_replaces_the_buttons_with_its_outcome() {
     let pending = request("INC-812");
     let approved = approved(&pending);
     let running = request::start(&approved, &dummy_approved(&pending), NOW).unwrap();
-    let summary =
-        ExecutionSummary { row_count: 3, truncated: true, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let summary = ExecutionSummary {
+        row_count: 3,
+        truncated: true,
+        consumed_capacity: 0.5,
+        result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
+    };
     let cases = [
         ("running", running.clone(), "⚙️ running"),
         ("succeeded", request::succeed(&running, summary, NOW).unwrap(), "ran: 3 rows (capped)"),
@@ -148,6 +159,8 @@ fn results_reply_fits_block_kit_and_points_at_the_files_when_large() {
         consumed_capacity: 12.5,
         pages: 3,
         result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
     };
     let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", true);
     assert!(reply.blocks.len() <= 50);
@@ -175,6 +188,8 @@ fn small_results_snapshot() {
         consumed_capacity: 0.5,
         pages: 1,
         result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
     };
     let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", false);
     insta::assert_json_snapshot!("small_results", reply.blocks);
@@ -236,8 +251,14 @@ fn every_card_state_is_valid_block_kit_even_with_the_longest_texts() {
     context.unmapped = vec![unable_to_approve("Dana", "dana@example.com", None)];
     let approved = approved(&pending);
     let running = request::start(&approved, &dummy_approved(&pending), NOW).unwrap();
-    let summary =
-        ExecutionSummary { row_count: 3, truncated: true, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let summary = ExecutionSummary {
+        row_count: 3,
+        truncated: true,
+        consumed_capacity: 0.5,
+        result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
+    };
     let roster = Roster::new(NOW).with(user("UBOB"), RosterSource::Schedule("PORDERS1".into()), "PagerDuty");
     let states = [
         ("pending", pending.clone()),
@@ -286,6 +307,8 @@ fn every_results_reply_and_plain_message_is_valid_block_kit() {
             consumed_capacity: 12.5,
             pages: 3,
             result_sha256: "ab".into(),
+            write: None,
+            unmasked: vec![],
         };
         for files in [true, false] {
             let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", files);
@@ -438,4 +461,74 @@ fn the_card_says_what_unpinned_credentials_could_read() {
     ranged.query.partition_key = None;
     ranged.query.key_condition_expression = None;
     assert_eq!(credentials_reach(&ranged.query), None);
+}
+
+/// The shipped write runbook, rendered for order O000010006, as a pending request.
+fn write_request(unmask: &[String]) -> AccessRequest {
+    let text = include_str!("../../runbooks/cancel-stuck-order.yaml")
+        .replace("mask: [email]", "mask: [email]\nunmaskable: [email]");
+    let path = std::path::Path::new("cancel-stuck-order.yaml");
+    let set = crate::runbook::RunbookSet::from_sources([(path, text.as_str())], &Default::default()).unwrap();
+    let runbook = set.iter().next().unwrap();
+    let args = BTreeMap::from([
+        ("order_id".to_owned(), "O000010006".to_owned()),
+        ("refund_note".to_owned(), "INC-812 refund".to_owned()),
+    ]);
+    let query = runbook.unmask(runbook.render(&args, "us-east-1").unwrap(), unmask).unwrap();
+    let new = NewRequest {
+        id: RequestId::parse("JIT-7Q2M4X").unwrap(),
+        requester: user("UALICE"),
+        reason: Some("INC-812".into()),
+        query,
+        policy: runbook.approval().clone(),
+        incident: None,
+    };
+    AccessRequest::create(new, NOW).unwrap()
+}
+
+#[test]
+fn a_write_card_is_visibly_a_write_with_what_it_writes_and_its_precondition() {
+    let card = approval_card(&write_request(&[]), &ctx());
+    insta::assert_json_snapshot!("write_card", card.blocks);
+    let text = serde_json::to_string(&card.blocks).unwrap();
+    assert!(text.contains("✏️ WRITE · JIT-7Q2M4X"), "{text}");
+    assert!(text.contains("2 approvals from different people needed"), "{text}");
+    assert!(!text.contains("could read more"), "a write's attributes are pinned: {text}");
+
+    let unmasking = approval_card(&write_request(&["email".to_owned()]), &ctx());
+    let text = serde_json::to_string(&unmasking.blocks).unwrap();
+    assert!(text.contains("Asks to see in clear:* email") && text.contains("(3 in all)"), "{text}");
+}
+
+#[test]
+fn a_write_reply_shows_each_changed_attribute_before_and_after_with_masks_kept() {
+    let request = write_request(&[]);
+    let row = |pairs: &[(&str, Value)]| -> Row { pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect() };
+    let key = ("order_id", Value::S("O000010006".into()));
+    let diff = request::WriteDiff {
+        before: row(&[key.clone(), ("status", Value::S("paid".into())), ("email", Value::Masked)]),
+        after: row(&[
+            key,
+            ("status", Value::S("cancelled".into())),
+            ("refund_note", Value::S("INC-812".into())),
+            ("email", Value::Masked),
+        ]),
+        written: vec!["email".into(), "refund_note".into(), "status".into()],
+    };
+    let result = ExecutionResult {
+        rows: vec![diff.after.clone()],
+        row_count: 1,
+        truncated: false,
+        consumed_capacity: 1.0,
+        pages: 1,
+        result_sha256: "ab".into(),
+        write: Some(diff),
+        unmasked: vec![],
+    };
+    let reply = results_reply(&request, &result, "https://jitgate.test/audit/JIT-7Q2M4X", false);
+    let text = serde_json::to_string(&reply.blocks).unwrap();
+    assert!(text.contains("attribute   | before   | after"), "{text}");
+    assert!(text.contains("refund_note | (absent) | INC-812"), "{text}");
+    assert!(text.contains("status      | paid     | cancelled"), "{text}");
+    assert!(!text.contains("email "), "an unchanged (masked) attribute is not listed: {text}");
 }

@@ -3,6 +3,7 @@
 //! - [`pagerduty`]: the REST client (on-calls, users), bounded retries, errors classified, token kept secret.
 //! - [`directory`]: the Slack lookup by email that links a PagerDuty user to a Slack user.
 //! - [`directory_cache`]: the hours-long, in-memory memory of which member has an email.
+//! - [`incidents`]: incidents named by requests (`GET /incidents/{id}`) and notes on their timeline.
 //! - [`cache`]: the short-lived Redis cache of PagerDuty answers.
 //! - [`provider`]: builds the [`crate::request::Roster`] of one approval policy and fails closed.
 //!
@@ -12,6 +13,7 @@
 pub mod cache;
 pub mod directory;
 pub mod directory_cache;
+pub mod incidents;
 pub mod pagerduty;
 pub mod provider;
 

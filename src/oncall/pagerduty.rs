@@ -159,6 +159,11 @@ impl PagerDutyClient {
         &self.base_url
     }
 
+    /// A fresh time budget for one call.
+    pub(super) fn budget(&self) -> Budget {
+        Budget::new(self.settings.total_budget)
+    }
+
     /// Everyone on call at `at` in any of `schedules` or any of `escalation_policies`, with their emails.
     ///
     /// PagerDuty combines different filters with AND, so schedules and escalation policies are asked in separate
@@ -292,17 +297,41 @@ impl PagerDutyClient {
     }
 
     /// One GET with retries on 429, 5xx and connection failures, counted and timed.
-    async fn get<T: DeserializeOwned>(
+    pub(super) async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
         budget: &mut Budget,
     ) -> Result<T, PagerDutyError> {
+        let url = format!("{}{path}", self.base_url);
+        self.counted(path, self.send_with_retries(path, budget, true, || self.http.get(&url).query(query))).await
+    }
+
+    /// One POST of a JSON body, `From` naming the PagerDuty user it acts as (PagerDuty requires it for writes
+    /// such as incident notes), counted and timed. Retried only where PagerDuty cannot have acted on it: a 429.
+    /// A 5xx or a broken connection may have come after the write, and a second note is worse than none.
+    pub(super) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        from: &str,
+        body: &serde_json::Value,
+        budget: &mut Budget,
+    ) -> Result<T, PagerDutyError> {
+        let url = format!("{}{path}", self.base_url);
+        let send = || self.http.post(&url).header("From", from).json(body);
+        self.counted(path, self.send_with_retries(path, budget, false, send)).await
+    }
+
+    async fn counted<T>(
+        &self,
+        path: &str,
+        call: impl std::future::Future<Output = Result<T, PagerDutyError>>,
+    ) -> Result<T, PagerDutyError> {
         let started = std::time::Instant::now();
         // The resource, not the path: ids in the path would make a metric series per schedule or user.
         let resource = path.trim_start_matches('/').split('/').next().unwrap_or_default();
         let span = crate::telemetry::traces::external_call_span("pagerduty", resource);
-        let result = self.get_with_retries(path, query, budget).instrument(span.clone()).await;
+        let result = call.instrument(span.clone()).await;
         crate::telemetry::traces::record_call_result(&span, result.is_ok());
         if let Some(metrics) = &self.metrics {
             metrics.external_call("pagerduty", resource, result.is_ok(), started.elapsed().as_secs_f64());
@@ -310,22 +339,22 @@ impl PagerDutyClient {
         result
     }
 
-    async fn get_with_retries<T: DeserializeOwned>(
+    /// Sends what `build` makes until it succeeds or a retry would not help; `idempotent` allows retries on 5xx
+    /// and connection failures too.
+    async fn send_with_retries<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
         budget: &mut Budget,
+        idempotent: bool,
+        build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<T, PagerDutyError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
-                .http
-                .get(format!("{}{path}", self.base_url))
+            let sent = build()
                 .header(AUTHORIZATION, self.authorization()?)
                 .header(ACCEPT, ACCEPT_V2)
                 .header(CONTENT_TYPE, "application/json")
-                .query(query)
                 .send()
                 .await;
             let (retry, wait) = match sent {
@@ -345,12 +374,16 @@ impl PagerDutyClient {
                         | StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT => {
-                            (self.unreachable(format!("it answered {status}")), hint.unwrap_or(self.backoff(attempt)))
+                            let error = self.unreachable(format!("it answered {status}"));
+                            if !idempotent {
+                                return Err(error);
+                            }
+                            (error, hint.unwrap_or(self.backoff(attempt)))
                         }
                         _ => return Err(self.refusal(path, status, response).await),
                     }
                 }
-                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                Err(e) if idempotent && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                     (self.unreachable(describe(&e)), self.backoff(attempt))
                 }
                 Err(e) => return Err(self.unreachable(describe(&e))),
@@ -398,14 +431,14 @@ impl PagerDutyClient {
 
 /// Time spent in one call: real time, or the sum of waits when the pause does not really sleep (tests).
 #[derive(Debug)]
-struct Budget {
+pub(super) struct Budget {
     started: Instant,
     waited: Duration,
     limit: Duration,
 }
 
 impl Budget {
-    fn new(limit: Duration) -> Budget {
+    pub(super) fn new(limit: Duration) -> Budget {
         Budget { started: Instant::now(), waited: Duration::ZERO, limit }
     }
 
@@ -447,7 +480,7 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-fn bad_response(path: &str, reason: &str) -> PagerDutyError {
+pub(super) fn bad_response(path: &str, reason: &str) -> PagerDutyError {
     PagerDutyError::BadResponse { path: path.to_owned(), reason: reason.to_owned() }
 }
 

@@ -152,19 +152,38 @@ impl RosterProvider {
         Ok(RosterProvider { pagerduty, directory, cache, clock, settings })
     }
 
+    /// The PagerDuty client, when one is configured (incident checks and notes use the same account).
+    pub fn pagerduty(&self) -> Option<&PagerDutyClient> {
+        self.pagerduty.as_ref()
+    }
+
     /// Who may approve under `policy` now, for showing on a card: a PagerDuty answer younger than the cache TTL
     /// is reused.
     pub async fn roster_for(&self, policy: &ApprovalPolicy) -> Result<RosterReport, RosterError> {
-        self.roster(policy, Freshness::CacheAllowed).await
+        self.roster(policy, 1, Freshness::CacheAllowed).await
     }
 
-    /// Who may approve under `policy` now, for a decision: PagerDuty is asked every time, so a hand-over a moment
-    /// ago counts at once. Only when PagerDuty cannot answer is a cached answer used, within the max staleness.
-    pub async fn roster_now(&self, policy: &ApprovalPolicy) -> Result<RosterReport, RosterError> {
-        self.roster(policy, Freshness::AskPagerDuty).await
+    /// [`Self::roster_for`] when the approvers were widened to escalation level `level` (staged escalation): on-calls
+    /// of its escalation policies at levels up to `level` count, or up to the configured `max_escalation_level` when
+    /// that is deeper. Schedules and named approvers are not affected.
+    pub async fn roster_at(&self, policy: &ApprovalPolicy, level: u32) -> Result<RosterReport, RosterError> {
+        self.roster(policy, level, Freshness::CacheAllowed).await
     }
 
-    async fn roster(&self, policy: &ApprovalPolicy, freshness: Freshness) -> Result<RosterReport, RosterError> {
+    /// Who may approve under `policy`, widened to escalation level `level`, for a decision: PagerDuty is asked every
+    /// time, so a hand-over a moment ago counts at once. Only when PagerDuty cannot answer is a cached answer used,
+    /// within the max staleness.
+    pub async fn roster_now(&self, policy: &ApprovalPolicy, level: u32) -> Result<RosterReport, RosterError> {
+        self.roster(policy, level, Freshness::AskPagerDuty).await
+    }
+
+    async fn roster(
+        &self,
+        policy: &ApprovalPolicy,
+        level: u32,
+        freshness: Freshness,
+    ) -> Result<RosterReport, RosterError> {
+        let max_level = level.max(self.settings.max_escalation_level);
         let sources = &policy.approvers;
         let now = self.clock.now();
         let (static_schedules, pagerduty_schedules): (BTreeSet<String>, BTreeSet<String>) =
@@ -175,7 +194,7 @@ impl RosterProvider {
             (Roster::new(now), Vec::new(), RosterOrigin::Config)
         } else {
             let (snapshot, origin) =
-                self.pagerduty_part(&pagerduty_schedules, escalation_policies, now, freshness).await?;
+                self.pagerduty_part(&pagerduty_schedules, escalation_policies, max_level, now, freshness).await?;
             (snapshot.roster, snapshot.unmapped, origin)
         };
         for schedule in &static_schedules {
@@ -195,6 +214,7 @@ impl RosterProvider {
         &self,
         schedules: &BTreeSet<String>,
         escalation_policies: &BTreeSet<String>,
+        max_level: u32,
         now: OffsetDateTime,
         freshness: Freshness,
     ) -> Result<(Snapshot, RosterOrigin), RosterError> {
@@ -209,7 +229,7 @@ impl RosterProvider {
                 ),
             });
         };
-        let key = self.cache.key(&sources_hash(schedules, escalation_policies, self.settings.max_escalation_level));
+        let key = self.cache.key(&sources_hash(schedules, escalation_policies, max_level));
         let read_cache = async {
             match self.cache.get(&key).await {
                 Ok(cached) => cached,
@@ -227,11 +247,11 @@ impl RosterProvider {
                 if let Some(snapshot) = cached.as_ref().filter(|s| within(age_of(s), self.settings.cache_ttl, false)) {
                     return Ok((snapshot.clone(), RosterOrigin::Cache));
                 }
-                (cached, self.fetch(client, schedules, escalation_policies, now).await)
+                (cached, self.fetch(client, schedules, escalation_policies, max_level, now).await)
             }
             // The cache is only the fallback here: read it while PagerDuty is asked, not before.
             Freshness::AskPagerDuty => {
-                tokio::join!(read_cache, self.fetch(client, schedules, escalation_policies, now))
+                tokio::join!(read_cache, self.fetch(client, schedules, escalation_policies, max_level, now))
             }
         };
         match fetched {
@@ -260,6 +280,7 @@ impl RosterProvider {
         client: &PagerDutyClient,
         schedules: &BTreeSet<String>,
         escalation_policies: &BTreeSet<String>,
+        max_level: u32,
         now: OffsetDateTime,
     ) -> Result<Snapshot, FetchFailure> {
         let shifts = client.oncalls(schedules, escalation_policies, now).await?;
@@ -272,9 +293,7 @@ impl RosterProvider {
                 sources.push(RosterSource::Schedule(schedule.id.clone()));
             }
             // Deeper levels are people who get paged only when the first responders do not answer.
-            if escalation_policies.contains(&shift.escalation_policy.id)
-                && shift.escalation_level <= self.settings.max_escalation_level
-            {
+            if escalation_policies.contains(&shift.escalation_policy.id) && shift.escalation_level <= max_level {
                 sources.push(RosterSource::EscalationPolicy(shift.escalation_policy.id.clone()));
             }
             for source in sources {

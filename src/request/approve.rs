@@ -118,6 +118,16 @@ pub(super) fn check_may_decide(
     if user == &request.requester {
         return Err(Refusal::SelfApproval);
     }
+    on_call_entry(&request.policy, user, roster, now)
+}
+
+/// The roster entry that puts `user` on call now through a source `policy` accepts, on a fresh roster.
+pub(super) fn on_call_entry(
+    policy: &ApprovalPolicy,
+    user: &SlackUserId,
+    roster: &Roster,
+    now: OffsetDateTime,
+) -> Result<OnCallEntry, Refusal> {
     // Fail closed: a roster from the future (clock skew) or too far in the past proves nothing about "now".
     let age = now - roster.as_of;
     if age > MAX_ROSTER_AGE || age < -MAX_ROSTER_AGE {
@@ -127,9 +137,21 @@ pub(super) fn check_may_decide(
         .entries_for(user)
         .iter()
         // A shift that has ended no longer makes anyone eligible, even on a roster fetched while it ran.
-        .find(|entry| entry.covers(now) && source_accepted(&request.policy, user, &entry.source))
+        .find(|entry| entry.covers(now) && source_accepted(policy, user, &entry.source))
         .cloned()
         .ok_or(Refusal::NotOnCall)
+}
+
+/// The query of a request cleared by break-glass (see `break_glass.rs`): the only other way to an
+/// [`ApprovedQuery`], and only from a record already moved to Approved by its requester's break-glass.
+pub(super) fn cleared_by_break_glass(next: &AccessRequest) -> ApprovedQuery {
+    ApprovedQuery {
+        request_id: next.id.clone(),
+        requester: next.requester.clone(),
+        approvers: Vec::new(),
+        query: next.query.clone(),
+        fingerprint: next.fingerprint.clone(),
+    }
 }
 
 fn source_accepted(policy: &ApprovalPolicy, user: &SlackUserId, source: &RosterSource) -> bool {

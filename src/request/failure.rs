@@ -88,6 +88,8 @@ pub enum AwsProblem {
     TimedOut { service: String },
     /// The service could not be reached.
     Unreachable { service: String },
+    /// A write's precondition did not hold: the item changed since the request; nothing was written.
+    PreconditionFailed,
     /// Any other service error, with its code.
     Other { service: String, operation: String, code: String },
 }
@@ -104,6 +106,7 @@ impl AwsProblem {
             AwsProblem::AssumeRoleRefused { .. } => "aws_assume_role_refused",
             AwsProblem::TimedOut { .. } => "aws_timed_out",
             AwsProblem::Unreachable { .. } => "aws_unreachable",
+            AwsProblem::PreconditionFailed => "precondition_failed",
             AwsProblem::Other { .. } => "aws_error",
         }
     }

@@ -17,7 +17,9 @@
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 
 mod approve;
+mod break_glass;
 mod failure;
+mod gates;
 pub mod result;
 mod roster;
 
@@ -28,8 +30,10 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
+pub use break_glass::{BreakGlassRefusal, BreakGlassUse, Review, break_glass, may_break_glass, review, review_overdue};
 pub use failure::{AwsProblem, FailureReason};
-pub use result::{ExecutionResult, Row, Value};
+pub use gates::{Escalated, IncidentLookup, IncidentRef, IncidentRefusal, escalate, escalation_level, judge_incident};
+pub use result::{ExecutionResult, Row, Value, WriteDiff};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 
 /// The kind of state a request is in, without its details: what compare-and-set checks.
@@ -90,6 +94,25 @@ pub struct ExecutionSummary {
     pub consumed_capacity: f64,
     /// SHA-256 (hex) of the rows as delivered (after masking).
     pub result_sha256: String,
+    /// For a write: the item before and after, as hashes, and the attributes written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteSummary>,
+    /// Attributes delivered in clear although the runbook masks them (`--unmask`, one more approver).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmasked: Vec<String>,
+}
+
+/// What a write changed, as the record and the audit trail keep it. The hashes cover the item as the write's
+/// credentials see it (its key and the attributes written) and as delivered (masked attributes masked), so the
+/// trail never lets anyone confirm a guess of a masked value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteSummary {
+    /// SHA-256 (hex) of the item before the write.
+    pub before_sha256: String,
+    /// SHA-256 (hex) of the item after the write.
+    pub after_sha256: String,
+    /// The attributes set or removed.
+    pub written: Vec<String>,
 }
 
 /// A request's state with the details that belong to it.
@@ -180,6 +203,16 @@ pub struct AccessRequest {
     /// checked when it is read back. Transitions carry the old one along; the engine replaces it on every write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+    /// The PagerDuty incident the request was made under (`--incident`), checked open when it was made. Left out
+    /// of records without one, so records written before incidents existed keep their seals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentRef>,
+    /// The escalation level the approvers were widened to (see [`escalate`]); `None` until widened (level 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_to: Option<u32>,
+    /// Set when the requester ran it by break-glass, without an approver (see [`break_glass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlassUse>,
 }
 
 /// A posted Slack message: channel id and message timestamp.
@@ -221,6 +254,18 @@ pub struct NewRequest {
     pub reason: Option<String>,
     pub query: RenderedQuery,
     pub policy: ApprovalPolicy,
+    /// The PagerDuty incident named with `--incident`, already checked open.
+    pub incident: Option<IncidentRef>,
+}
+
+/// How many distinct approvers a request for `query` under `policy` needs: the runbook's count, and one more when
+/// it asks to see masked attributes in clear (`--unmask`).
+pub fn approvals_needed(policy: &ApprovalPolicy, query: &RenderedQuery) -> u8 {
+    if query.unmasked_attributes.is_empty() {
+        policy.required_approvals
+    } else {
+        policy.required_approvals.max(1).saturating_add(1)
+    }
 }
 
 impl AccessRequest {
@@ -231,13 +276,17 @@ impl AccessRequest {
             return Err(Refusal::ReasonRequired);
         }
         let ttl = time::Duration::try_from(new.policy.ttl).unwrap_or(time::Duration::ZERO);
+        let mut policy = new.policy;
+        // Applied here, where every request is made, so no path can create an unmasking request without its
+        // extra approver.
+        policy.required_approvals = approvals_needed(&policy, &new.query);
         Ok(AccessRequest {
             fingerprint: new.query.fingerprint(),
             id: new.id,
             requester: new.requester,
             reason,
             query: new.query,
-            policy: new.policy,
+            policy,
             status: Status::Pending,
             version: 1,
             created_at: now,
@@ -247,6 +296,9 @@ impl AccessRequest {
             reminded: false,
             trace_parent: None,
             seal: None,
+            incident: new.incident,
+            escalated_to: None,
+            break_glass: None,
         })
     }
 

@@ -122,6 +122,31 @@ pub struct ExecutionResult {
     pub pages: u32,
     /// SHA-256 (hex) of the canonical JSON of `rows` (compact, attributes in name order), as delivered.
     pub result_sha256: String,
+    /// For a write: the item before and after (its key and the attributes written, masked as the runbook says).
+    pub write: Option<WriteDiff>,
+    /// Attributes delivered in clear although the runbook masks them.
+    pub unmasked: Vec<String>,
+}
+
+/// A write's before and after. `before` holds the key and the old values of the written attributes that existed;
+/// `after` the key and the new values (removed attributes absent).
+#[derive(Clone, PartialEq, Serialize)]
+pub struct WriteDiff {
+    pub before: Row,
+    pub after: Row,
+    /// The attributes set or removed, sorted.
+    pub written: Vec<String>,
+}
+
+impl WriteDiff {
+    /// The written attributes whose value changed, each with its value before and after (`None`: absent).
+    pub fn changes(&self) -> Vec<(&str, Option<&Value>, Option<&Value>)> {
+        self.written
+            .iter()
+            .map(|a| (a.as_str(), self.before.get(a), self.after.get(a)))
+            .filter(|(_, before, after)| before != after)
+            .collect()
+    }
 }
 
 impl ExecutionResult {
@@ -132,6 +157,12 @@ impl ExecutionResult {
             truncated: self.truncated,
             consumed_capacity: self.consumed_capacity,
             result_sha256: self.result_sha256.clone(),
+            write: self.write.as_ref().map(|w| super::WriteSummary {
+                before_sha256: result_sha256(std::slice::from_ref(&w.before)),
+                after_sha256: result_sha256(std::slice::from_ref(&w.after)),
+                written: w.written.clone(),
+            }),
+            unmasked: self.unmasked.clone(),
         }
     }
 }
@@ -146,6 +177,8 @@ impl fmt::Debug for ExecutionResult {
             .field("consumed_capacity", &self.consumed_capacity)
             .field("pages", &self.pages)
             .field("result_sha256", &self.result_sha256)
+            .field("write", &self.write.as_ref().map(|w| &w.written))
+            .field("unmasked", &self.unmasked)
             .finish()
     }
 }

@@ -35,6 +35,8 @@ fn query() -> RenderedQuery {
         accessed_attributes: vec!["customer_id".into()],
         masked_attributes: vec![],
         item_cap: 100,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 
@@ -48,6 +50,7 @@ fn policy(required: u8) -> ApprovalPolicy {
         required_approvals: required,
         require_reason: true,
         ttl: std::time::Duration::from_secs(30 * 60),
+        escalation: None,
     }
 }
 
@@ -59,6 +62,7 @@ fn pending(required: u8) -> AccessRequest {
             reason: Some("INC-812".into()),
             query: query(),
             policy: policy(required),
+            incident: None,
         },
         NOW,
     )
@@ -99,6 +103,7 @@ fn create_refuses_missing_reason_when_required() {
             reason,
             query: query(),
             policy: policy(1),
+            incident: None,
         };
         assert_eq!(AccessRequest::create(new, NOW), Err(Refusal::ReasonRequired));
     }
@@ -110,6 +115,7 @@ fn create_refuses_missing_reason_when_required() {
         reason: None,
         query: query(),
         policy: optional,
+        incident: None,
     };
     assert!(AccessRequest::create(new, NOW).is_ok());
 }
@@ -228,8 +234,14 @@ fn run_lifecycle_start_succeed_and_fail() {
     assert_eq!(running.state(), RequestState::Running);
     // A second start on the running record is refused: one execution.
     assert_eq!(start(&running, &query, NOW), Err(Refusal::NotPending(RequestState::Running)));
-    let summary =
-        ExecutionSummary { row_count: 3, truncated: false, consumed_capacity: 0.5, result_sha256: "ab".into() };
+    let summary = ExecutionSummary {
+        row_count: 3,
+        truncated: false,
+        consumed_capacity: 0.5,
+        result_sha256: "ab".into(),
+        write: None,
+        unmasked: vec![],
+    };
     let done = succeed(&running, summary, NOW).unwrap();
     assert_eq!(done.state(), RequestState::Succeeded);
     assert!(done.state().is_final());
@@ -274,6 +286,7 @@ fn start_refuses_an_approved_query_of_another_request() {
             reason: Some("x".into()),
             query: super::tests::query(),
             policy: policy(1),
+            incident: None,
         },
         NOW,
     )
@@ -354,4 +367,88 @@ fn a_shift_that_ended_makes_nobody_eligible_even_on_a_fresh_roster() {
         assert_eq!(may_decide(&req, &user("UBOB"), &roster, now), Err(Refusal::NotOnCall));
         assert_eq!(refused(approve(&req, &user("UBOB"), &roster, now)), Refusal::NotOnCall);
     }
+}
+
+#[test]
+fn unmasking_needs_one_more_approver_than_the_runbook_says() {
+    let mut q = query();
+    q.unmasked_attributes = vec!["email".into()];
+    let new = |query: RenderedQuery, required: u8| NewRequest {
+        id: RequestId::parse("JIT-7Q2M4X").unwrap(),
+        requester: user("UREQ"),
+        reason: Some("INC-812".into()),
+        query,
+        policy: policy(required),
+        incident: None,
+    };
+    let req = AccessRequest::create(new(q.clone(), 1), NOW).unwrap();
+    assert_eq!(req.policy.required_approvals, 2);
+    let ApproveOutcome::Recorded { next, approvals, required } = approve(&req, &user("UBOB"), &roster(), NOW) else {
+        panic!("one approval is not enough to unmask");
+    };
+    assert_eq!((approvals, required), (1, 2));
+    assert!(matches!(approve(&next, &user("UCAROL"), &roster(), NOW), ApproveOutcome::Approved { .. }));
+    assert_eq!(AccessRequest::create(new(q, 2), NOW).unwrap().policy.required_approvals, 3, "a write: 2 + 1");
+    assert_eq!(AccessRequest::create(new(query(), 1), NOW).unwrap().policy.required_approvals, 1, "no unmask: as is");
+}
+
+#[test]
+fn break_glass_needs_the_requester_on_call_and_clears_the_query_without_approvers() {
+    let req = pending(2);
+    assert_eq!(may_break_glass(&req.policy, &user("UDAVE"), &roster(), NOW), Err(Refusal::NotOnCall));
+    let stale = Roster { as_of: NOW - Duration::minutes(10), ..roster() };
+    assert_eq!(may_break_glass(&req.policy, &user("UREQ"), &stale, NOW), Err(Refusal::RosterStale));
+    let evidence = may_break_glass(&req.policy, &user("UREQ"), &roster(), NOW).unwrap();
+    let (next, query) = break_glass(&req, evidence, NOW).unwrap();
+    assert_eq!((next.state(), next.version), (RequestState::Approved, 2));
+    assert!(query.approvers().is_empty() && query.is_intact());
+    assert!(next.break_glass.as_ref().is_some_and(|b| b.reviewed.is_none() && !b.alerted));
+    assert_eq!(
+        break_glass(&next, roster().entries_for(&user("UREQ"))[0].clone(), NOW).unwrap_err(),
+        Refusal::NotPending(RequestState::Approved)
+    );
+}
+
+#[test]
+fn a_break_glass_run_is_reviewed_once_by_someone_else_on_call() {
+    let req = pending(1);
+    let evidence = may_break_glass(&req.policy, &user("UREQ"), &roster(), NOW).unwrap();
+    let (run, _) = break_glass(&req, evidence, NOW).unwrap();
+    assert_eq!(review(&req, &user("UBOB"), &roster(), NOW), Err(BreakGlassRefusal::NotBreakGlass));
+    assert_eq!(review(&run, &user("UREQ"), &roster(), NOW), Err(BreakGlassRefusal::OwnRun));
+    assert_eq!(review(&run, &user("UDAVE"), &roster(), NOW), Err(BreakGlassRefusal::NotOnCall(Refusal::NotOnCall)));
+    let reviewed = review(&run, &user("UBOB"), &roster(), NOW).unwrap();
+    assert_eq!(
+        reviewed.break_glass.as_ref().and_then(|b| b.reviewed.as_ref()).map(|r| r.by.clone()),
+        Some(user("UBOB"))
+    );
+    assert_eq!(
+        review(&reviewed, &user("UCAROL"), &roster(), NOW),
+        Err(BreakGlassRefusal::AlreadyReviewed { by: user("UBOB") })
+    );
+    // The alert is due once, only while unreviewed.
+    let within = Duration::minutes(30);
+    assert_eq!(review_overdue(&run, within, NOW + Duration::minutes(29)), None);
+    let alerted = review_overdue(&run, within, NOW + within).unwrap();
+    assert_eq!(review_overdue(&alerted, within, NOW + Duration::hours(2)), None);
+    assert_eq!(review_overdue(&reviewed, within, NOW + Duration::hours(2)), None);
+}
+
+#[test]
+fn escalation_widens_one_level_per_wait_up_to_the_maximum() {
+    let mut req = pending(1);
+    req.policy.escalation =
+        Some(crate::runbook::Escalation { after: std::time::Duration::from_secs(600), max_level: 3 });
+    req.expires_at = NOW + Duration::hours(1);
+    assert_eq!(escalation_level(&req), 1);
+    assert_eq!(escalate(&req, NOW + Duration::minutes(9)), None);
+    let Some(Escalated::Widened { next, level: 2, at_max: false }) = escalate(&req, NOW + Duration::minutes(10)) else {
+        panic!("level 2 is due after one wait")
+    };
+    assert_eq!(escalate(&next, NOW + Duration::minutes(19)), None, "level 3 needs a second wait");
+    let Some(Escalated::Widened { next, level: 3, at_max: true }) = escalate(&next, NOW + Duration::minutes(20)) else {
+        panic!("level 3 is due after two waits")
+    };
+    assert_eq!(escalate(&next, NOW + Duration::minutes(50)), None, "it stays at its maximum");
+    assert_eq!(escalate(&pending(1), NOW + Duration::hours(1)), None, "no escalation configured");
 }

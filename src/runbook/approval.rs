@@ -43,6 +43,10 @@ pub struct ApprovalPolicy {
     /// How long a request waits for approval before it expires.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// Staged escalation of the approvers when nobody decides (`approval.escalate_after`). Left out of records
+    /// and audit entries without it, so those written before it existed read and hash as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<super::gates::Escalation>,
 }
 
 fn one() -> u8 {

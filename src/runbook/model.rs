@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::param::Parameter;
+use super::write::UpdateSpec;
 use super::{ApprovalPolicy, Operation};
 use crate::ids::RunbookId;
 
@@ -209,6 +210,12 @@ pub struct Runbook {
     pub(super) mask: Vec<String>,
     pub(super) max_items: u32,
     pub(super) approval: ApprovalPolicy,
+    /// Masked attributes a requester may ask to see in clear (`--unmask`).
+    pub(super) unmaskable: Vec<String>,
+    /// `update_item` only: what is written and under which precondition.
+    pub(super) update: Option<UpdateSpec>,
+    pub(super) incident: super::IncidentGate,
+    pub(super) break_glass: bool,
 }
 
 impl Runbook {
@@ -264,6 +271,21 @@ impl Runbook {
     /// The approval policy to copy into each new request.
     pub fn approval(&self) -> &ApprovalPolicy {
         &self.approval
+    }
+    pub fn unmaskable(&self) -> &[String] {
+        &self.unmaskable
+    }
+    /// The write of an `update_item` runbook.
+    pub fn update(&self) -> Option<&UpdateSpec> {
+        self.update.as_ref()
+    }
+    /// Whether requests must name an open PagerDuty incident, and on which services.
+    pub fn incident(&self) -> &super::IncidentGate {
+        &self.incident
+    }
+    /// Whether someone on call for the runbook may run it at once with `--break-glass`.
+    pub fn allows_break_glass(&self) -> bool {
+        self.break_glass
     }
 }
 

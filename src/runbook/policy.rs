@@ -30,6 +30,12 @@
 //!   no projection (`ALL_ATTRIBUTES` / `ALL_PROJECTED_ATTRIBUTES`) would name no attributes and pass the
 //!   `ForAllValues` check vacuously. `IfExists` because `GetItem` has no `Select` parameter. The executor sends
 //!   `Select = SPECIFIC_ATTRIBUTES` with every projection.
+//! * **Writes** (`UpdateItem`): the guide's example "Allow access to specific attributes" pins
+//!   `dynamodb:Attributes` and adds `dynamodb:ReturnValues`, because with `ALL_OLD`/`ALL_NEW` an update would
+//!   return attributes outside the list. A write's policy allows `dynamodb:UpdateItem` alone, on the table ARN,
+//!   with `LeadingKeys` pinned to the item's partition key value, `Attributes` to the key and the attributes the
+//!   write sets, removes and compares, and `StringEquals` `ReturnValues` = `UPDATED_OLD` (what the executor
+//!   sends; not `IfExists`, so a request without it is denied too).
 //! * Session policies are limited to 2,048 characters of plain text and may only contain tab, line feed,
 //!   carriage return and U+0020–U+00FF; anything else is refused here rather than by STS.
 
@@ -98,6 +104,8 @@ pub enum PolicyError {
     IndexArnMismatch { index: String },
     #[error("the resource ARN {arn:?} is not a plain table or index ARN")]
     BadResourceArn { arn: String },
+    #[error("an update_item request carries no update, or a read carries one")]
+    UpdateMismatch,
 }
 
 /// Builds the inline session policy for exactly this query.
@@ -106,7 +114,7 @@ pub fn session_policy(query: &RenderedQuery) -> Result<SessionPolicy, PolicyErro
 
     let mut for_all_values = Map::new();
     match query.operation {
-        Operation::Query | Operation::GetItem => {
+        Operation::Query | Operation::GetItem | Operation::UpdateItem => {
             let pinned = query
                 .partition_key
                 .as_ref()
@@ -116,7 +124,12 @@ pub fn session_policy(query: &RenderedQuery) -> Result<SessionPolicy, PolicyErro
         }
         Operation::Scan => {}
     }
-    let projects = !query.projected_attributes.is_empty();
+    let write = query.operation.is_write();
+    if write != query.update.is_some() {
+        return Err(PolicyError::UpdateMismatch);
+    }
+    // A write always pins its attributes: the key and what it writes and compares (`accessed_attributes`).
+    let projects = !query.projected_attributes.is_empty() || write;
     if projects {
         let attributes = query
             .accessed_attributes
@@ -130,8 +143,15 @@ pub fn session_policy(query: &RenderedQuery) -> Result<SessionPolicy, PolicyErro
     if !for_all_values.is_empty() {
         condition.insert("ForAllValues:StringEquals".into(), Value::Object(for_all_values));
     }
-    if projects {
-        condition.insert("StringEqualsIfExists".into(), json!({ "dynamodb:Select": "SPECIFIC_ATTRIBUTES" }));
+    match &query.update {
+        Some(update) => {
+            let returns = iam_literal(&update.return_values, "the return values")?;
+            condition.insert("StringEquals".into(), json!({ "dynamodb:ReturnValues": returns }));
+        }
+        None if projects => {
+            condition.insert("StringEqualsIfExists".into(), json!({ "dynamodb:Select": "SPECIFIC_ATTRIBUTES" }));
+        }
+        None => {}
     }
 
     let mut statement = Map::new();
@@ -223,6 +243,8 @@ mod tests {
             projected_attributes: vec![],
             accessed_attributes: vec!["order_id".into()],
             masked_attributes: vec![],
+            update: None,
+            unmasked_attributes: vec![],
             item_cap: 10,
         }
     }

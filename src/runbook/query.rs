@@ -21,6 +21,8 @@ pub enum Operation {
     GetItem,
     /// Only with the runbook's explicit `allow_scan: true`.
     Scan,
+    /// A reviewed write of one item: `set`/`remove` under a precondition (see `write.rs`).
+    UpdateItem,
 }
 
 impl Operation {
@@ -30,6 +32,15 @@ impl Operation {
             Operation::Query => "dynamodb:Query",
             Operation::GetItem => "dynamodb:GetItem",
             Operation::Scan => "dynamodb:Scan",
+            Operation::UpdateItem => "dynamodb:UpdateItem",
+        }
+    }
+
+    /// Whether the operation changes data (and so needs the write rules: two approvers by default, a precondition).
+    pub fn is_write(self) -> bool {
+        match self {
+            Operation::Query | Operation::GetItem | Operation::Scan => false,
+            Operation::UpdateItem => true,
         }
     }
 }
@@ -101,6 +112,43 @@ pub struct RenderedQuery {
     pub masked_attributes: Vec<String>,
     /// Hard cap on items returned; the executor stops paginating there.
     pub item_cap: u32,
+    /// For `UpdateItem` only: what is written and under which precondition. Absent from reads, and then left out
+    /// of the canonical encoding, so the fingerprints of reads are what they were before writes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<RenderedUpdate>,
+    /// Attributes the runbook masks that this request asked to see in clear (`--unmask`); they were removed from
+    /// `masked_attributes`. Left out of the canonical encoding when empty, like `update`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmasked_attributes: Vec<String>,
+}
+
+/// The write part of an `UpdateItem` request, all placeholders resolved through the query's expression maps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedUpdate {
+    /// `SET #n1 = :p1, #n2 = :p2 REMOVE #n3`.
+    pub update_expression: String,
+    /// The precondition, always present: the write happens only while the item is as the approvers were told.
+    pub condition_expression: String,
+    /// Attribute → the value written, in name order (the diff's "after" side).
+    pub set: BTreeMap<String, BoundValue>,
+    /// Attributes removed, in name order.
+    pub remove: Vec<String>,
+    /// The `ReturnValues` the executor sends, and the session policy pins: `UPDATED_OLD`, the old values of the
+    /// attributes written, which is all the pinned `dynamodb:Attributes` lets the credentials see.
+    pub return_values: String,
+}
+
+/// What the executor asks `UpdateItem` to return, and the session policy allows.
+pub const UPDATE_RETURN_VALUES: &str = "UPDATED_OLD";
+
+impl RenderedUpdate {
+    /// Every attribute the write changes, sorted.
+    pub fn written(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.set.keys().cloned().chain(self.remove.iter().cloned()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// SHA-256 of a [`RenderedQuery`]'s canonical encoding, shown shortened on the card and stored with approvals.
@@ -161,6 +209,7 @@ impl RenderedQuery {
             (Operation::GetItem, _) => format!("Get one item from {}", self.table),
             (Operation::Scan, None) => format!("Scan all of {}", self.table),
             (Operation::Scan, Some(index)) => format!("Scan all of {} index {index}", self.table),
+            (Operation::UpdateItem, _) => format!("WRITE one item of {}", self.table),
         };
         if let Some(condition) = &self.key_condition_expression {
             out.push_str(" where ");
@@ -178,9 +227,24 @@ impl RenderedQuery {
             out.push_str("; project ");
             out.push_str(&self.projected_attributes.join(", "));
         }
+        if let Some(update) = &self.update {
+            let mut changes: Vec<String> = update.set.iter().map(|(a, v)| format!("{a} = {v}")).collect();
+            changes.extend(update.remove.iter().map(|a| format!("remove {a}")));
+            out.push_str("; set ");
+            out.push_str(&changes.join(", "));
+            out.push_str("; only if ");
+            out.push_str(&self.readable(&update.condition_expression));
+        }
         if !self.masked_attributes.is_empty() {
             out.push_str("; mask ");
             out.push_str(&self.masked_attributes.join(", "));
+        }
+        if !self.unmasked_attributes.is_empty() {
+            out.push_str("; UNMASK ");
+            out.push_str(&self.unmasked_attributes.join(", "));
+        }
+        if self.update.is_some() {
+            return out;
         }
         let noun = if self.item_cap == 1 { "item" } else { "items" };
         out.push_str(&format!("; at most {} {noun}", self.item_cap));
@@ -254,6 +318,8 @@ mod tests {
             accessed_attributes: vec![],
             masked_attributes: vec![],
             item_cap: 1,
+            update: None,
+            unmasked_attributes: vec![],
         }
     }
 

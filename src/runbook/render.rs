@@ -186,14 +186,14 @@ impl std::error::Error for ParamError {}
 
 /// Hands out placeholders in first-use order: `#n0`, `#n1`, … per distinct attribute, `:p0`, `:p1`, … per value.
 #[derive(Default)]
-struct Placeholders {
+pub(super) struct Placeholders {
     names: BTreeMap<String, String>,
     name_order: Vec<String>,
     values: BTreeMap<String, BoundValue>,
 }
 
 impl Placeholders {
-    fn name(&mut self, attribute: &str) -> String {
+    pub(super) fn name(&mut self, attribute: &str) -> String {
         if let Some(i) = self.name_order.iter().position(|a| a == attribute) {
             return format!("#n{i}");
         }
@@ -203,7 +203,7 @@ impl Placeholders {
         placeholder
     }
 
-    fn value(&mut self, value: BoundValue) -> String {
+    pub(super) fn value(&mut self, value: BoundValue) -> String {
         let placeholder = format!(":p{}", self.values.len());
         self.values.insert(placeholder.clone(), value);
         placeholder
@@ -211,12 +211,12 @@ impl Placeholders {
 }
 
 /// The parsed arguments, by parameter name.
-struct Args(BTreeMap<String, TypedValue>);
+pub(super) struct Args(BTreeMap<String, TypedValue>);
 
 impl Args {
     /// Validation guarantees every referenced parameter is declared, and rendering only gets here when every
     /// declared one has a value; should that ever not hold, the request is refused rather than rendered.
-    fn bound(&self, name: &str) -> Result<BoundValue, ParamError> {
+    pub(super) fn bound(&self, name: &str) -> Result<BoundValue, ParamError> {
         self.0.get(name).map(TypedValue::to_bound).ok_or_else(|| ParamError::Missing {
             name: name.to_owned(),
             expected: "a value".to_owned(),
@@ -293,8 +293,8 @@ impl Runbook {
                 partition_key = Some(KeyValue { attribute: k.partition.attribute.clone(), value });
             }
             match self.operation {
-                // GetItem takes the key as plain values, no expression: validation made the sort op `=`.
-                Operation::GetItem => {
+                // GetItem and UpdateItem take the key as plain values, no expression: validation made the sort op `=`.
+                Operation::GetItem | Operation::UpdateItem => {
                     key.extend(partition_key.clone());
                     if let Some(sort) = &k.sort
                         && let Some(param) = single_param(&sort.comparison)
@@ -318,6 +318,11 @@ impl Runbook {
             let parts =
                 self.filter.iter().map(|c| condition_expression(&mut ph, c, args)).collect::<Result<Vec<_>, _>>()?;
             Some(parts.join(" AND "))
+        };
+
+        let update = match &self.update {
+            Some(spec) => Some(super::write::render_update(spec, &mut ph, args)?),
+            None => None,
         };
 
         let projection_expression = if self.projection.is_empty() {
@@ -348,6 +353,8 @@ impl Runbook {
             accessed_attributes: self.accessed_attributes(),
             masked_attributes: self.mask.clone(),
             item_cap: self.max_items,
+            update,
+            unmasked_attributes: Vec::new(),
         })
     }
 
@@ -361,6 +368,8 @@ impl Runbook {
         }
         out.extend(self.filter.iter().map(|c| c.attribute.clone()));
         out.extend(self.projection.iter().cloned());
+        // A write names the attributes it sets, removes and compares: `dynamodb:Attributes` is pinned to these.
+        out.extend(self.update.iter().flat_map(|u| u.attributes().cloned()));
         out.into_iter().collect()
     }
 }

@@ -35,6 +35,18 @@ pub(super) struct RawRunbook {
     pub mask: Vec<String>,
     pub max_items: i64,
     pub approval: RawApproval,
+    /// `update_item` only: what is written, under which precondition (`write.rs`).
+    #[serde(default)]
+    pub update: Option<super::write::RawUpdate>,
+    /// Masked attributes a requester may ask to see in clear (`--unmask`), with one more approver.
+    #[serde(default)]
+    pub unmaskable: Vec<String>,
+    /// `incident:` (see `gates.rs`).
+    #[serde(default)]
+    pub incident: Option<super::gates::RawIncidentGate>,
+    /// `break_glass:` (see `gates.rs`).
+    #[serde(default)]
+    pub break_glass: Option<super::gates::RawBreakGlass>,
 }
 
 /// `table:` or `index:` — a name and its key attributes.
@@ -163,6 +175,11 @@ pub(super) struct RawApproval {
     pub require_reason: Option<bool>,
     #[serde(default)]
     pub ttl: Option<String>,
+    /// Staged escalation (see `gates.rs`).
+    #[serde(default)]
+    pub escalate_after: Option<String>,
+    #[serde(default)]
+    pub max_escalation_level: Option<i64>,
 }
 
 /// `approval.approvers:`.

@@ -23,6 +23,10 @@ use super::similar::closest;
 use super::{ApprovalPolicy, ApproverSources, Operation};
 use crate::ids::{RunbookId, SlackUserId};
 
+mod update;
+
+pub use update::WRITE_DEFAULT_APPROVALS;
+
 /// Settings that apply to runbooks which do not set their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunbookDefaults {
@@ -217,6 +221,13 @@ impl Checker {
         self.errors.push(RunbookError::new(self.file.clone(), field, problem, fix));
     }
 
+    /// Reports the problems a gate check (`gates.rs`) found.
+    fn report(&mut self, problems: Vec<super::gates::Problem>) {
+        for (field, problem, fix) in problems {
+            self.err(field, problem, fix);
+        }
+    }
+
     fn check(mut self, file: &Path, raw: RawRunbook, defaults: &RunbookDefaults) -> Result<Runbook, Vec<RunbookError>> {
         let id = self.check_id(file, &raw.id);
         let description = raw.description.trim().to_owned();
@@ -234,12 +245,32 @@ impl Checker {
         let filter = self.check_filter(raw.operation, &raw.filter, queried, &parameters);
         self.check_parameter_use(&raw);
         let projection = self.check_projection(raw.projection.as_deref());
-        let mask = self.check_mask(&raw.mask, &projection);
+        let mask = self.check_mask(raw.operation, &raw.mask, &projection);
+        let unmaskable = self.check_unmaskable(&raw.unmaskable, &mask);
+        let update = self.check_update(&raw, &table, &parameters);
         let max_items = self.check_max_items(raw.max_items);
-        let approval = self.check_approval(&raw.approval, defaults);
+        let approval = self.check_approval(raw.operation, &raw.approval, defaults);
+        let incident = match super::gates::check_incident(raw.incident.as_ref(), |id| PAGERDUTY_ID.is_match(id)) {
+            Ok(gate) => Some(gate),
+            Err(problems) => {
+                self.report(problems);
+                None
+            }
+        };
 
-        match (self.errors.is_empty(), id, role, max_items, approval) {
-            (true, Some(id), Some(role), Some(max_items), Some(approval)) => Ok(Runbook {
+        let break_glass = super::gates::check_break_glass(raw.break_glass.as_ref());
+        // Break-glass stands in for one approver, never for more: a runbook whose requests need two or more
+        // approvals (every write, unless it says `required_approvals: 1`) cannot allow it.
+        if let Some(needed) = approval.as_ref().map(|a| a.required_approvals).filter(|n| break_glass && *n > 1) {
+            self.err(
+                "break_glass.allowed",
+                format!("break-glass is allowed but every request needs {needed} approvals"),
+                "break-glass replaces one approver only: drop `break_glass` or set `approval.required_approvals: 1`",
+            );
+        }
+
+        match (self.errors.is_empty(), id, role, max_items, approval, incident) {
+            (true, Some(id), Some(role), Some(max_items), Some(approval), Some(incident)) => Ok(Runbook {
                 id,
                 file: file.to_owned(),
                 description,
@@ -252,8 +283,12 @@ impl Checker {
                 filter,
                 projection,
                 mask,
+                unmaskable,
                 max_items,
                 approval,
+                update,
+                incident,
+                break_glass,
             }),
             _ => Err(self.errors),
         }
@@ -322,7 +357,7 @@ impl Checker {
                 "use `operation: query` with a key, or add `allow_scan: true` if a full scan is really intended",
             ),
             Operation::Scan => {}
-            Operation::Query | Operation::GetItem if raw.allow_scan => self.err(
+            Operation::Query | Operation::GetItem | Operation::UpdateItem if raw.allow_scan => self.err(
                 "allow_scan",
                 format!(
                     "`allow_scan` only applies to `operation: scan`, this runbook uses `{}`",
@@ -330,7 +365,7 @@ impl Checker {
                 ),
                 "remove `allow_scan`",
             ),
-            Operation::Query | Operation::GetItem => {}
+            Operation::Query | Operation::GetItem | Operation::UpdateItem => {}
         }
         if raw.operation == Operation::GetItem && raw.index.is_some() {
             self.err(
@@ -554,7 +589,7 @@ impl Checker {
                 self.err("key", "a scan has no key condition", "remove `key`, or use `operation: query`");
                 return None;
             }
-            (Operation::Query | Operation::GetItem, None) => {
+            (Operation::Query | Operation::GetItem | Operation::UpdateItem, None) => {
                 self.err(
                     "key",
                     format!("`{}` needs a key", op_name(operation)),
@@ -562,7 +597,7 @@ impl Checker {
                 );
                 return None;
             }
-            (Operation::Query | Operation::GetItem, Some(raw)) => raw,
+            (Operation::Query | Operation::GetItem | Operation::UpdateItem, Some(raw)) => raw,
         };
         self.check_param_ref("key.partition.param", &raw.partition.param, parameters, CompareOp::Eq);
         let partition = Condition {
@@ -590,22 +625,29 @@ impl Checker {
                         "use =, <, <=, >, >=, between or begins_with on the sort key; move `<>` to `filter`",
                     );
                 }
-                if operation == Operation::GetItem && op != CompareOp::Eq {
+                if one_item(operation) && op != CompareOp::Eq {
                     self.err(
                         "key.sort.op",
-                        format!("`get_item` reads exactly one item, so the sort key needs `=`, not `{op}`"),
+                        format!(
+                            "`{}` {} exactly one item, so the sort key needs `=`, not `{op}`",
+                            op_name(operation),
+                            if operation.is_write() { "writes" } else { "reads" }
+                        ),
                         "use `op: \"=\"`, or `operation: query` to read a range",
                     );
                 }
                 params.map(|comparison| Condition { attribute: attribute.clone(), comparison })
             }
         };
-        if operation == Operation::GetItem
+        if one_item(operation)
             && let (None, Some(sort_key)) = (&raw.sort, &table.sort_key)
         {
             self.err(
                 "key.sort",
-                format!("`get_item` needs the full primary key, and the table's sort key `{sort_key}` has no value"),
+                format!(
+                    "`{}` needs the full primary key, and the table's sort key `{sort_key}` has no value",
+                    op_name(operation)
+                ),
                 "add `key.sort: {op: \"=\", param: <parameter>}`, or use `operation: query`",
             );
         }
@@ -622,6 +664,10 @@ impl Checker {
         queried: &KeySchema,
         parameters: &[Option<Parameter>],
     ) -> Vec<Condition> {
+        if operation == Operation::UpdateItem {
+            // Reported by `check_update`, with the fix that fits a write.
+            return Vec::new();
+        }
         if operation == Operation::GetItem && !raw.is_empty() {
             self.err(
                 "filter",
@@ -763,6 +809,10 @@ impl Checker {
         for f in &raw.filter {
             used.extend(f.param.iter().chain(f.params.iter().flatten()).map(String::as_str));
         }
+        if let Some(update) = &raw.update {
+            used.extend(update.set.iter().filter_map(|a| a.param.as_deref()));
+            used.extend(update.condition.iter().filter_map(|c| c.param.as_deref()));
+        }
         for (i, p) in raw.parameters.iter().enumerate() {
             if !used.contains(p.name.as_str()) {
                 self.err(
@@ -792,8 +842,9 @@ impl Checker {
         raw.to_vec()
     }
 
-    fn check_mask(&mut self, raw: &[String], projection: &[String]) -> Vec<String> {
-        if !raw.is_empty() && projection.is_empty() {
+    fn check_mask(&mut self, operation: Operation, raw: &[String], projection: &[String]) -> Vec<String> {
+        // A write returns only the attributes it writes (pinned by `dynamodb:Attributes`), so it needs no projection.
+        if !raw.is_empty() && projection.is_empty() && !operation.is_write() {
             // Without a projection the session policy cannot restrict attributes: the credentials read whole
             // items, and an attribute added to the table later would be returned, unmasked. A runbook that masks
             // something says its data is sensitive, so what it returns must be listed and pinned.
@@ -835,7 +886,12 @@ impl Checker {
         }
     }
 
-    fn check_approval(&mut self, raw: &RawApproval, defaults: &RunbookDefaults) -> Option<ApprovalPolicy> {
+    fn check_approval(
+        &mut self,
+        operation: Operation,
+        raw: &RawApproval,
+        defaults: &RunbookDefaults,
+    ) -> Option<ApprovalPolicy> {
         let errors_before = self.errors.len();
         let a = &raw.approvers;
         let mut sources = ApproverSources::default();
@@ -889,7 +945,9 @@ impl Checker {
             );
         }
 
-        let required = raw.required_approvals.unwrap_or(1);
+        // Writes need a second pair of eyes unless the runbook says otherwise (never fewer than 1, checked below).
+        let default_required = if operation.is_write() { WRITE_DEFAULT_APPROVALS } else { 1 };
+        let required = raw.required_approvals.unwrap_or(i64::from(default_required));
         let required = match u8::try_from(required) {
             Ok(n) if (1..=MAX_REQUIRED_APPROVALS).contains(&n) => Some(n),
             _ => {
@@ -938,12 +996,22 @@ impl Checker {
                 }
             },
         };
+        let escalation = super::gates::check_escalation(
+            raw.escalate_after.as_deref(),
+            raw.max_escalation_level,
+            !a.pagerduty_escalation_policies.is_empty(),
+        )
+        .unwrap_or_else(|problems| {
+            self.report(problems);
+            None
+        });
         match (self.errors.len() == errors_before, required, ttl) {
             (true, Some(required_approvals), Some(ttl)) => Some(ApprovalPolicy {
                 approvers: sources,
                 required_approvals,
                 require_reason: raw.require_reason.unwrap_or(true),
                 ttl,
+                escalation,
             }),
             _ => None,
         }
@@ -968,6 +1036,15 @@ fn op_name(operation: Operation) -> &'static str {
         Operation::Query => "query",
         Operation::GetItem => "get_item",
         Operation::Scan => "scan",
+        Operation::UpdateItem => "update_item",
+    }
+}
+
+/// Operations that name exactly one item by its full primary key.
+fn one_item(operation: Operation) -> bool {
+    match operation {
+        Operation::GetItem | Operation::UpdateItem => true,
+        Operation::Query | Operation::Scan => false,
     }
 }
 
@@ -998,6 +1075,21 @@ approval:
     fn with(from: &str, to: &str) -> String {
         assert!(MINIMAL.contains(from), "{from}");
         MINIMAL.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn break_glass_is_allowed_only_where_one_approver_is_enough() {
+        let allowed = with("max_items: 1", "max_items: 1\nbreak_glass: { allowed: true }");
+        assert!(parse(&allowed).unwrap().allows_break_glass());
+        let two = allowed.replace(
+            "    pagerduty_schedules: [PORDERS1]",
+            "    pagerduty_schedules: [PORDERS1]\n  required_approvals: 2",
+        );
+        let errors = parse(&two).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("break_glass.allowed") && e.contains("needs 2 approvals")),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! <prefix>:ratelimit:{U012AB3CD}     sorted set of admission times (ms) for one user's sliding window
 //! <prefix>:refusals:{U012AB3CD}      hash: one user's refusal window (see `refusal_limit`)
 //! <prefix>:refusals-due              sorted set: user → end of a window with counted refusals (ms)
+//! <prefix>:break-glass:{U012AB3CD}:<day>  counter: one user's break-glass runs on one UTC day (YYYY-MM-DD)
+//! <prefix>:break-glass-unreviewed    sorted set: request id → when its break-glass review is due (ms)
 //! ```
 //!
 //! Request and user ids are validated newtypes and cannot contain braces. Envelope ids come from the wire, so
@@ -79,6 +81,14 @@ impl Keys {
 
     pub(crate) fn refusals_due(&self) -> String {
         format!("{}:refusals-due", self.prefix)
+    }
+
+    pub(crate) fn break_glass_uses(&self, user: &SlackUserId, day: &str) -> String {
+        format!("{}:break-glass:{{{}}}:{day}", self.prefix, user.as_str())
+    }
+
+    pub(crate) fn break_glass_unreviewed(&self) -> String {
+        format!("{}:break-glass-unreviewed", self.prefix)
     }
 
     pub(crate) fn envelope(&self, envelope_id: &str) -> Result<String, StoreError> {

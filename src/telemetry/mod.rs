@@ -9,7 +9,7 @@
 //! | `jitgate_external_calls_total` | counter | `service`, `op`, `result` (`ok`/`error`) | calls to `slack`, `pagerduty`, `sts`, `dynamodb` (approved queries), `audit` (the audit table), `redis` |
 //! | `jitgate_external_call_duration_seconds` | histogram | `service`, `op` | how long those calls took |
 //! | `jitgate_slack_socket_reconnects_total` | counter | | socket-mode connections re-opened |
-//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts, each kind from 0: `unacceptable_credentials`, `not_what_was_requested`, `not_what_was_shown`, `record_tampered`, `stuck_run`, `foreign_envelope` |
+//! | `jitgate_security_alerts_total` | counter | `kind` | fail-safe alerts, each kind from 0: `unacceptable_credentials`, `not_what_was_requested`, `not_what_was_shown`, `record_tampered`, `stuck_run`, `foreign_envelope`, `break_glass_unreviewed` |
 //! | `jitgate_audit_append_failures_total` | counter | | audit entries that could not be appended (after the retries): the step they record failed closed |
 //! | `jitgate_ready` | gauge | `check` (`redis`, `audit_table`, `slack_sockets`) | 1 when the `/readyz` check is up, 0 when down, as of the scrape |
 //! | `jitgate_build_info` | gauge | `version`, `git_sha` | always 1: which build is running |
@@ -53,13 +53,14 @@ pub const REQUEST_OUTCOMES: [&str; 5] = ["succeeded", "failed", "denied", "expir
 
 /// Every `kind` of `jitgate_security_alerts_total`. Each is exported from start at 0, so the first alert of a
 /// replica is an increase Prometheus can see (a series born at 1 has no increase to alert on).
-pub const SECURITY_ALERT_KINDS: [&str; 6] = [
+pub const SECURITY_ALERT_KINDS: [&str; 7] = [
     "unacceptable_credentials",
     "not_what_was_requested",
     "not_what_was_shown",
     "record_tampered",
     "stuck_run",
     "foreign_envelope",
+    "break_glass_unreviewed",
 ];
 
 /// Every metric jitgate exports, as named at `/metrics` (histograms add `_bucket`, `_sum` and `_count`).

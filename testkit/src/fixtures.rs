@@ -49,6 +49,8 @@ pub fn rendered_query() -> RenderedQuery {
         accessed_attributes: vec!["customer_id".into()],
         masked_attributes: vec![],
         item_cap: 100,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 
@@ -63,6 +65,7 @@ pub fn policy(required: u8, ttl: Duration) -> ApprovalPolicy {
         required_approvals: required,
         require_reason: true,
         ttl,
+        escalation: None,
     }
 }
 
@@ -75,6 +78,7 @@ pub fn pending_request(now: OffsetDateTime, required: u8, ttl: Duration) -> Acce
             reason: Some("INC-812 customer reports missing order".into()),
             query: rendered_query(),
             policy: policy(required, ttl),
+            incident: None,
         },
         now,
     )

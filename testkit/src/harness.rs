@@ -62,6 +62,8 @@ pub struct Options {
     pub extra_config: &'static str,
     /// `redis.cluster`: `redis_url` is the seed list of a Redis Cluster.
     pub redis_cluster: bool,
+    /// Runbooks beyond the shipped ones, as YAML texts (`name: Orders` is pointed at this world's table).
+    pub extra_runbooks: Vec<String>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             redis_url: None,
             extra_config: "",
             redis_cluster: false,
+            extra_runbooks: Vec::new(),
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct Harness {
     pub pagerduty: FakePagerDuty,
     pub clock: Arc<ManualClock>,
     pub audit_table: String,
+    /// This world's Orders table (the one its runbooks name).
+    pub orders_table: String,
     /// `redis.key_prefix` of every replica: where a test that plays an attacker finds the records in Redis.
     pub key_prefix: String,
     pub apps: Vec<App>,
@@ -99,6 +104,7 @@ impl Harness {
         let pagerduty = FakePagerDuty::start().await;
         pagerduty.set_now(clock.now());
         jitgate_emulators::world::add_oncall_roster(&pagerduty);
+        jitgate_emulators::world::add_incidents(&pagerduty);
 
         let table = crate::unique("Orders");
         let aws = crate::aws_config();
@@ -111,12 +117,13 @@ impl Harness {
         let config_text = format!(
             "[aws]\nregion = \"{}\"\naudit_table = \"{audit_table}\"\n[redis]\nkey_prefix = \"{}\"\ncluster = {}\n\
              [requests]\nshutdown_drain = \"{}\"\nper_user_limit = {}\n\
-             [slack]\napproval_channel = \"{ONCALL}\"\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
+             [slack]\napproval_channel = \"{ONCALL}\"\n[oncall]\nincident_notes_from = \"{}\"\n[break_glass]\nmention = \"<!here>\"\ndaily_limit = 1\n[http]\npublic_url = \"https://jitgate.test\"\nlisten = \"127.0.0.1:0\"\noperations_listen = \"127.0.0.1:0\"\n",
             crate::REGION,
             key_prefix,
             options.redis_cluster,
             options.shutdown_drain,
             options.per_user_limit,
+            jitgate_emulators::world::NOTES_FROM,
         );
         let config_text = format!("{config_text}{}", options.extra_config);
         let config = Config::parse(Path::new("jitgate.toml"), &config_text, &Environment::default()).expect("config");
@@ -135,7 +142,7 @@ impl Harness {
         };
         let mut apps = Vec::new();
         for _ in 0..options.replicas {
-            let runbooks = shipped_runbooks_on(&table);
+            let runbooks = runbooks_on(&table, &options.extra_runbooks);
             let start = StartOptions { background_sweeper: false, socket_stagger_seconds: 0 };
             let clock: SharedClock = clock.clone();
             let app =
@@ -144,7 +151,7 @@ impl Harness {
         }
         slack.wait_for_connections(2 * options.replicas).await;
         // auth.test and the connections are the bot's start-up; the story starts after them.
-        Harness { slack, pagerduty, clock, audit_table, key_prefix, apps }
+        Harness { slack, pagerduty, clock, audit_table, orders_table: table, key_prefix, apps }
     }
 
     /// Runs one sweep (expiry and reminders) on the first replica.
@@ -307,6 +314,12 @@ pub fn ack_is_bare(ack: &jitgate_emulators::slack::Ack) -> bool {
 
 /// The shipped runbooks, pointed at this world's own Orders table.
 pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
+    runbooks_on(table, &[])
+}
+
+/// The shipped runbooks and `extra` ones (YAML texts, each in a file named after its position), pointed at this
+/// world's own Orders table.
+pub fn runbooks_on(table: &str, extra: &[String]) -> RunbookSet {
     let dir = crate::repo_root().join("runbooks");
     let mut sources: BTreeMap<std::path::PathBuf, String> = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).expect("runbooks/") {
@@ -316,6 +329,11 @@ pub fn shipped_runbooks_on(table: &str) -> RunbookSet {
                 std::fs::read_to_string(&path).expect("read").replace("name: Orders\n", &format!("name: {table}\n"));
             sources.insert(path, text);
         }
+    }
+    for text in extra {
+        let id = text.lines().find_map(|l| l.strip_prefix("id: ")).expect("an extra runbook has an id").trim();
+        let text = text.replace("name: Orders\n", &format!("name: {table}\n"));
+        sources.insert(dir.join(format!("{id}.yaml")), text);
     }
     RunbookSet::from_sources(sources.iter().map(|(p, t)| (p.as_path(), t.as_str())), &RunbookDefaults::default())
         .unwrap_or_else(|errors| panic!("shipped runbooks: {errors:?}"))

@@ -39,6 +39,7 @@ fn access_request(id: &str, now: OffsetDateTime) -> AccessRequest {
         required_approvals: 1,
         require_reason: true,
         ttl: std::time::Duration::from_secs(30 * 60),
+        escalation: None,
     };
     let new = NewRequest {
         id: request_id(id),
@@ -46,6 +47,7 @@ fn access_request(id: &str, now: OffsetDateTime) -> AccessRequest {
         reason: Some("INC-812".into()),
         query: support::fixtures::rendered_query(),
         policy,
+        incident: None,
     };
     AccessRequest::create(new, now).unwrap()
 }
@@ -59,6 +61,8 @@ fn executed(request: &AccessRequest, now: OffsetDateTime) -> AuditEvent {
             truncated: false,
             consumed_capacity: 0.5,
             result_sha256: "9f".repeat(32),
+            write: None,
+            unmasked: vec![],
         },
         credentials: CredentialEvidence {
             assumed_role_id: format!("AROAJITGATEEXAMPLE:{}", request.id),

@@ -100,6 +100,8 @@ fn query_on(table: &str, operation: Operation, item_cap: u32) -> RenderedQuery {
         accessed_attributes: vec![],
         masked_attributes: vec![],
         item_cap,
+        update: None,
+        unmasked_attributes: vec![],
     }
 }
 
@@ -155,6 +157,7 @@ fn approved_after(query: RenderedQuery, tamper: impl FnOnce(&mut AccessRequest))
         required_approvals: 1,
         require_reason: true,
         ttl: StdDuration::from_secs(30 * 60),
+        escalation: None,
     };
     let new = NewRequest {
         id: RequestId::generate(),
@@ -162,6 +165,7 @@ fn approved_after(query: RenderedQuery, tamper: impl FnOnce(&mut AccessRequest))
         reason: Some("INC-812".into()),
         query,
         policy,
+        incident: None,
     };
     let mut request = AccessRequest::create(new, now).expect("request is valid");
     tamper(&mut request);

@@ -34,7 +34,13 @@ fn check_accepts_the_shipped_config_and_runbooks_with_one_line_each() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ok  ")).collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        stdout.contains(
+            "ok  cancel-stuck-order: update_item (write) Orders; params [order_id, refund_note]; cap 1; 2 approval(s)"
+        ),
+        "a write defaults to two approvers: {stdout}"
+    );
     assert!(
         stdout.contains(
             "ok  orders-by-customer: query Orders index customer-created-index; params [customer_id, from, until]"
@@ -55,6 +61,29 @@ fn check_names_the_file_field_and_fix_of_a_broken_runbook() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("order-by-id.yaml: max_items:"), "{stderr}");
     assert!(stderr.contains(" — "), "the message says how to fix it: {stderr}");
+}
+
+#[test]
+fn check_names_the_file_field_and_fix_of_broken_gate_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jitgate.toml"), "[aws]\nregion = \"us-east-1\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    let good = std::fs::read_to_string(repo_file("runbooks/order-by-id.yaml")).unwrap();
+    let broken = good.replace("  ttl: 30m\n", "  ttl: 30m\n  escalate_after: soon\n  max_escalation_level: 1\n")
+        + "incident:\n  required: true\n  services: [orders]\n";
+    std::fs::write(dir.path().join("runbooks/order-by-id.yaml"), broken).unwrap();
+    let out = jitgate(&["--config", &dir.path().join("jitgate.toml").display().to_string(), "check"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "order-by-id.yaml: incident.services[0]: `orders` is not a PagerDuty service id — use the id from",
+        "order-by-id.yaml: approval.escalate_after: `soon` is not a duration — write a duration such as",
+        "order-by-id.yaml: approval.max_escalation_level: max_escalation_level is 1 — use a level from 2 to 10",
+        "order-by-id.yaml: approval.escalate_after: escalation widens through PagerDuty escalation policies, but the \
+         runbook names none — add `pagerduty_escalation_policies: [PXXXXXX]`",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\nin:\n{stderr}");
+    }
 }
 
 #[test]

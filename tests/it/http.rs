@@ -148,6 +148,7 @@ fn request_with_reason(reason: &str, now: time::OffsetDateTime) -> AccessRequest
             reason: Some(reason.to_owned()),
             query: fixtures::rendered_query(),
             policy: fixtures::policy(1, Duration::from_secs(30 * 60)),
+            incident: None,
         },
         now,
     )
@@ -188,6 +189,8 @@ async fn story(server: &Server, request: &AccessRequest) -> Vec<AuditEntry> {
                     truncated: false,
                     consumed_capacity: 0.5,
                     result_sha256: "9f".repeat(32),
+                    write: None,
+                    unmasked: vec![],
                 },
                 credentials: CredentialEvidence {
                     assumed_role_id: format!("AROAJITGATEEXAMPLE:jit-{}", request.id),

@@ -21,6 +21,12 @@
 //! cannot be pinned (no projection), the test asserts what the credentials *can* reach, and that the approval card
 //! says so (`jitgate::messages::credentials_reach`), as it must for a sort key, which IAM cannot pin. Every case runs under the template's role and again under a
 //! role allowing all of DynamoDB, so the session policy alone is shown to hold each line, whatever the role grants.
+//!
+//! Writes (`update_item`): action `dynamodb:UpdateItem` on the table ARN, `LeadingKeys` the item's partition key
+//! value, `Attributes` the key and the attributes written and compared, `ReturnValues` `UPDATED_OLD`. Denied:
+//! another key, another attribute, another table, every other action (`PutItem`, `DeleteItem`, the reads, …), any
+//! other `ReturnValues` and none. Reads are also evaluated under the template's write role and writes under its
+//! query role, where everything must be denied: neither role can do the other's job.
 
 mod evaluator;
 mod shapes;
@@ -53,7 +59,7 @@ struct Call {
 fn approved_call(q: &RenderedQuery, keys: &[String]) -> Call {
     let mut context = BTreeMap::new();
     match q.operation {
-        Operation::Query | Operation::GetItem => {
+        Operation::Query | Operation::GetItem | Operation::UpdateItem => {
             let value = q.partition_key.as_ref().expect("a pinned request has a partition key").value.as_text();
             context.insert("dynamodb:LeadingKeys".into(), json!([value]));
         }
@@ -67,6 +73,10 @@ fn approved_call(q: &RenderedQuery, keys: &[String]) -> Call {
         context.insert("dynamodb:Select".into(), json!("SPECIFIC_ATTRIBUTES"));
     }
     context.insert("dynamodb:ReturnConsumedCapacity".into(), json!("TOTAL"));
+    if let Some(update) = &q.update {
+        // The executor asks for the old values of what it writes, nothing more.
+        context.insert("dynamodb:ReturnValues".into(), json!(update.return_values));
+    }
     Call {
         action: q.operation.iam_action().to_owned(),
         resource: q.index_arn.clone().unwrap_or_else(|| q.table_arn.clone()),
@@ -146,8 +156,8 @@ fn cases(request: &shapes::Request, actions: &[evaluator::ActionInfo]) -> Vec<(C
             &approved.context,
             Expect::Denied,
         ),
-        // GetItem cannot address an index at all: there is no such request to deny.
-        (None, Operation::GetItem) => {}
+        // GetItem and UpdateItem cannot address an index at all: there is no such request to deny.
+        (None, Operation::GetItem | Operation::UpdateItem) => {}
         (None, Operation::Query | Operation::Scan) => {
             let index = format!("{}/index/customer-created-index", q.table_arn);
             add("an index instead of the table", &approved.action, &index, &approved.context, Expect::Denied);
@@ -166,11 +176,23 @@ fn cases(request: &shapes::Request, actions: &[evaluator::ActionInfo]) -> Vec<(C
     let all_projected = with("dynamodb:Select", json!("ALL_PROJECTED_ATTRIBUTES"));
     // With a projection the attributes are pinned; without one the credentials read whole items, which is what the
     // approval card says, so those requests must then be allowed (if they ever are not, update the card).
-    let pinned = if q.projected_attributes.is_empty() { Expect::Allowed } else { Expect::Denied };
+    // A write always pins its attributes (the key and what it writes and compares).
+    let pinned = if q.projected_attributes.is_empty() && q.update.is_none() { Expect::Allowed } else { Expect::Denied };
     card_says_the_reach(name, q, &policy);
     add("an attribute outside the projection", &approved.action, &approved.resource, &outside, pinned);
-    add("Select ALL_ATTRIBUTES", &approved.action, &approved.resource, &all_attributes, pinned);
-    add("Select ALL_PROJECTED_ATTRIBUTES", &approved.action, &approved.resource, &all_projected, pinned);
+    if q.update.is_none() {
+        add("Select ALL_ATTRIBUTES", &approved.action, &approved.resource, &all_attributes, pinned);
+        add("Select ALL_PROJECTED_ATTRIBUTES", &approved.action, &approved.resource, &all_projected, pinned);
+    } else {
+        // Any other ReturnValues would hand back attributes the write does not name, or the new item whole.
+        for other in ["ALL_OLD", "ALL_NEW", "UPDATED_NEW", "NONE"] {
+            let context = with("dynamodb:ReturnValues", json!(other));
+            add(&format!("ReturnValues {other}"), &approved.action, &approved.resource, &context, Expect::Denied);
+        }
+        let mut without = approved.context.clone();
+        without.remove("dynamodb:ReturnValues");
+        add("no ReturnValues", &approved.action, &approved.resource, &without, Expect::Denied);
+    }
     out
 }
 
@@ -184,14 +206,16 @@ fn card_says_the_reach(name: &str, q: &RenderedQuery, policy: &Value) {
         keys.extend(block.as_object().expect("condition keys").keys().cloned());
     }
     let allowed: BTreeSet<String> =
-        ["dynamodb:LeadingKeys", "dynamodb:Attributes", "dynamodb:Select"].map(str::to_owned).into();
+        ["dynamodb:LeadingKeys", "dynamodb:Attributes", "dynamodb:Select", "dynamodb:ReturnValues"]
+            .map(str::to_owned)
+            .into();
     assert!(keys.is_subset(&allowed), "{name}: unexpected condition keys {keys:?}");
 
     let reach = jitgate::messages::credentials_reach(q).unwrap_or_default();
     let attributes_unpinned = !keys.contains("dynamodb:Attributes");
     assert_eq!(reach.contains("every attribute"), attributes_unpinned, "{name}: the card says {reach:?}");
     let narrowed = match q.operation {
-        Operation::GetItem => q.key.len() > 1,
+        Operation::GetItem | Operation::UpdateItem => q.key.len() > 1,
         Operation::Query => {
             q.key_condition_expression.as_deref().is_some_and(|k| k.contains(" AND ")) || q.filter_expression.is_some()
         }
@@ -218,10 +242,14 @@ fn check(requests: &[shapes::Request]) -> (usize, usize) {
     }
     assert!(actions.len() > 50, "only {} DynamoDB actions in the evaluator's data", actions.len());
 
-    let all: Vec<(Case, Expect)> = requests.iter().flat_map(|r| cases(r, &actions)).collect();
-    let (cases_only, expected): (Vec<Case>, Vec<Expect>) = all.into_iter().unzip();
+    let all: Vec<(Case, Expect, bool)> = requests
+        .iter()
+        .flat_map(|r| cases(r, &actions).into_iter().map(|(case, expect)| (case, expect, r.query.update.is_some())))
+        .collect();
+    let cases_only: Vec<Case> = all.iter().map(|(case, _, _)| case.clone()).collect();
     let roles = [
         ("the template's query role", template::query_role_policy()),
+        ("the template's write role", template::write_role_policy()),
         (
             "a role allowing all of DynamoDB",
             json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "dynamodb:*", "Resource": "*" }] }),
@@ -229,9 +257,13 @@ fn check(requests: &[shapes::Request]) -> (usize, usize) {
     ];
     let mut failures = Vec::new();
     let (mut allows, mut denies) = (0, 0);
-    for (role, identity) in &roles {
+    for (i, (role, identity)) in roles.iter().enumerate() {
         let decisions: BTreeMap<String, Decision> = evaluator::evaluate(identity, &cases_only);
-        for (case, expect) in cases_only.iter().zip(&expected) {
+        for (case, expect, write) in &all {
+            // The template's query role only reads and its write role only writes: under the other one, every
+            // case is denied, the approved call included, whatever the session policy allows.
+            let wrong_role = (i == 0 && *write) || (i == 1 && !*write);
+            let expect = if wrong_role { &Expect::Denied } else { expect };
             let d = &decisions[&case.id];
             if let Some(error) = &d.error {
                 failures.push(format!("{} under {role}: the evaluator could not run it: {error}", case.id));
@@ -245,9 +277,12 @@ fn check(requests: &[shapes::Request]) -> (usize, usize) {
                     case.id, case.action, case.resource, case.context
                 ));
             }
-            if case.id.ends_with(": the approved call") {
+            if case.id.ends_with(": the approved call") && !wrong_role {
                 // The evaluator must have judged the keys the policy pins, not dropped them as unknown.
-                for key in ["dynamodb:LeadingKeys", "dynamodb:Attributes", "dynamodb:Select"] {
+                for key in ["dynamodb:LeadingKeys", "dynamodb:Attributes", "dynamodb:Select", "dynamodb:ReturnValues"] {
+                    if !case.context.contains_key(key) {
+                        continue;
+                    }
                     if d.ignored_context_keys.iter().any(|k| k == key) {
                         failures.push(format!("{}: the evaluator ignored {key}", case.id));
                     }

@@ -71,10 +71,11 @@ async fn a_correct_setup_passes_and_a_wrong_index_or_schedule_fails_with_the_rea
     setup(good.path(), &table, |_, text| text);
     let (code, output) = check_live(good.path(), &pagerduty, &slack);
     assert_eq!(code, Some(0), "{output}");
-    assert_eq!(output.lines().filter(|l| l.starts_with("ok    table")).count(), 3, "{output}");
+    assert_eq!(output.lines().filter(|l| l.starts_with("ok    table")).count(), 4, "{output}");
     assert!(output.contains("ok    assume role") && output.contains("ok    pagerduty schedule   PORDERS1"), "{output}");
     assert!(output.contains("ok    approval channel     C0ONCALL"), "{output}");
-    assert!(output.contains("live checks: 6 ok, 0 failing"), "{output}");
+    // Two roles: the query role of the reads and the write role of cancel-stuck-order.
+    assert!(output.contains("live checks: 8 ok, 0 failing"), "{output}");
 
     let bad = tempfile::tempdir().unwrap();
     setup(bad.path(), &table, |name, text| match name {
@@ -146,7 +147,7 @@ async fn check_live_fails_an_approval_channel_the_bot_cannot_post_in() {
         let line =
             output.lines().find(|l| l.starts_with("FAIL  approval channel")).unwrap_or_else(|| panic!("{output}"));
         assert!(line.contains(channel) && line.contains(expected), "{channel}: {line}");
-        assert!(output.contains("live checks: 5 ok, 1 failing"), "only the channel fails: {output}");
+        assert!(output.contains("live checks: 7 ok, 1 failing"), "only the channel fails: {output}");
     }
 
     // Without a bot token Slack cannot be asked: that is a failing line too, not a pass.

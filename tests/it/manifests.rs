@@ -1006,7 +1006,9 @@ fn parliament_finds_nothing_in_any_policy_of_the_template() {
             "BotRole/trust",
             "CheckpointBucketPolicy/bucket-policy",
             "QueryRole/read-table",
-            "QueryRole/trust"
+            "QueryRole/trust",
+            "WriteRole/trust",
+            "WriteRole/write-items"
         ]
     );
 
@@ -1097,7 +1099,11 @@ fn the_query_role_admits_only_the_bot_with_jitgates_session_name_source_identity
         actions,
         BTreeSet::from(["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"].map(String::from))
     );
-    assert_eq!(strings(&statement["Resource"]), [template.arn("QueryRole")]);
+    assert_eq!(strings(&statement["Resource"]), [template.arn("QueryRole"), template.arn("WriteRole")]);
+    // The write role admits the bot exactly as the query role does (the documents differ only in the role named).
+    let write_trust =
+        policies["WriteRole/trust"].to_string().replace(&template.arn("WriteRole"), &template.arn("QueryRole"));
+    assert_eq!(write_trust, policies["QueryRole/trust"].to_string());
 }
 
 #[test]
@@ -1111,6 +1117,8 @@ fn the_query_role_reads_what_runbooks_can_run_on_the_table_the_shipped_runbooks_
         // A new operation must be considered here (and granted in the template) before this compiles.
         match operation {
             Operation::Query | Operation::GetItem | Operation::Scan => {}
+            // Writes never run as the query role: their runbooks name the write role (checked below).
+            Operation::UpdateItem => {}
         }
     }
     let needed: BTreeSet<String> = every_operation.iter().map(|op| op.iam_action().to_owned()).collect();
@@ -1125,6 +1133,12 @@ fn the_query_role_reads_what_runbooks_can_run_on_the_table_the_shipped_runbooks_
         let runbook: Value = serde_saphyr::from_str(&text).expect("a runbook");
         assert_eq!(runbook["table"]["name"], table.as_str(), "runbooks/{name}");
         let arn = runbook["role_arn"].as_str().expect("role_arn");
+        if runbook["operation"] == "update_item" {
+            // A write runs as the write role, which may only UpdateItem on the same table.
+            let write_role = template.parameter("WriteRoleName");
+            assert!(arn.ends_with(&format!(":role/{write_role}")), "runbooks/{name}: {arn} is not the write role");
+            continue;
+        }
         assert!(arn.ends_with(&format!(":role/{role}")), "runbooks/{name}: {arn} is not the template's query role");
     }
 }

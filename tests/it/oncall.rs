@@ -139,6 +139,7 @@ fn policy(schedules: &[&str], escalation_policies: &[&str], named: &[&str]) -> A
         required_approvals: 1,
         require_reason: true,
         ttl: Duration::from_secs(1800),
+        escalation: None,
     }
 }
 

@@ -163,8 +163,101 @@ const Q: &str = QUERY_BASE;
 const G: &str = GET_BASE;
 const QF: &str = "orders-by-status.yaml";
 const GF: &str = "order-line.yaml";
+/// A reviewed write, as shipped in runbooks/cancel-stuck-order.yaml.
+const W: &str = r#"id: cancel-stuck-order
+description: Cancel one order stuck in paid
+table:
+  name: Orders
+  partition_key: order_id
+operation: update_item
+role_arn: arn:aws:iam::123456789012:role/jitgate-orders-write
+parameters:
+  - name: order_id
+    type: string
+    pattern: "O[0-9]{6,12}"
+    description: Order id
+  - name: refund_note
+    type: string
+    pattern: "[A-Za-z0-9 .,:#/_-]{3,200}"
+    description: Why it is cancelled
+key:
+  partition: { param: order_id }
+update:
+  set:
+    - { attribute: status, value: cancelled }
+    - { attribute: refund_note, param: refund_note }
+  condition:
+    - { attribute: status, op: "=", value: paid }
+mask: [email]
+unmaskable: [email]
+max_items: 1
+approval:
+  approvers:
+    pagerduty_schedules: [PORDERS1]
+  ttl: 30m
+"#;
+const WF: &str = "cancel-stuck-order.yaml";
 
 const BROKEN: &[Broken] = &[
+    Broken {
+        mistake: "a write without its update section",
+        base: W,
+        file: WF,
+        edits: &[(
+            "update:\n  set:\n    - { attribute: status, value: cancelled }\n    - { attribute: refund_note, param: refund_note }\n  condition:\n    - { attribute: status, op: \"=\", value: paid }\n",
+            "",
+        )],
+        expected: &[
+            "cancel-stuck-order.yaml: parameters[1]: the parameter `refund_note` is declared but never used — use it in `key` or `filter`, or remove it (an unused parameter would be asked for and ignored)",
+            "cancel-stuck-order.yaml: update: `update_item` needs an `update` section saying what is written and under which condition — add `update: {set: [{attribute: <name>, param: <parameter>}], condition: [{attribute: <name>, op: \"=\", value: <expected>}]}` (see docs/runbooks.md)",
+        ],
+    },
+    Broken {
+        mistake: "a write without a precondition, writing its key, and an operand both ways",
+        base: W,
+        file: WF,
+        edits: &[
+            ("  condition:\n    - { attribute: status, op: \"=\", value: paid }\n", ""),
+            (
+                "    - { attribute: status, value: cancelled }",
+                "    - { attribute: order_id, value: x }\n    - { attribute: status, value: cancelled, param: refund_note }",
+            ),
+        ],
+        expected: &[
+            "cancel-stuck-order.yaml: update.set[0].attribute: `order_id` is a key attribute of the table; DynamoDB cannot change an item's key — write other attributes only; the key names the item in `key`",
+            "cancel-stuck-order.yaml: update.set[1]: both `param` and `value` are given — keep one: a parameter or a fixed value",
+            "cancel-stuck-order.yaml: update.condition: a write needs a precondition, so it happens only if the item is still in the state the approvers were told about — add e.g. `condition: [{attribute: status, op: \"=\", value: paid}]`",
+        ],
+    },
+    Broken {
+        mistake: "a write over several items, with between in its precondition",
+        base: W,
+        file: WF,
+        edits: &[("max_items: 1", "max_items: 5"), ("op: \"=\", value: paid", "op: between, value: paid")],
+        expected: &[
+            "cancel-stuck-order.yaml: max_items: max_items is 5, but `update_item` writes exactly one item — use `max_items: 1`",
+            "cancel-stuck-order.yaml: update.condition[0].op: `between` is not available in a precondition — use one of =, <>, <, <=, >, >=, begins_with (two conditions give a range)",
+        ],
+    },
+    Broken {
+        mistake: "an update on a read, and an unmaskable attribute that is not masked",
+        base: G,
+        file: GF,
+        edits: &[("max_items: 1", "unmaskable: [total]\nupdate:\n  remove: [total]\nmax_items: 1")],
+        expected: &[
+            "order-line.yaml: unmaskable[0]: `total` is not masked, so there is nothing to unmask — add it to `mask`, or remove it from `unmaskable`",
+            "order-line.yaml: update: `update` only applies to `operation: update_item`, this runbook uses `get_item` — remove `update`, or use `operation: update_item` for a reviewed write",
+        ],
+    },
+    Broken {
+        mistake: "break-glass on a write that needs two approvers",
+        base: W,
+        file: WF,
+        edits: &[("max_items: 1", "max_items: 1\nbreak_glass:\n  allowed: true")],
+        expected: &[
+            "cancel-stuck-order.yaml: break_glass.allowed: break-glass is allowed but every request needs 2 approvals — break-glass replaces one approver only: drop `break_glass` or set `approval.required_approvals: 1`",
+        ],
+    },
     Broken {
         mistake: "YAML syntax",
         base: Q,
@@ -207,7 +300,7 @@ const BROKEN: &[Broken] = &[
         file: QF,
         edits: &[("operation: query", "operation: select")],
         expected: &[
-            "orders-by-status.yaml: operation (line 10, column 12): unknown variant `select`, expected one of `query`, `get_item`, `scan` — use one of the expected values",
+            "orders-by-status.yaml: operation (line 10, column 12): unknown variant `select`, expected one of `query`, `get_item`, `scan`, `update_item` — use one of the expected values",
         ],
     },
     Broken {
@@ -552,6 +645,10 @@ fn every_kind_of_authoring_mistake_is_reported_with_file_field_and_fix() {
 fn the_unbroken_bases_load_so_each_case_tests_only_its_own_mistake() {
     load_one(QF, QUERY_BASE);
     load_one(GF, GET_BASE);
+    let write = load_one(WF, W);
+    assert_eq!(write.approval().required_approvals, 2, "a write needs two approvers unless the runbook says");
+    let one = load_one(WF, &W.replace("  ttl: 30m", "  required_approvals: 1\n  ttl: 30m"));
+    assert_eq!(one.approval().required_approvals, 1, "unless the runbook says otherwise");
 }
 
 #[test]
@@ -598,7 +695,7 @@ fn an_empty_file_and_an_empty_directory_are_errors() {
 fn shipped_runbooks_all_load() {
     let set = shipped();
     let ids: Vec<&str> = set.iter().map(|r| r.id().as_str()).collect();
-    assert_eq!(ids, ["order-by-id", "orders-by-customer", "orders-by-status"]);
+    assert_eq!(ids, ["cancel-stuck-order", "order-by-id", "orders-by-customer", "orders-by-status"]);
     for r in set.iter() {
         assert_eq!(r.role().account(), "123456789012");
         assert!(r.approval().approvers.pagerduty_schedules.contains("PORDERS1"), "{}", r.id());
@@ -1030,6 +1127,10 @@ fn policy_cases() -> Vec<(String, RenderedQuery)> {
         (
             "orders-by-status".to_owned(),
             render_ok(runbook(&set, "orders-by-status"), &[("status", "paid"), ("since", "2026-11-01T00:00:00Z")]),
+        ),
+        (
+            "cancel-stuck-order".to_owned(),
+            render_ok(runbook(&set, "cancel-stuck-order"), &[("order_id", "O000010006"), ("refund_note", "INC-812")]),
         ),
     ];
     assert_eq!(cases.len(), set.len(), "every shipped runbook has a policy case");

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use jitgate_emulators::pagerduty::{API_KEY, FakePagerDuty, OnCall};
+use jitgate_emulators::pagerduty::{API_KEY, FakePagerDuty, Incident, OnCall};
 use reqwest::StatusCode;
 use serde_json::Value;
 use time::macros::{datetime, offset};
@@ -26,7 +26,31 @@ async fn world() -> FakePagerDuty {
     pd.add_oncall(
         OnCall::new("PBOB001", "PEPORD1", 1).via_schedule("PORDERS1").between(today.1, today.1 + Duration::days(1)),
     );
+    pd.add_service("PORDERSVC", "Orders");
+    pd.add_incident(Incident {
+        id: "PT4KHLK".into(),
+        number: 1234,
+        title: "Orders stuck in paid".into(),
+        status: "acknowledged".into(),
+        service: "PORDERSVC".into(),
+        escalation_policy: Some("PEPORD1".into()),
+    });
     pd
+}
+
+/// `POST path` with a JSON body and a `From` header.
+async fn post(pd: &FakePagerDuty, path: &str, from: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}{path}", pd.base_url()))
+        .header("Authorization", format!("Token token={API_KEY}"))
+        .header("Accept", "application/vnd.pagerduty+json;version=2")
+        .json(body);
+    if let Some(from) = from {
+        request = request.header("From", from);
+    }
+    let response = request.send().await.expect("the emulator answers");
+    let status = response.status();
+    (status, response.json().await.expect("a JSON body"))
 }
 
 async fn get(pd: &FakePagerDuty, path_and_query: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
@@ -91,6 +115,9 @@ async fn every_sample_has_the_shape_the_emulator_sends() {
         ("oncalls.list.include_users.derived.json", "/oncalls?schedule_ids[]=PORDERS1&include[]=users"),
         ("users.get.json", "/users/PTIM001"),
         ("error.not_found.derived.json", "/users/PNOBODY"),
+        ("incidents.get.derived.json", "/incidents/PT4KHLK"),
+        // A POST: compared in its own test below, listed here so the folder check knows it.
+        ("incidents.notes.create.derived.json", ""),
     ];
     let mut samples: Vec<String> = std::fs::read_dir(samples_dir())
         .expect("the samples folder")
@@ -102,7 +129,7 @@ async fn every_sample_has_the_shape_the_emulator_sends() {
     covered.sort();
     assert_eq!(samples, covered, "every sample is compared with a response");
 
-    for (name, request) in requests {
+    for (name, request) in requests.into_iter().filter(|(_, request)| !request.is_empty()) {
         let text = std::fs::read_to_string(samples_dir().join(name)).expect("read the sample");
         let sample: Value = serde_json::from_str(&text).expect("samples are JSON");
         assert!(samples_dir().join(format!("{name}.source.txt")).exists(), "{name} says where it comes from");
@@ -110,6 +137,39 @@ async fn every_sample_has_the_shape_the_emulator_sends() {
         let differences = shape_differences(&sample, &ours, "$");
         assert!(differences.is_empty(), "{name} vs GET {request}: {differences:#?}\nemulator sent {ours:#}");
     }
+}
+
+#[tokio::test]
+async fn an_incident_is_found_by_id_or_number_and_notes_need_a_known_from_address() {
+    let pd = world().await;
+    let (status, _, by_number) = get(&pd, "/incidents/1234").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_number["incident"]["id"], "PT4KHLK");
+    assert_eq!(by_number["incident"]["service"]["id"], "PORDERSVC");
+    let (status, _, _) = get(&pd, "/incidents/9999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let note = serde_json::json!({ "note": { "content": "jitgate JIT-AAAAAA approved" } });
+    let (status, created) = post(&pd, "/incidents/PT4KHLK/notes", Some("tim@example.com"), &note).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let sample: Value = serde_json::from_str(
+        &std::fs::read_to_string(samples_dir().join("incidents.notes.create.derived.json")).expect("read the sample"),
+    )
+    .expect("JSON");
+    let differences = shape_differences(&sample, &created, "$");
+    assert!(differences.is_empty(), "{differences:#?}\nemulator sent {created:#}");
+    assert_eq!(created["note"]["user"]["id"], "PTIM001");
+
+    let (status, body) = post(&pd, "/incidents/PT4KHLK/notes", None, &note).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = post(&pd, "/incidents/PT4KHLK/notes", Some("nobody@example.com"), &note).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let empty = serde_json::json!({ "note": { "content": " " } });
+    let (status, _) = post(&pd, "/incidents/1234/notes", Some("tim@example.com"), &empty).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let notes = pd.notes();
+    assert_eq!(notes.len(), 1, "only the valid note was kept: {notes:?}");
+    assert_eq!((notes[0].incident.as_str(), notes[0].from.as_str()), ("PT4KHLK", "tim@example.com"));
 }
 
 #[tokio::test]

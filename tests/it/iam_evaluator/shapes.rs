@@ -16,6 +16,7 @@ fn shipped_args(id: &str) -> &'static [(&'static str, &'static str)] {
         "order-by-id" => &[("order_id", "O0001234")],
         "orders-by-customer" => &[("customer_id", "C000042"), ("from", "2026-11-01"), ("until", "2026-11-28")],
         "orders-by-status" => &[("status", "paid"), ("since", "2026-11-01T00:00:00Z"), ("min_total", "100")],
+        "cancel-stuck-order" => &[("order_id", "O000010006"), ("refund_note", "INC-812 refund in full")],
         other => {
             panic!("runbooks/{other}.yaml has no example arguments in tests/it/iam_evaluator/shapes.rs — add some")
         }

@@ -189,15 +189,24 @@ fn resolve(doc: &Yaml, value: &Yaml) -> Value {
 /// The query role's permissions: its inline policies merged into one document (IAM allows what any of them
 /// allows). The runbooks' `role_arn` names this role (`tests/manifests.rs` checks that).
 pub fn query_role_policy() -> Value {
+    role_policy("QueryRole")
+}
+
+/// The write role's permissions, merged the same way: what update_item runbooks run as.
+pub fn write_role_policy() -> Value {
+    role_policy("WriteRole")
+}
+
+fn role_policy(role: &str) -> Value {
     let doc = load();
-    let policies = doc["Resources"]["QueryRole"]["Properties"]["Policies"]
+    let policies = doc["Resources"][role]["Properties"]["Policies"]
         .as_sequence()
-        .unwrap_or_else(|| panic!("{TEMPLATE}: QueryRole has no Policies"));
+        .unwrap_or_else(|| panic!("{TEMPLATE}: {role} has no Policies"));
     let mut statements = Vec::new();
     for policy in policies {
         let document = resolve(&doc, &policy["PolicyDocument"]);
         statements.extend(document["Statement"].as_array().expect("statements").iter().cloned());
     }
-    assert!(!statements.is_empty(), "{TEMPLATE}: the query role allows nothing");
+    assert!(!statements.is_empty(), "{TEMPLATE}: {role} allows nothing");
     serde_json::json!({ "Version": "2012-10-17", "Statement": statements })
 }
