@@ -318,7 +318,10 @@ impl PagerDutyClient {
         budget: &mut Budget,
     ) -> Result<T, PagerDutyError> {
         let url = format!("{}{path}", self.base_url);
-        let send = || self.http.post(&url).header("From", from).json(body);
+        // Serialised here rather than with reqwest's `json` feature, which jitgate builds without; every request
+        // already says `Content-Type: application/json`.
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        let send = || self.http.post(&url).header("From", from).body(body.clone());
         self.counted(path, self.send_with_retries(path, budget, false, send)).await
     }
 

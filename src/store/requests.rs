@@ -85,14 +85,16 @@ impl RequestStore {
             // `LT`: on an id collision keep the earlier deadline, so the index never points later than a record's
             // real expiry (an early entry only costs the sweeper one extra look).
             // The reminder index likewise, so the sweeper reads only the requests due a reminder, not every
-            // pending one. Two keys, two plain commands (not a script): on Redis Cluster they may live on
-            // different nodes, and neither needs to change with the other atomically.
-            let mut indexes = redis::pipe();
-            indexes.cmd("ZADD").arg(self.keys.pending_index()).arg("LT").arg(unix_ms(request.expires_at));
-            indexes.arg(request.id.as_str()).ignore();
-            indexes.cmd("ZADD").arg(self.keys.reminder_index()).arg("LT");
-            indexes.arg(unix_ms(crate::request::reminder_due_at(request))).arg(request.id.as_str()).ignore();
-            let () = self.query_pipe(indexes).await?;
+            // pending one. Two keys, two separate commands (not a script, not a pipeline): on Redis Cluster they
+            // may live on different nodes, which a pipeline refuses (CROSSSLOT), and neither needs to change with
+            // the other atomically.
+            let mut pending = redis::cmd("ZADD");
+            pending.arg(self.keys.pending_index()).arg("LT").arg(unix_ms(request.expires_at)).arg(request.id.as_str());
+            let _: i64 = self.query(pending).await?;
+            let mut reminder = redis::cmd("ZADD");
+            reminder.arg(self.keys.reminder_index()).arg("LT");
+            reminder.arg(unix_ms(crate::request::reminder_due_at(request))).arg(request.id.as_str());
+            let _: i64 = self.query(reminder).await?;
         }
         let mut invocation = CREATE.prepare_invoke();
         invocation

@@ -254,7 +254,7 @@ async fn the_tables_are_described_with_the_query_roles_credentials_not_the_bots(
     let key = moto.iam(&[("Action", "CreateAccessKey"), ("UserName", bot)]).await;
     let (key_id, secret) = (xml_field(&key, "AccessKeyId"), xml_field(&key, "SecretAccessKey"));
 
-    // The shipped runbooks' role, trusted by the bot and allowed to describe tables.
+    // The shipped runbooks' roles, trusted by the bot and allowed to describe tables.
     let trust = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -264,15 +264,17 @@ async fn the_tables_are_described_with_the_query_roles_credentials_not_the_bots(
         }]
     })
     .to_string();
-    let role = "jitgate-orders-read";
-    moto.iam(&[("Action", "CreateRole"), ("RoleName", role), ("AssumeRolePolicyDocument", &trust)]).await;
     let describe = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "dynamodb:DescribeTable", "Resource": "*"}]
     })
     .to_string();
-    let put_role_policy = [("Action", "PutRolePolicy"), ("RoleName", role), ("PolicyName", "describe")];
-    moto.iam(&[&put_role_policy[..], &[("PolicyDocument", describe.as_str())]].concat()).await;
+    // The read runbooks' query role and the write runbook's role.
+    for role in ["jitgate-orders-read", "jitgate-orders-write"] {
+        moto.iam(&[("Action", "CreateRole"), ("RoleName", role), ("AssumeRolePolicyDocument", &trust)]).await;
+        let put_role_policy = [("Action", "PutRolePolicy"), ("RoleName", role), ("PolicyName", "describe")];
+        moto.iam(&[&put_role_policy[..], &[("PolicyDocument", describe.as_str())]].concat()).await;
+    }
     moto.switch_auth_on().await;
 
     // The bot itself may not describe the table: had the check used its credentials, this is what it would meet.
@@ -286,7 +288,7 @@ async fn the_tables_are_described_with_the_query_roles_credentials_not_the_bots(
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path(), &table, |_, text| text);
     let (code, output) = check_live_as(dir.path(), &pagerduty, &slack, (&moto.endpoint, &key_id, &secret));
-    assert_eq!(output.lines().filter(|l| l.starts_with("ok    table")).count(), 3, "{output}");
-    assert!(output.contains("live checks: 6 ok, 0 failing"), "{output}");
+    assert_eq!(output.lines().filter(|l| l.starts_with("ok    table")).count(), 4, "{output}");
+    assert!(output.contains("live checks: 8 ok, 0 failing"), "{output}");
     assert_eq!(code, Some(0), "{output}");
 }
