@@ -32,17 +32,30 @@ impl Engine {
             return Ok(self.failed_result(&approved, FailureReason::InterruptedByShutdown).await);
         }
         let now = self.clock.now();
-        let running = match request::start(&approved, &query, now) {
-            Ok(running) => running,
-            Err(refusal) => anyhow::bail!("cannot start {}: {refusal:?}", approved.id),
-        };
-        if !self.write(&approved, &running).await? {
+        let mut approved = approved;
+        let mut attempts = 0;
+        let running = loop {
+            attempts += 1;
+            let running = match request::start(&approved, &query, now) {
+                Ok(running) => running,
+                Err(refusal) => anyhow::bail!("cannot start {}: {refusal:?}", approved.id),
+            };
+            if self.write(&approved, &running).await? {
+                break running;
+            }
+            let current = self.load(&approved.id).await?.unwrap_or_else(|| approved.clone());
+            // The card's reference is recorded once the card is posted, and an approver quick enough to click
+            // before that lands moves the approved record on by its card alone: start from that record. A card is
+            // recorded once, so one more attempt is enough; the bound only keeps a misbehaving writer from looping.
+            if attempts < super::MAX_DECISION_ATTEMPTS && request::only_card_attached(&approved, &current) {
+                approved = current;
+                continue;
+            }
             // Nobody else holds this request's ApprovedQuery, so this means the record was changed behind our back
             // (an operator, a sweeper failing it): never run it then.
-            let current = self.load(&approved.id).await?.unwrap_or(approved);
             let reason = FailureReason::ChangedWhileStarting { now: current.state() };
             return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
-        }
+        };
         // Redis is not trusted with what runs: the operation must be the one the audit trail recorded as requested.
         // That check reads the audit table while AssumeRole is asked, not before it: the credentials are only
         // used — for the query — once the check has passed, and are dropped unused when it fails.

@@ -342,6 +342,16 @@ pub fn attach_card(request: &AccessRequest, card: CardRef) -> AccessRequest {
     AccessRequest { card: Some(card), version: request.version + 1, ..request.clone() }
 }
 
+/// Whether `after` is `before` with only its card recorded: the card is recorded once it is posted, which can land
+/// after a quick approver's click, so an approved record may move on by its card alone.
+/// The seal is left out: every write seals the record anew, and loading checked `after`'s.
+pub fn only_card_attached(before: &AccessRequest, after: &AccessRequest) -> bool {
+    after
+        .card
+        .as_ref()
+        .is_some_and(|card| AccessRequest { seal: after.seal.clone(), ..attach_card(before, card.clone()) } == *after)
+}
+
 /// When a pending request is due its reminder: half-way through its approval window.
 pub fn reminder_due_at(request: &AccessRequest) -> OffsetDateTime {
     request.created_at + (request.expires_at - request.created_at) / 2

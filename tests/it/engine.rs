@@ -182,6 +182,28 @@ async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
     assert_eq!(kinds.iter().filter(|k| **k == "executed").count(), 1);
 }
 
+// The card's reference is recorded once Slack has posted it; an approver can click before that write lands (seen
+// under load with several replicas). The approved record then moved on by its card alone, and the run must go on.
+#[tokio::test]
+async fn a_card_recorded_after_a_quick_approval_does_not_stop_the_run() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let result =
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.expect("approve");
+    let ApproveResult::Approved { request: approved, query } = result else {
+        panic!("expected approval, got {result:?}")
+    };
+    let card = jitgate::request::CardRef { channel: "C0ONCALL".into(), ts: "1700000000.000100".into() };
+    let recorded = engine.attach_card(&request.id, card).await.expect("attach").expect("the request exists");
+    assert_eq!(recorded.state(), RequestState::Approved);
+
+    let result = engine.execute(*approved, *query).await.expect("execute");
+    let ExecuteResult::Executed { request: done, .. } = result else { panic!("expected execution, got {result:?}") };
+    assert_eq!(done.state(), RequestState::Succeeded);
+    assert!(done.card.is_some(), "the card recorded in between is kept");
+}
+
 #[tokio::test]
 async fn the_requester_cannot_approve_and_the_refusal_is_audited() {
     let world = World::new().await;
