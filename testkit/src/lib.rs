@@ -69,5 +69,5 @@ pub mod gate;
 pub mod harness;
 pub mod pauses;
 pub mod redis_proxy;
-pub mod silent;
 pub mod redis_servers;
+pub mod silent;
