@@ -245,6 +245,10 @@ impl AuditLog {
                 return Err(AuditError::Contention { table: self.table.clone(), attempts: attempt });
             }
             debug!(table = %self.table, seq, attempt, "another writer appended first; retrying on the new head");
+            // Counted so contention on the chain's head (several replicas appending at once) is visible.
+            if let Some(metrics) = &self.metrics {
+                metrics.audit_append_retry();
+            }
             tokio::time::sleep(self.retry.backoff(attempt)).await;
         }
     }

@@ -45,6 +45,7 @@ pub const EXTERNAL_CALL_DURATION: &str = "jitgate_external_call_duration_seconds
 pub const SOCKET_RECONNECTS_TOTAL: &str = "jitgate_slack_socket_reconnects_total";
 pub const SECURITY_ALERTS_TOTAL: &str = "jitgate_security_alerts_total";
 pub const AUDIT_APPEND_FAILURES_TOTAL: &str = "jitgate_audit_append_failures_total";
+pub const AUDIT_APPEND_RETRIES_TOTAL: &str = "jitgate_audit_append_retries_total";
 pub const READY: &str = "jitgate_ready";
 pub const BUILD_INFO: &str = "jitgate_build_info";
 
@@ -123,12 +124,17 @@ impl Metrics {
                 "Fail-safe alerts raised (credentials jitgate does not accept, runs left holding credentials)"
             );
             describe_counter!(AUDIT_APPEND_FAILURES_TOTAL, "Audit entries that could not be appended");
+            describe_counter!(
+                AUDIT_APPEND_RETRIES_TOTAL,
+                "Audit appends tried again because another writer took the chain's next entry first"
+            );
             describe_gauge!(READY, "1 when the readiness check is up, 0 when down");
             describe_gauge!(BUILD_INFO, "The running build: its version and git commit");
             let (version, git_sha) = (crate::build_info::VERSION, crate::build_info::GIT_SHA);
             gauge!(BUILD_INFO, "version" => version, "git_sha" => git_sha).set(1.0);
             // Counted from zero, so an alert on its increase fires on the first failure of a fresh replica.
             counter!(AUDIT_APPEND_FAILURES_TOTAL).absolute(0);
+            counter!(AUDIT_APPEND_RETRIES_TOTAL).absolute(0);
             for kind in SECURITY_ALERT_KINDS {
                 counter!(SECURITY_ALERTS_TOTAL, "kind" => kind).absolute(0);
             }
@@ -188,6 +194,11 @@ impl Metrics {
     /// An audit entry could not be appended, after the append's own retries.
     pub fn audit_append_failure(&self) {
         self.record(|| counter!(AUDIT_APPEND_FAILURES_TOTAL).increment(1));
+    }
+
+    /// An audit append lost the race for the chain's next entry and is tried again.
+    pub fn audit_append_retry(&self) {
+        self.record(|| counter!(AUDIT_APPEND_RETRIES_TOTAL).increment(1));
     }
 
     /// A readiness check (`redis`, `audit_table`, `slack_sockets`) is up or down.

@@ -220,13 +220,16 @@ async fn concurrent_appends_from_many_replicas_form_one_gapless_chain() {
     // One request id per replica, so each replica's own entries can be found again.
     let ids: Vec<String> = (0..REPLICAS).map(|r| format!("JIT-RRRRR{r}")).collect();
 
+    // One recorder for all writers: the counts below are the sum over them.
+    let metrics = jitgate::telemetry::Metrics::new();
     let mut tasks = Vec::new();
     for id in ids.clone() {
         // A client of its own per replica, as separate processes would have.
         // Eight writers appending flat out is far busier than any deployment, and a writer may lose many rounds
         // in a row; the budget is raised so this test is about the chain's shape, not about the odds of giving up.
         let retry = AppendRetry { max_attempts: 1000, ..AppendRetry::default() };
-        let replica = AuditLog::new(&config(), table.clone(), clock.clone()).with_retry(retry);
+        let replica =
+            AuditLog::new(&config(), table.clone(), clock.clone()).with_retry(retry).with_metrics(metrics.clone());
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for n in 0..APPENDS {
@@ -242,6 +245,19 @@ async fn concurrent_appends_from_many_replicas_form_one_gapless_chain() {
     seqs.sort_unstable();
     let expected: Vec<u64> = (1..=(REPLICAS * APPENDS) as u64).collect();
     assert_eq!(seqs, expected, "every append got its own sequence number, without gaps");
+
+    // Every lost race is one transaction the table refused and one retry counted: operators read contention on the
+    // chain's head from `jitgate_audit_append_retries_total`. Eight writers appending flat out always collide.
+    let text = metrics.render();
+    let value = |prefix: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let refused = value(r#"jitgate_external_calls_total{service="audit",op="TransactWriteItems",result="error"}"#);
+    let landed = value(r#"jitgate_external_calls_total{service="audit",op="TransactWriteItems",result="ok"}"#);
+    assert_eq!(landed, (REPLICAS * APPENDS) as u64);
+    assert!(refused > 0, "eight writers racing never collided:\n{text}");
+    assert_eq!(value("jitgate_audit_append_retries_total "), refused, "{text}");
 
     let log = AuditLog::new(&config(), table, clock);
     let report = log.verify().await.unwrap();

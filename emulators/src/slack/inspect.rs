@@ -47,6 +47,27 @@ impl FakeSlack {
             .await
     }
 
+    /// Waits for the first unread top-level message in `channel` whose text contains `needle`, and marks it read:
+    /// one card among many posted at once (a load program finds each request's card by a token in its reason).
+    pub async fn next_message_in_containing(&self, channel: &str, needle: &str) -> Message {
+        self.shared
+            .wait_for(
+                || format!("a message in {channel} containing {needle:?}"),
+                |state| {
+                    let id = resolve_channel(state, channel)?;
+                    let found = state.messages.iter_mut().find(|m| {
+                        !m.read
+                            && m.item.channel == id
+                            && m.item.thread_ts.is_none()
+                            && m.item.all_text().contains(needle)
+                    })?;
+                    found.read = true;
+                    Some(found.item.clone())
+                },
+            )
+            .await
+    }
+
     /// Waits for the next unread reply in the thread of `thread_ts` in `channel`, and marks it read.
     pub async fn next_thread_reply(&self, channel: &str, thread_ts: &str) -> Message {
         self.shared
