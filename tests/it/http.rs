@@ -401,13 +401,14 @@ async fn readyz_names_each_check_and_what_is_down() {
     assert_eq!(checks(&json), [("redis", true), ("audit_table", true), ("slack_sockets", true)]);
 
     // Redis goes away and the last Slack socket drops. A probe answers from the last background check, so it
-    // does not notice Redis until the next refresh (here forced instead of waited for); the sockets it reads live.
+    // notices Redis only at the next refresh (here forced instead of waited for; a background refresh may also
+    // land in between, so Redis's state is not asserted yet); the sockets it reads live.
     proxy.cut();
     server.sockets.store(0, Ordering::SeqCst);
     let (status, body) = server.get(&ready).await;
     assert_eq!(status, 503, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(checks(&json), [("redis", true), ("audit_table", true), ("slack_sockets", false)]);
+    assert_eq!(checks(&json)[1..], [("audit_table", true), ("slack_sockets", false)]);
     server.readiness.refresh().await;
     let (status, body) = server.get(&ready).await;
     assert_eq!(status, 503, "{body}");
