@@ -163,6 +163,8 @@ struct World {
 struct Shared {
     base_url: String,
     world: Mutex<World>,
+    /// Woken on every note added, for tests waiting for notes written by a background task.
+    note_added: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -208,6 +210,7 @@ impl FakePagerDuty {
                 requests: Vec::new(),
                 latency: Duration::ZERO,
             }),
+            note_added: tokio::sync::Notify::new(),
         });
         let running = serve(listener, shared.clone());
         FakePagerDuty { addr, shared, running: Mutex::new(Some(running)) }
@@ -282,6 +285,28 @@ impl FakePagerDuty {
     /// Every note added so far, oldest first.
     pub fn notes(&self) -> Vec<Note> {
         self.shared.world().notes.clone()
+    }
+
+    /// Every note, once there are at least `count` (jitgate writes them in the background); panics naming what
+    /// arrived if they do not within `within`.
+    pub async fn wait_for_notes(&self, count: usize, within: std::time::Duration) -> Vec<Note> {
+        let wait = async {
+            loop {
+                // Registered before looking, so a note added in between still wakes this waiter.
+                let added = self.shared.note_added.notified();
+                let notes = self.notes();
+                if notes.len() >= count {
+                    return notes;
+                }
+                added.await;
+            }
+        };
+        match tokio::time::timeout(within, wait).await {
+            Ok(notes) => notes,
+            Err(_) => {
+                panic!("fake PagerDuty: {} of {count} notes after {within:?}: {:?}", self.notes().len(), self.notes())
+            }
+        }
     }
 
     /// Removes every on-call shift (users, schedules and policies stay).
@@ -615,6 +640,7 @@ async fn create_note(
         .filter(|c| !c.trim().is_empty());
     let Some(content) = content else { return invalid("Note content is required.") };
     world.notes.push(Note { incident: incident.clone(), from, content: content.clone() });
+    shared.note_added.notify_waiters();
     let created = world.now.unwrap_or_else(OffsetDateTime::now_utc);
     let note = json!({
         "id": format!("PN{:05}", world.notes.len()),

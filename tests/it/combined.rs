@@ -181,14 +181,7 @@ async fn a_gated_write_collects_distinct_approvals_across_escalation_levels_and_
     );
 
     // The incident's timeline hears of the approval and of the write, never of its values.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let notes = loop {
-        let notes = h.pagerduty.notes();
-        if notes.len() >= 2 || tokio::time::Instant::now() > deadline {
-            break notes;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    };
+    let notes = h.pagerduty.wait_for_notes(2, std::time::Duration::from_secs(10)).await;
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes[1].content.contains("wrote 1 item"), "{}", notes[1].content);
     assert!(notes.iter().all(|n| !n.content.contains("refund in full") && !n.content.contains("cancelled")));

@@ -111,17 +111,9 @@ async fn with_gated_runbooks() -> Harness {
     Harness::start_with(options).await
 }
 
-/// Waits (bounded) until the PagerDuty emulator holds `count` notes: they are written by a background task.
+/// Every note once the PagerDuty emulator holds `count` of them: they are written by a background task.
 async fn notes_at_least(h: &Harness, count: usize) -> Vec<jitgate_emulators::pagerduty::Note> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let notes = h.pagerduty.notes();
-        if notes.len() >= count {
-            return notes;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "only {} of {count} notes: {notes:?}", notes.len());
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    h.pagerduty.wait_for_notes(count, std::time::Duration::from_secs(10)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
