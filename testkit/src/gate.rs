@@ -113,9 +113,25 @@ async fn forward(
     // The call is answered no sooner than `latency` after it arrived: the local server's own time stands in for
     // AWS's, so it is not added on top.
     let answer_at = tokio::time::Instant::now() + shared.latency.for_call(&headers);
+    let response = pass_on(&shared.client, &shared.upstream, method, &uri, &headers, body, "gate").await;
+    tokio::time::sleep_until(answer_at).await;
+    response
+}
+
+/// Sends the call on to `upstream` as it came (but for `host` and `content-length`) and returns upstream's answer,
+/// or 502 naming `proxy` when upstream cannot be reached. Shared by the test kit's AWS proxies.
+pub(crate) async fn pass_on(
+    client: &reqwest::Client,
+    upstream: &str,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    proxy: &str,
+) -> Response<Body> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut request = shared.client.request(method, format!("{}{path}", shared.upstream)).body(body);
-    for (name, value) in &headers {
+    let mut request = client.request(method, format!("{upstream}{path}")).body(body);
+    for (name, value) in headers {
         if name != "host" && name != "content-length" {
             request = request.header(name, value);
         }
@@ -129,12 +145,11 @@ async fn forward(
                 }
             }
             let body = upstream.bytes().await.unwrap_or_default();
-            tokio::time::sleep_until(answer_at).await;
             response.body(Body::from(body)).expect("a response")
         }
         Err(err) => Response::builder()
             .status(StatusCode::BAD_GATEWAY)
-            .body(Body::from(format!("gate could not reach the upstream: {err}")))
+            .body(Body::from(format!("{proxy} could not reach the upstream: {err}")))
             .expect("a response"),
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Response, Uri};
 use tokio::sync::Notify;
 
 /// The kinds of call a test can silence.
@@ -142,27 +142,5 @@ async fn forward(
         // Never answered: the caller gives up (its timeout) or waits forever (no timeout).
         return std::future::pending().await;
     }
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut request = shared.client.request(method, format!("{}{path}", shared.upstream)).body(body);
-    for (name, value) in &headers {
-        if name != "host" && name != "content-length" {
-            request = request.header(name, value);
-        }
-    }
-    match request.send().await {
-        Ok(upstream) => {
-            let mut response = Response::builder().status(upstream.status());
-            for (name, value) in upstream.headers() {
-                if name != "content-length" && name != "transfer-encoding" {
-                    response = response.header(name, value);
-                }
-            }
-            let body = upstream.bytes().await.unwrap_or_default();
-            response.body(Body::from(body)).expect("a response")
-        }
-        Err(err) => Response::builder()
-            .status(StatusCode::BAD_GATEWAY)
-            .body(Body::from(format!("the silent proxy could not reach the upstream: {err}")))
-            .expect("a response"),
-    }
+    crate::gate::pass_on(&shared.client, &shared.upstream, method, &uri, &headers, body, "the silent proxy").await
 }
