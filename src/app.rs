@@ -175,6 +175,7 @@ pub async fn start(
     crate::tls::install_crypto_provider();
     // The same checks as `jitgate check --secrets`, before anything is connected.
     let approval_channel = config.approval_channel_for_run()?.to_owned();
+    crate::result_rows::check_temp_dir()?;
     let needed = secrets.require_for_run(pagerduty_required(config, &runbooks)).map_err(missing_secrets)?;
     let (app_token, bot_token) = (&needed.slack_app_token, &needed.slack_bot_token);
     let links = AuditLinkSigner::new(needed.link_secret.clone(), config.http.audit_link_ttl);

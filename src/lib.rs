@@ -3,7 +3,7 @@
 //! Dependencies point inward. The pure domain (`ids`, `request`, `runbook`, `clock`) does no I/O beyond reading
 //! runbook files. The five clients — `slack`, `aws`, `store`, `oncall`, `audit` — each talk to one outside service
 //! and import none of each other, only the domain and the shared plumbing (`pause`, `seal`, `telemetry`, `tls`,
-//! `redis_connection`); a test below
+//! `redis_connection`, `result_rows`); a test below
 //! holds them to it. `engine` composes the domain with `store`, `aws` and `audit` (recording failures in the words
 //! `messages` gives them); `bot` puts Slack and the on-call roster in front of the engine, with every user-visible
 //! text from `messages`; `app` is the composition root that builds the clients and adapts one to another where they
@@ -28,6 +28,7 @@ pub mod oncall;
 pub mod pause;
 pub mod redis_connection;
 pub mod request;
+pub mod result_rows;
 pub mod runbook;
 pub mod seal;
 pub mod slack;
@@ -42,8 +43,8 @@ mod tests {
     /// The clients: each talks to one outside service and knows none of the others.
     const CLIENTS: [&str; 5] = ["slack", "aws", "store", "oncall", "audit"];
     /// What a client may use besides itself: the pure domain and the shared plumbing.
-    const DOMAIN: [&str; 9] =
-        ["ids", "request", "runbook", "clock", "pause", "seal", "telemetry", "tls", "redis_connection"];
+    const DOMAIN: [&str; 10] =
+        ["ids", "request", "runbook", "clock", "pause", "seal", "telemetry", "tls", "redis_connection", "result_rows"];
 
     fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {

@@ -5,6 +5,7 @@
 //! can never become a mention, a link or a broadcast, and code blocks are kept free of stray backticks.
 
 mod failure;
+mod files;
 mod gates;
 mod write;
 
@@ -14,9 +15,11 @@ use time::OffsetDateTime;
 use crate::ids::{RequestId, SlackUserId};
 use crate::oncall::Exclusion;
 use crate::request::{AccessRequest, ExecutionResult, FailureReason, Refusal, RequestState, Row, Status};
+use crate::result_rows::ResultRows;
 use crate::runbook::{Operation, RenderedQuery};
 
 pub use failure::failure_reason;
+pub use files::{write_results_csv, write_results_json};
 pub use gates::{
     REVIEW_ACTION, break_glass_blocks, break_glass_refused, break_glass_reviewed, break_glass_started,
     break_glass_unreviewed_alert, escalated, escalation_line, incident_line, incident_link, incident_note_approved,
@@ -50,8 +53,8 @@ const SECTION_LIMIT: usize = 2900;
 /// A message's `text`: `chat.update` refuses more than 4,000 characters (`msg_too_long`), so a long failure reason
 /// or user input is cut rather than losing the whole message.
 const MESSAGE_TEXT_LIMIT: usize = 4000;
-/// Rows shown inline in the thread; more go to the attached files.
-pub const INLINE_ROWS: usize = 20;
+/// Rows shown inline in the thread; more go to the attached files. No more than the delivered rows keep in memory.
+pub const INLINE_ROWS: usize = crate::result_rows::ROWS_IN_MEMORY;
 /// Widest cell in the inline table.
 const CELL_WIDTH: usize = 32;
 
@@ -350,7 +353,7 @@ pub fn results_reply(
     if result.rows.is_empty() {
         blocks.push(section("_No items matched._".to_owned()));
     } else {
-        let (table, shown) = inline_table(&columns, &result.rows);
+        let (table, shown) = inline_table(&columns, result.rows.first());
         blocks.push(section(format!("```{}```", code(&table))));
         if shown < result.rows.len() {
             let rest =
@@ -378,14 +381,11 @@ fn format_capacity(units: f64) -> String {
 }
 
 /// The columns to show: the projection in runbook order, else every attribute seen (sorted).
-pub fn columns(request: &AccessRequest, rows: &[Row]) -> Vec<String> {
+pub fn columns(request: &AccessRequest, rows: &ResultRows) -> Vec<String> {
     if !request.query.projected_attributes.is_empty() {
         return request.query.projected_attributes.clone();
     }
-    let mut seen: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
-    seen.sort();
-    seen.dedup();
-    seen
+    rows.attributes().to_vec()
 }
 
 fn cell(row: &Row, column: &str) -> String {
@@ -420,27 +420,6 @@ fn inline_table(columns: &[String], rows: &[Row]) -> (String, usize) {
         shown += 1;
     }
     (out, shown)
-}
-
-/// The full result as CSV. Cells that a spreadsheet would run as a formula are prefixed with `'`.
-pub fn results_csv(columns: &[String], rows: &[Row]) -> String {
-    let field = |text: &str| -> String {
-        let text =
-            if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
-        if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
-    };
-    let mut out = columns.iter().map(|c| field(c)).collect::<Vec<_>>().join(",");
-    out.push('\n');
-    for row in rows {
-        out.push_str(&columns.iter().map(|c| field(&cell(row, c))).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// The full result as JSON (one object per row, as delivered: masked values masked).
-pub fn results_json(rows: &[Row]) -> String {
-    serde_json::to_string_pretty(rows).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The requester's note when their request changed state (DM or ephemeral).
@@ -676,6 +655,14 @@ pub fn results_not_posted(request: &AccessRequest, problem: &str) -> SlackMessag
         request.id,
         escape(problem)
     ))
+}
+
+/// The problem named in [`results_not_posted`] when a result file could not be written for upload.
+pub fn results_file_not_written(detail: &str) -> String {
+    format!(
+        "jitgate could not write the result file to upload ({detail}); ask its operators to check the space in its \
+         temporary directory"
+    )
 }
 
 fn plain_text(text: &str, max: usize) -> Json {

@@ -52,6 +52,10 @@ pub enum AwsFailure {
     /// request, and DynamoDB wrote nothing.
     #[error("the write's precondition failed: the item changed since the request; nothing was written")]
     PreconditionFailed,
+    /// The query ran, but its rows could not be written to the temporary file a large result waits in until it
+    /// is delivered; none are delivered.
+    #[error("the result could not be kept for delivery: {detail}")]
+    ResultNotKept { detail: String },
     /// Any other service error, with its code.
     #[error("{service} {operation} failed: {code}: {}", message.as_deref().unwrap_or(""))]
     Other { service: &'static str, operation: &'static str, code: String, message: Option<String> },
@@ -76,6 +80,9 @@ impl AwsFailure {
             }
             AwsFailure::UnacceptableCredentials { reason } => {
                 return FailureReason::UnacceptableCredentials { detail: reason.clone() };
+            }
+            AwsFailure::ResultNotKept { detail } => {
+                return FailureReason::ResultNotKept { detail: detail.clone() };
             }
             AwsFailure::TimedOut { service, .. } => AwsProblem::TimedOut { service: owned(service) },
             AwsFailure::Unreachable { service, .. } => AwsProblem::Unreachable { service: owned(service) },

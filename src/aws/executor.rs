@@ -5,11 +5,14 @@
 //! expired credentials (and local servers accept them), so jitgate's 15-minute promise is kept here. `Query` and
 //! `Scan` page with `ExclusiveStartKey` until the runbook's item cap or the end, asking each page for no more than
 //! what is still missing. Masked attributes are replaced before a row leaves this module, and the SHA-256 of the
-//! delivered rows goes to the audit trail. Rows are never logged. A write (`UpdateItem`) sends its precondition as
-//! the `ConditionExpression` and delivers the item's written attributes before and after.
+//! delivered rows goes to the audit trail. Each page is handed to a [`RowsWriter`] as it arrives, which keeps the
+//! first rows in memory and the rest in an unlinked temporary file, so a large result is never in memory whole.
+//! Rows are never logged. A write (`UpdateItem`) sends its precondition as the `ConditionExpression` and delivers
+//! the item's written attributes before and after.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
@@ -25,7 +28,8 @@ use super::error::{AwsFailure, ErrorFacts, is_denial_code, is_throttling_code};
 use super::value::row_from_item;
 use crate::clock::SharedClock;
 use crate::request::ApprovedQuery;
-use crate::request::result::{ExecutionResult, Row, WriteDiff, result_sha256};
+use crate::request::result::{ExecutionResult, Row, WriteDiff};
+use crate::result_rows::{ResultRows, RowsWriter};
 use crate::runbook::{BoundValue, Operation, RenderedQuery};
 use crate::telemetry::CallMetrics;
 
@@ -41,6 +45,8 @@ pub struct Executor {
     base: SdkConfig,
     clock: SharedClock,
     page_size: Option<NonZeroU32>,
+    /// Where large results wait for delivery; `None`: the temporary directory (`TMPDIR`, else `/tmp`).
+    spill_dir: Option<PathBuf>,
     metrics: Option<crate::telemetry::Metrics>,
 }
 
@@ -62,13 +68,27 @@ impl Executor {
     /// An executor that takes region, endpoint, HTTP and retry settings from `base` — never its credentials — and
     /// judges credential expiry by `clock`.
     pub fn new(base: SdkConfig, clock: SharedClock) -> Self {
-        Executor { base, clock, page_size: None, metrics: None }
+        Executor { base, clock, page_size: None, spill_dir: None, metrics: None }
     }
 
     /// Counts and times the DynamoDB calls of every run in `metrics`.
     pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Keeps large results in `dir` instead of the temporary directory.
+    pub fn with_spill_dir(mut self, dir: PathBuf) -> Self {
+        self.spill_dir = Some(dir);
+        self
+    }
+
+    /// A writer for one run's rows.
+    fn rows_writer(&self) -> RowsWriter {
+        match &self.spill_dir {
+            Some(dir) => RowsWriter::in_dir(dir),
+            None => RowsWriter::new(),
+        }
     }
 
     /// Asks DynamoDB for at most `page_size` items per call (by default only the item cap and DynamoDB's 1 MB page
@@ -99,18 +119,22 @@ impl Executor {
             Operation::GetItem => run.get_item(query).await,
             Operation::Query => run.paginate(query, Paged::Query).await,
             Operation::Scan => run.paginate(query, Paged::Scan).await,
-            Operation::UpdateItem => run.update_item(query).await.map(|(diff, capacity)| {
-                let rows = vec![diff.after.clone()];
-                write = Some(diff);
-                (rows, false, capacity, 1)
-            }),
+            Operation::UpdateItem => match run.update_item(query).await {
+                Ok((diff, capacity)) => {
+                    let after = diff.after.clone();
+                    write = Some(diff);
+                    keep(self.rows_writer(), vec![after]).await.map(|rows| (rows, false, capacity, 1))
+                }
+                Err(failure) => Err(failure),
+            },
         };
         drop(run);
         drop(credentials);
         let (rows, truncated, consumed_capacity, pages) = outcome?;
+        let (rows, result_sha256) = finish(rows).await?;
         let result = ExecutionResult {
             row_count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
-            result_sha256: result_sha256(&rows),
+            result_sha256,
             rows,
             truncated,
             consumed_capacity,
@@ -167,12 +191,34 @@ struct Run<'a> {
 }
 
 /// Rows, truncated, consumed capacity, pages.
-type Collected = (Vec<Row>, bool, f64, u32);
+type Collected = (RowsWriter, bool, f64, u32);
+
+/// Adds `rows` to `writer` on the blocking pool: a page is up to 1 MB to translate and, past the first rows, to
+/// write to the spill file, which must not hold up the runtime's workers (socket-mode acks run there).
+async fn keep(mut writer: RowsWriter, rows: Vec<Row>) -> Result<RowsWriter, AwsFailure> {
+    tokio::task::spawn_blocking(move || {
+        for row in rows {
+            writer.push(row)?;
+        }
+        Ok(writer)
+    })
+    .await
+    .map_err(|e| AwsFailure::ResultNotKept { detail: e.to_string() })?
+    .map_err(|e: std::io::Error| AwsFailure::ResultNotKept { detail: e.to_string() })
+}
+
+/// The delivered rows and the SHA-256 of their canonical JSON.
+async fn finish(writer: RowsWriter) -> Result<(ResultRows, String), AwsFailure> {
+    tokio::task::spawn_blocking(move || writer.finish())
+        .await
+        .map_err(|e| AwsFailure::ResultNotKept { detail: e.to_string() })?
+        .map_err(|e| AwsFailure::ResultNotKept { detail: e.to_string() })
+}
 
 impl Run<'_> {
     async fn get_item(&self, q: &RenderedQuery) -> Result<Collected, AwsFailure> {
         if q.item_cap == 0 {
-            return Ok((Vec::new(), false, 0.0, 0));
+            return Ok((self.executor.rows_writer(), false, 0.0, 0));
         }
         self.executor.ensure_fresh(self.credentials)?;
         let key: Item = q.key.iter().map(|k| (k.attribute.clone(), attribute(&k.value))).collect();
@@ -189,7 +235,7 @@ impl Run<'_> {
             .map_err(|e| self.failure(e, "GetItem", q))?;
         let capacity = capacity_units(output.consumed_capacity());
         let rows = output.item.into_iter().map(|item| row_from_item(item, &q.masked_attributes)).collect();
-        Ok((rows, false, capacity, 1))
+        Ok((keep(self.executor.rows_writer(), rows).await?, false, capacity, 1))
     }
 
     /// The approved write: `UpdateItem` with the precondition as `ConditionExpression`, asking for the old values
@@ -235,7 +281,7 @@ impl Run<'_> {
 
     async fn paginate(&self, q: &RenderedQuery, op: Paged) -> Result<Collected, AwsFailure> {
         let cap = usize::try_from(q.item_cap).unwrap_or(usize::MAX);
-        let mut rows: Vec<Row> = Vec::new();
+        let mut rows = self.executor.rows_writer();
         let (mut capacity, mut pages) = (0.0, 0u32);
         if cap == 0 {
             return Ok((rows, false, capacity, pages));
@@ -245,9 +291,13 @@ impl Run<'_> {
             let page = self.page(q, op, self.limit(cap - rows.len()), start.take()).await?;
             pages += 1;
             capacity += page.capacity;
-            let mut items = page.items.into_iter();
-            rows.extend(items.by_ref().take(cap - rows.len()).map(|item| row_from_item(item, &q.masked_attributes)));
-            if items.next().is_some() {
+            let wanted = cap - rows.len();
+            let beyond_cap = page.items.len() > wanted;
+            // Translated here, so only this page's items are ever held; the writer keeps or spills them.
+            let page_rows =
+                page.items.into_iter().take(wanted).map(|item| row_from_item(item, &q.masked_attributes)).collect();
+            rows = keep(rows, page_rows).await?;
+            if beyond_cap {
                 // The server sent more than the Limit asked for: there is more, and the extra is not delivered.
                 return Ok((rows, true, capacity, pages));
             }

@@ -14,6 +14,8 @@ use crate::ids::{RequestId, SlackUserId};
 use crate::messages;
 use crate::oncall::RosterReport;
 use crate::request::{AccessRequest, ExecutionResult, Refusal};
+use crate::result_rows;
+use crate::slack::UploadContent;
 use crate::slack::event::{Click, ViewSubmission};
 
 impl Bot {
@@ -169,17 +171,32 @@ impl Bot {
         }
         if large && problem.is_none() {
             let columns = messages::columns(request, &result.rows);
-            // Each file is rendered just before its upload and dropped after it, so the CSV and the JSON are
-            // never both in memory beside the rows.
+            // Each file is written to a temporary file from the rows (themselves on disk beyond the first few),
+            // uploaded from there, and closed: a large result is never in memory as text.
             for extension in ["csv", "json"] {
                 let name = format!("{}.{extension}", request.id);
-                let body = match extension {
-                    "csv" => messages::results_csv(&columns, &result.rows),
-                    _ => messages::results_json(&result.rows),
+                let (rows, columns) = (result.rows.clone(), columns.clone());
+                let rendered = tokio::task::spawn_blocking(move || {
+                    result_rows::write_temp_file(|out| match extension {
+                        "csv" => messages::write_results_csv(&columns, &rows, out),
+                        _ => messages::write_results_json(&rows, out),
+                    })
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|written| written);
+                let uploaded = match rendered {
+                    Ok((file, len)) => {
+                        let content = UploadContent::File { file, len };
+                        self.slack.upload_file(&card.channel, Some(&card.ts), &name, &name, content).await
+                    }
+                    Err(err) => {
+                        error!(request_id = %request.id, error = %err, "could not write the results file");
+                        problem = Some(messages::results_file_not_written(&err.to_string()));
+                        break;
+                    }
                 };
-                if let Err(err) =
-                    self.slack.upload_file(&card.channel, Some(&card.ts), &name, &name, body.as_bytes()).await
-                {
+                if let Err(err) = uploaded {
                     error!(request_id = %request.id, error = %err, "could not upload the results file");
                     problem = Some(err.user_hint().unwrap_or_else(|| err.to_string()));
                     break;

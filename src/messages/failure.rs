@@ -36,6 +36,11 @@ pub fn failure_reason(reason: &FailureReason) -> String {
              was made (its stored record was changed outside jitgate). Nothing was run; operators have been alerted. \
              Ask again if you still need it."
             .to_owned(),
+        FailureReason::ResultNotKept { detail } => format!(
+            "the query ran, but jitgate could not keep its result to deliver it (writing its temporary file failed: \
+             {detail}), so no rows were delivered. Ask jitgate's operators to check the space in its temporary \
+             directory, then submit the request again."
+        ),
         FailureReason::Aws { problem } => aws_problem(problem),
         FailureReason::Legacy(text) => text.clone(),
     }

@@ -83,6 +83,11 @@ fn approved(req: &AccessRequest) -> AccessRequest {
     }
 }
 
+/// Rows as a run delivers them.
+fn kept(rows: Vec<Row>) -> ResultRows {
+    crate::result_rows::RowsWriter::collect(rows).expect("rows are kept").0
+}
+
 fn all_text(message: &SlackMessage) -> String {
     serde_json::to_string(&message.blocks).unwrap()
 }
@@ -153,7 +158,7 @@ fn results_reply_fits_block_kit_and_points_at_the_files_when_large() {
         })
         .collect();
     let result = ExecutionResult {
-        rows,
+        rows: kept(rows),
         row_count: 500,
         truncated: true,
         consumed_capacity: 12.5,
@@ -182,7 +187,7 @@ fn small_results_snapshot() {
     let rows =
         vec![Row::from([("order_id".to_owned(), Value::S("O000420001".into())), ("email".to_owned(), Value::Masked)])];
     let result = ExecutionResult {
-        rows,
+        rows: kept(rows),
         row_count: 1,
         truncated: false,
         consumed_capacity: 0.5,
@@ -193,16 +198,6 @@ fn small_results_snapshot() {
     };
     let reply = results_reply(&req, &result, "https://jitgate.example/audit/JIT-7Q2M4X", false);
     insta::assert_json_snapshot!("small_results", reply.blocks);
-}
-
-#[test]
-fn csv_quotes_and_defuses_formulas() {
-    let columns = vec!["a".to_owned(), "b".to_owned()];
-    let rows = vec![Row::from([
-        ("a".to_owned(), Value::S("=HYPERLINK(\"x\")".into())),
-        ("b".to_owned(), Value::S("one, two".into())),
-    ])];
-    assert_eq!(results_csv(&columns, &rows), "a,b\n\"'=HYPERLINK(\"\"x\"\")\",\"one, two\"\n");
 }
 
 #[test]
@@ -301,7 +296,7 @@ fn every_results_reply_and_plain_message_is_valid_block_kit() {
     for (count, truncated) in [(0usize, false), (1, false), (20, false), (500, true)] {
         let rows: Vec<Row> = (0..count).map(row).collect();
         let result = ExecutionResult {
-            rows,
+            rows: kept(rows),
             row_count: count.try_into().unwrap(),
             truncated,
             consumed_capacity: 12.5,
@@ -516,7 +511,7 @@ fn a_write_reply_shows_each_changed_attribute_before_and_after_with_masks_kept()
         written: vec!["email".into(), "refund_note".into(), "status".into()],
     };
     let result = ExecutionResult {
-        rows: vec![diff.after.clone()],
+        rows: kept(vec![diff.after.clone()]),
         row_count: 1,
         truncated: false,
         consumed_capacity: 1.0,

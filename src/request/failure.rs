@@ -36,6 +36,9 @@ pub enum FailureReason {
     /// The approved operation is not the one the audit trail recorded as requested (or it already ran there): a
     /// record in Redis was changed or replayed. Never run; operators are alerted.
     NotWhatWasRequested { detail: String },
+    /// The query ran, but its rows could not be written to the temporary file that holds a large result until it
+    /// is delivered (a full or unwritable `TMPDIR`); none were delivered. `detail` is the operating system's error.
+    ResultNotKept { detail: String },
     /// An AWS step failed.
     Aws { problem: AwsProblem },
     /// A reason stored before reasons were typed: its text, as it was shown then.
@@ -57,6 +60,7 @@ impl FailureReason {
             FailureReason::Unrunnable { .. } => "unrunnable",
             FailureReason::UnacceptableCredentials { .. } => "unacceptable_credentials",
             FailureReason::NotWhatWasRequested { .. } => "not_what_was_requested",
+            FailureReason::ResultNotKept { .. } => "result_not_kept",
             FailureReason::Aws { problem } => problem.code(),
             FailureReason::Legacy(_) => "unclassified",
         }
@@ -125,6 +129,7 @@ mod tests {
             FailureReason::NeverStarted,
             FailureReason::ChangedWhileStarting { now: RequestState::Failed },
             FailureReason::CardNotPosted { problem: "channel_not_found".into() },
+            FailureReason::ResultNotKept { detail: "No space left on device (os error 28)".into() },
             FailureReason::UnacceptableCredentials { detail: "they live 3600 s".into() },
             FailureReason::Aws { problem: AwsProblem::FingerprintMismatch },
             FailureReason::Aws { problem: AwsProblem::TimedOut { service: "STS".into() } },

@@ -11,8 +11,8 @@
 //! the user, audited) or the next record with its version bumped. The store then writes the next record with a
 //! compare-and-set on the old state and version, so of two racing transitions exactly one lands.
 //!
-//! [`result`] holds what an execution delivers (rows of display values), which the executor produces and the
-//! messages render.
+//! [`result`] holds what an execution delivers (rows of display values, kept by `result_rows`), which the executor
+//! produces and the messages render.
 //!
 //! Only [`approve`] can produce an [`ApprovedQuery`], and only an `ApprovedQuery` can be handed to the executor.
 

@@ -15,6 +15,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use sha2::{Digest, Sha256};
 
 use super::ExecutionSummary;
+use crate::result_rows::ResultRows;
 
 /// The marker shown in place of a masked attribute's value.
 pub const MASK: &str = "••••";
@@ -109,10 +110,10 @@ impl fmt::Display for Value {
 }
 
 /// What one execution delivered.
-#[derive(Clone, PartialEq, Serialize)]
+#[derive(Clone)]
 pub struct ExecutionResult {
-    /// The rows, masked, at most the runbook's item cap.
-    pub rows: Vec<Row>,
+    /// The rows, masked, at most the runbook's item cap: the first few in memory, a large result on disk.
+    pub rows: ResultRows,
     pub row_count: u32,
     /// True when the cap was reached and DynamoDB had more matching items.
     pub truncated: bool,

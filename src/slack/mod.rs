@@ -24,5 +24,5 @@ pub struct SlackMessage {
 
 pub use web::{
     BotIdentity, Conversation, DEFAULT_API_URL, MessageRef, REQUIRED_BOT_SCOPES, SlackAccount, SlackError, SlackWeb,
-    WebSettings,
+    UploadContent, WebSettings,
 };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -403,7 +403,7 @@ impl SlackWeb {
         Ok(answer.permalink)
     }
 
-    /// Uploads `bytes` as file `filename` and shares it into `channel` (in the thread of `thread_ts` when given).
+    /// Uploads `content` as file `filename` and shares it into `channel` (in the thread of `thread_ts` when given).
     /// Returns the file id.
     ///
     /// Slack's external upload flow: `files.getUploadURLExternal` (filename, length) hands out an upload URL and a
@@ -415,15 +415,15 @@ impl SlackWeb {
         thread_ts: Option<&str>,
         filename: &str,
         title: &str,
-        bytes: &[u8],
+        content: UploadContent,
     ) -> Result<String, SlackError> {
         let call = Call {
             method: Method::FilesGetUploadUrlExternal,
-            body: Body::Form(vec![("filename", filename.to_owned()), ("length", bytes.len().to_string())]),
+            body: Body::Form(vec![("filename", filename.to_owned()), ("length", content.len().to_string())]),
             channel: Some(channel),
         };
         let ticket: UploadTicket = self.call(call).await?;
-        self.send_bytes(&ticket.upload_url, bytes).await?;
+        self.send_content(&ticket.upload_url, content).await?;
 
         let mut body = json!({ "files": [ { "id": ticket.file_id, "title": title } ], "channel_id": channel });
         if let Some(parent) = thread_ts {
@@ -435,12 +435,12 @@ impl SlackWeb {
         Ok(ticket.file_id)
     }
 
-    /// POSTs the raw bytes to an upload URL.
+    /// POSTs the content to an upload URL, a file streamed from disk as it is sent.
     ///
     /// No bot token goes with them: the URL itself authorises the upload, and the token must never be sent to a
     /// host we did not choose. Query results must not travel in clear text either, so an `https` API demands an
     /// `https` upload URL.
-    async fn send_bytes(&self, upload_url: &str, bytes: &[u8]) -> Result<(), SlackError> {
+    async fn send_content(&self, upload_url: &str, content: UploadContent) -> Result<(), SlackError> {
         const STEP: &str = "file upload";
         let url =
             url::Url::parse(upload_url).map_err(|_| bad_response(STEP, "the upload URL is not a URL".to_owned()))?;
@@ -448,11 +448,18 @@ impl SlackWeb {
         if url.scheme() != "https" && (wants_tls || url.scheme() != "http") {
             return Err(bad_response(STEP, format!("refusing to upload over {}://", url.scheme())));
         }
+        let len = content.len();
+        let body = match content {
+            UploadContent::Bytes(bytes) => reqwest::Body::from(bytes),
+            UploadContent::File { file, .. } => reqwest::Body::from(tokio::fs::File::from_std(file)),
+        };
         let response = self
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/octet-stream")
-            .body(bytes.to_vec())
+            // A streamed body has no length of its own; the declared one keeps it from being sent chunked.
+            .header(CONTENT_LENGTH, len)
+            .body(body)
             .send()
             .await
             .map_err(|e| self.unreachable(STEP, describe(e)))?;
@@ -464,6 +471,30 @@ impl SlackWeb {
         } else {
             Err(bad_response(STEP, format!("the upload URL answered HTTP {status}")))
         }
+    }
+}
+
+/// What an upload sends: bytes in memory, or a file read while it is sent (a large result, never in memory whole).
+pub enum UploadContent {
+    Bytes(Vec<u8>),
+    /// A file positioned at its start, and how many bytes of it to send.
+    File {
+        file: std::fs::File,
+        len: u64,
+    },
+}
+
+impl UploadContent {
+    /// How many bytes are sent: what `files.getUploadURLExternal` is told.
+    pub fn len(&self) -> u64 {
+        match self {
+            UploadContent::Bytes(bytes) => bytes.len() as u64,
+            UploadContent::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -21,6 +21,7 @@ use jitgate::aws::{
 use jitgate::clock::{Clock, ManualClock, SharedClock};
 use jitgate::ids::{RequestId, RunbookId, SlackUserId};
 use jitgate::request::{AccessRequest, ApproveOutcome, ApprovedQuery, NewRequest, Roster, RosterSource, approve};
+use jitgate::result_rows::ROWS_IN_MEMORY;
 use jitgate::runbook::{ApprovalPolicy, ApproverSources, BoundValue, KeyValue, Operation, RenderedQuery};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -206,6 +207,16 @@ fn executor() -> Executor {
 }
 
 /// Approves and runs `query` on the shared server with fresh credentials.
+/// The rows a run delivered, read back as JSON.
+fn delivered(result: &ExecutionResult) -> serde_json::Value {
+    result.rows.to_json().expect("the delivered rows read back")
+}
+
+/// Expected rows in the form a run delivers them.
+fn json_of(rows: &[Row]) -> serde_json::Value {
+    serde_json::to_value(rows).expect("rows are JSON")
+}
+
 async fn run(executor: &Executor, query: RenderedQuery) -> Result<ExecutionResult, AwsFailure> {
     let approved = approved(query);
     let credentials = credentials_for(&approved).await;
@@ -282,7 +293,7 @@ async fn query_on_the_customer_index_returns_exactly_that_customers_orders() {
     expected.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     let expected: Vec<Row> = expected.into_iter().map(row_of).collect();
     assert_eq!(expected.len(), 4);
-    assert_eq!(result.rows, expected, "the customer's orders, oldest first, every attribute");
+    assert_eq!(delivered(&result), json_of(&expected), "the customer's orders, oldest first, every attribute");
     assert_eq!(result.row_count, 4);
     assert!(!result.truncated);
     assert_eq!(result.pages, 1);
@@ -297,10 +308,10 @@ async fn base_table_query_and_get_item_return_the_one_order() {
     let executor = executor();
 
     let by_query = run(&executor, order_by_id(&table, &order.order_id)).await.expect("query runs");
-    assert_eq!(by_query.rows, vec![row_of(order)]);
+    assert_eq!(delivered(&by_query), json_of(&[row_of(order)]));
 
     let by_key = run(&executor, get_order(&table, &order.order_id)).await.expect("get item runs");
-    assert_eq!(by_key.rows, vec![row_of(order)]);
+    assert_eq!(delivered(&by_key), json_of(&[row_of(order)]));
     assert_eq!((by_key.row_count, by_key.pages, by_key.truncated), (1, 1, false));
     assert!(by_key.consumed_capacity > 0.0);
 
@@ -333,7 +344,7 @@ async fn projection_returns_only_the_named_attributes() {
             ])
         })
         .collect();
-    assert_eq!(result.rows, expected);
+    assert_eq!(delivered(&result), json_of(&expected));
 }
 
 #[tokio::test]
@@ -349,7 +360,8 @@ async fn masked_attributes_never_leave_the_executor() {
     let result = run(&executor(), query).await.expect("query runs");
 
     assert_eq!(result.row_count, 3);
-    let json = serde_json::to_string(&result).expect("result serializes");
+    let rows = delivered(&result);
+    let json = rows.to_string();
     let debug = format!("{result:?}");
     for order in orders.iter().filter(|o| o.customer_id == customer) {
         for secret in [&order.email, &order.shipping_address] {
@@ -357,15 +369,14 @@ async fn masked_attributes_never_leave_the_executor() {
             assert!(!debug.contains(secret.as_str()), "{secret} leaked into Debug");
         }
     }
-    for row in &result.rows {
-        assert_eq!(row["email"], Value::Masked);
-        assert_eq!(row["shipping_address"], Value::Masked);
-        assert_eq!(row["customer_id"], Value::S(customer.clone()), "unmasked attributes stay");
+    for row in rows.as_array().expect("an array of rows") {
+        assert_eq!(row["email"], MASK);
+        assert_eq!(row["shipping_address"], MASK);
+        assert_eq!(row["customer_id"], customer.as_str(), "unmasked attributes stay");
     }
     assert_eq!(json.matches(MASK).count(), 6, "two masked attributes in each of three rows");
     // The hash covers what was delivered: the masked rows, as canonical JSON.
-    let delivered = serde_json::to_vec(&result.rows).expect("rows serialize");
-    assert_eq!(result.result_sha256, hex::encode(Sha256::digest(delivered)));
+    assert_eq!(result.result_sha256, hex::encode(Sha256::digest(serde_json::to_vec(&rows).expect("JSON"))));
 }
 
 #[tokio::test]
@@ -377,13 +388,13 @@ async fn pages_until_the_cap_and_says_when_more_was_left() {
     let oldest_first: Vec<Row> = orders.iter().map(row_of).collect();
 
     let capped = run(&executor, orders_by_customer(&table, &customer, 10)).await.expect("query runs");
-    assert_eq!(capped.rows, oldest_first[..10].to_vec(), "exactly the cap, in key order");
+    assert_eq!(delivered(&capped), json_of(&oldest_first[..10]), "exactly the cap, in key order");
     assert_eq!(capped.row_count, 10);
     assert!(capped.truncated, "15 more orders were left");
     assert!(capped.pages > 1, "4-item pages: {} pages", capped.pages);
 
     let all = run(&executor, orders_by_customer(&table, &customer, 25)).await.expect("query runs");
-    assert_eq!(all.rows, oldest_first, "every order when the cap fits them exactly");
+    assert_eq!(delivered(&all), json_of(&oldest_first), "every order when the cap fits them exactly");
     assert!(!all.truncated, "nothing was left after the 25th order");
     assert!(all.pages > 1);
 
@@ -413,7 +424,7 @@ async fn with_a_filter_truncated_means_another_match_exists() {
 
     // Two of three matches: the cap is reached with a third match still in the partition.
     let capped = run(&executor, customer_orders_with_status(&table, &customer, &status, 2)).await.expect("runs");
-    assert_eq!(capped.rows, matching[..2].to_vec());
+    assert_eq!(delivered(&capped), json_of(&matching[..2]));
     assert!(capped.truncated, "a third matching order exists");
 
     // Ten orders hold only two matches: the cap is reached while unmatched orders remain, and nothing was cut.
@@ -421,7 +432,7 @@ async fn with_a_filter_truncated_means_another_match_exists() {
     let matching: Vec<Row> = orders.iter().filter(|o| o.status == status).map(row_of).collect();
     assert_eq!(matching.len(), 2);
     let exact = run(&executor, customer_orders_with_status(&table, &customer, &status, 2)).await.expect("runs");
-    assert_eq!(exact.rows, matching);
+    assert_eq!(delivered(&exact), json_of(&matching));
     assert!(!exact.truncated, "the remaining orders do not match the filter");
 }
 
@@ -437,7 +448,7 @@ async fn consumed_capacity_is_summed_over_every_page() {
 
     assert_eq!(one_page.pages, 1);
     assert!(paged.pages >= 4, "{} pages", paged.pages);
-    assert_eq!(paged.rows, one_page.rows);
+    assert_eq!(delivered(&paged), delivered(&one_page));
     // Every read call costs at least half a capacity unit; only a sum over all pages reaches this.
     assert!(
         paged.consumed_capacity >= 0.5 * f64::from(paged.pages) && paged.consumed_capacity > one_page.consumed_capacity,
@@ -446,6 +457,21 @@ async fn consumed_capacity_is_summed_over_every_page() {
         paged.pages,
         one_page.consumed_capacity
     );
+}
+
+#[tokio::test]
+async fn a_large_result_that_cannot_be_kept_fails_and_a_small_one_never_touches_the_disk() {
+    let config = support::aws_config();
+    let (table, _) = seeded_table(&config, 2, ROWS_IN_MEMORY as u32 + 5).await;
+    let nowhere = executor().with_spill_dir("/nonexistent/jitgate-spill".into());
+
+    let small = run(&nowhere, orders_by_customer(&table, &demo_customer_id(1), ROWS_IN_MEMORY as u32)).await;
+    assert_eq!(small.expect("a small result stays in memory").row_count as usize, ROWS_IN_MEMORY);
+
+    let large = run(&nowhere, orders_by_customer(&table, &demo_customer_id(2), 100)).await;
+    let err = large.expect_err("the rows beyond memory have nowhere to go");
+    assert!(matches!(err, AwsFailure::ResultNotKept { .. }), "{err:?}");
+    assert_eq!(err.reason().code(), "result_not_kept");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -708,7 +734,7 @@ async fn a_call_the_role_may_not_make_is_access_denied() {
     let allowed = approved(RenderedQuery { role_arn: role_arn.clone(), ..order_by_id(&table, &order.order_id) });
     let credentials = assume_on(&bot_config, &allowed).await.expect("the bot may assume the role");
     let result = executor.run(&allowed, credentials).await.expect("Query is allowed");
-    assert_eq!(result.rows, vec![row_of(order)]);
+    assert_eq!(delivered(&result), json_of(&[row_of(order)]));
 
     // ...and the one the role lacks is denied, with a message that says so.
     let denied = approved(RenderedQuery { role_arn, ..get_order(&table, &order.order_id) });

@@ -344,6 +344,24 @@ fn a_log_format_variable_that_names_no_format_is_refused() {
     );
 }
 
+/// Large results wait on disk until they are delivered: a temporary directory that cannot be written stops `run`
+/// at start-up with the fix, not the first large result after its query ran.
+#[test]
+fn run_refuses_to_start_without_a_writable_temporary_directory() {
+    let config = repo_file("jitgate.example.toml");
+    let out = jitgate_with_only(&["--config", &config, "run"], &[("TMPDIR", "/nonexistent/jitgate-tmp")]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "large query results wait in a temporary file in /nonexistent/jitgate-tmp until they are \
+             delivered, but it cannot be written"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Set TMPDIR to a writable directory"), "{stderr}");
+}
+
 /// `jitgate --version` names the commit it was built from: the checkout's when built from one (as here), so an
 /// operator can tell which build a replica runs.
 #[test]

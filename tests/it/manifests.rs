@@ -557,6 +557,28 @@ fn the_kustomization_lists_every_manifest_but_those_applied_on_their_own() {
     assert!(images.iter().any(|i| i["name"] == name), "kustomization images: does not set {name}");
 }
 
+/// The root file system is read-only, but a large result waits in a file in /tmp until it is uploaded (and `run`
+/// refuses to start without a writable one): the Deployment mounts a disk-backed emptyDir there — a tmpfs would
+/// count against the memory limit the spilling keeps results out of — and compose a tmpfs.
+#[test]
+fn jitgate_has_a_writable_tmp_on_disk_beside_its_read_only_root() {
+    let deployment = yaml(&format!("{K8S}/deployment.yaml"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().expect("volumeMounts");
+    let mount = mounts.iter().find(|m| m["mountPath"] == "/tmp").expect("a volume at /tmp");
+    assert_ne!(mount["readOnly"], true);
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    let volume = volumes.iter().find(|v| v["name"] == mount["name"]).expect("the /tmp volume");
+    let empty_dir = volume.get("emptyDir").expect("an emptyDir");
+    assert_ne!(empty_dir["medium"], "Memory", "on the node's disk");
+    assert!(empty_dir["sizeLimit"].is_string(), "bounded");
+
+    let compose = yaml("docker-compose.yml");
+    let jitgate = compose_service(&compose, "jitgate");
+    assert_eq!(jitgate["read_only"], true);
+    assert!(strings(&jitgate["tmpfs"]).iter().any(|t| t.starts_with("/tmp:mode=1777")), "{:?}", jitgate["tmpfs"]);
+}
+
 #[test]
 fn the_deployment_runs_locked_down_with_probes_limits_and_the_secret() {
     let deployment = yaml(&format!("{K8S}/deployment.yaml"));

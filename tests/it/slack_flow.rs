@@ -4,6 +4,7 @@
 use jitgate_testkit as support;
 
 use jitgate::messages::{APPROVE_ACTION, DENY_ACTION};
+use sha2::Digest as _;
 use support::harness::*;
 
 /// The canonical request: customer C000002's orders placed on 2 January 2026 (18 of the seeded rows).
@@ -277,6 +278,20 @@ async fn a_large_result_is_attached_as_csv_and_json_in_the_thread() {
     let csv_text = String::from_utf8(csv.content.clone().unwrap()).unwrap();
     assert_eq!(csv_text.lines().count(), 31, "header + 30 rows");
     assert!(!csv_text.contains("@example.com"), "masked in files too");
+    // Anyone holding the JSON file can check it against the audit trail: its rows, compact, hash to the executed
+    // entry's result_sha256.
+    let rows: serde_json::Value = serde_json::from_slice(json.content.as_deref().unwrap()).expect("the JSON file");
+    assert_eq!(rows.as_array().map(Vec::len), Some(30));
+    let entries = h.audit().entries_for(&card.id).await.expect("audit");
+    let recorded = entries
+        .iter()
+        .find_map(|e| match &e.event {
+            jitgate::audit::AuditEvent::Executed { summary, .. } => Some(summary.result_sha256.clone()),
+            _ => None,
+        })
+        .expect("an executed entry");
+    let rehashed = hex::encode(sha2::Sha256::digest(serde_json::to_vec(&rows).unwrap()));
+    assert_eq!(rehashed, recorded);
     h.dm_for(ALICE).await;
     h.shutdown().await;
 }

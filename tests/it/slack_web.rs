@@ -6,6 +6,7 @@ mod socket_user;
 use jitgate_testkit as support;
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use jitgate::app::SlackWebDirectory;
 use jitgate::ids::SlackUserId;
 use jitgate::messages::SlackMessage;
 use jitgate::oncall::SlackDirectory;
-use jitgate::slack::{Conversation, MessageRef, REQUIRED_BOT_SCOPES, SlackError, SlackWeb, WebSettings};
+use jitgate::slack::{Conversation, MessageRef, REQUIRED_BOT_SCOPES, SlackError, SlackWeb, UploadContent, WebSettings};
 use jitgate_emulators::slack::{CallOutcome, EphemeralSource, FakeSlack};
 use jitgate_emulators::world::{ALICE, BOB, HIDDEN, OLD, ONCALL, RANDOM, SECRET};
 use secrecy::SecretString;
@@ -279,15 +280,18 @@ async fn permalinks_open_the_card_and_the_reply_in_its_thread() {
 }
 
 #[tokio::test]
-async fn csv_results_are_uploaded_into_the_thread_of_the_card() {
+async fn csv_results_are_uploaded_into_the_thread_of_the_card_streamed_from_a_file() {
     let w = world().await;
     let card = w.web.post_message(ONCALL, &message("card"), None).await.expect("card posted");
     let _ = w.slack.next_message_in(ONCALL).await;
-    let csv = "order_id,customer_id,total\nO-1,C000042,19.90\nO-2,C000042,5.00\n".repeat(200);
+    let csv = "order_id,customer_id,total\nO-1,C000042,19.90\nO-2,C000042,5.00\n".repeat(2000);
+    let (file, len) =
+        jitgate::result_rows::write_temp_file(|out| out.write_all(csv.as_bytes())).expect("temporary file written");
 
+    let content = UploadContent::File { file, len };
     let file_id = w
         .web
-        .upload_file(ONCALL, Some(&card.ts), "JIT-7Q2M4X.csv", "JIT-7Q2M4X results", csv.as_bytes())
+        .upload_file(ONCALL, Some(&card.ts), "JIT-7Q2M4X.csv", "JIT-7Q2M4X results", content)
         .await
         .expect("uploaded");
 
@@ -313,7 +317,11 @@ async fn csv_results_are_uploaded_into_the_thread_of_the_card() {
 async fn an_upload_into_a_channel_without_the_bot_says_to_invite_it() {
     let w = world().await;
 
-    let refused = w.web.upload_file(RANDOM, None, "rows.csv", "rows", b"a,b\n1,2\n").await.expect_err("not a member");
+    let refused = w
+        .web
+        .upload_file(RANDOM, None, "rows.csv", "rows", UploadContent::Bytes(b"a,b\n1,2\n".to_vec()))
+        .await
+        .expect_err("not a member");
 
     assert_eq!((refused.method(), refused.code()), ("files.completeUploadExternal", "not_in_channel"));
     assert!(refused.user_hint().is_some_and(|h| h.contains("invite the jitgate app") && h.contains(RANDOM)));
