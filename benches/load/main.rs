@@ -13,7 +13,6 @@
 //! to `BENCHMARKS.md`; nothing here asserts a time.
 
 mod checks;
-mod replicas;
 mod traffic;
 
 use std::path::{Path, PathBuf};
@@ -27,8 +26,8 @@ use jitgate::clock::{SharedClock, SystemClock};
 use jitgate_emulators::pagerduty::FakePagerDuty;
 use jitgate_emulators::slack::{FakeSlack, User};
 use jitgate_testkit as support;
+use support::fleet::{Fleet, Shared};
 
-use crate::replicas::{Fleet, Shared};
 use crate::traffic::Outcome;
 
 /// Load on several replicas; exits non-zero if an invariant fails.

@@ -203,6 +203,9 @@ impl Bot {
                 }
             }
         }
+        if large {
+            result_rows::release_freed_memory();
+        }
         let Some(problem) = problem else { return };
         if let Err(err) = self.slack.send_dm(&request.requester, &messages::results_not_posted(request, &problem)).await
         {

@@ -1,7 +1,7 @@
 //! jitgate's test kit, shared by the integration tests (`tests/`) and the benchmarks (`benches/`): connections to
 //! the real Redis and local DynamoDB/STS server that `scripts/with-services.sh` starts, names that keep tests from
-//! seeing each other's data, the in-process [`harness`], [`fixtures`], the DynamoDB [`gate`], the [`silent`] AWS proxy and
-//! [`pauses`].
+//! seeing each other's data, the in-process [`harness`], [`fixtures`], the DynamoDB [`gate`], the [`silent`] AWS proxy,
+//! [`pauses`], and a [`fleet`] of `jitgate run` processes for the benchmarks.
 //!
 //! Integration tests never mock Redis or the AWS SDK. Each test uses its own Redis key prefix and its own
 //! DynamoDB table names, so tests run in parallel against one server.
@@ -65,6 +65,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub mod fixtures;
+pub mod fleet;
 pub mod gate;
 pub mod harness;
 pub mod pauses;

@@ -284,7 +284,8 @@ async fn csv_results_are_uploaded_into_the_thread_of_the_card_streamed_from_a_fi
     let w = world().await;
     let card = w.web.post_message(ONCALL, &message("card"), None).await.expect("card posted");
     let _ = w.slack.next_message_in(ONCALL).await;
-    let csv = "order_id,customer_id,total\nO-1,C000042,19.90\nO-2,C000042,5.00\n".repeat(2000);
+    // Over 2 MB, as a large result's CSV is: the upload URL takes files up to Slack's 1 GB.
+    let csv = "order_id,customer_id,total\nO-1,C000042,19.90\nO-2,C000042,5.00\n".repeat(40_000);
     let (file, len) =
         jitgate::result_rows::write_temp_file(|out| out.write_all(csv.as_bytes())).expect("temporary file written");
 

@@ -17,6 +17,9 @@ use crate::slack::state::{Shared, Tracked};
 /// `alt_txt` limit (`alt_txt_too_large`).
 const MAX_ALT_TXT: usize = 1000;
 
+/// The largest file Slack accepts: 1 GB.
+pub(super) const MAX_FILE_BYTES: usize = 1 << 30;
+
 pub(super) fn get_upload_url_external(shared: &Shared, params: &Params) -> Reply {
     let Some(filename) = params.str("filename") else {
         return error_with(

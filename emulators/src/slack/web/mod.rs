@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +75,9 @@ pub fn method_names() -> impl Iterator<Item = &'static str> {
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/api/{*method}", any(api))
-        .route("/upload/v1/{file_id}", post(files::upload))
+        // Slack takes files of up to 1 GB at the upload URL; axum's default body limit (2 MB) would refuse a large
+        // result's CSV that Slack accepts.
+        .route("/upload/v1/{file_id}", post(files::upload).layer(DefaultBodyLimit::max(files::MAX_FILE_BYTES)))
         .route("/hooks/{kind}/{team}/{id}/{secret}", post(response_url::respond))
 }
 

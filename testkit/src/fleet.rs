@@ -1,8 +1,9 @@
-//! The replicas under load: `jitgate run` (the release binary cargo builds beside this benchmark) started three
-//! times as child processes, each with its own config file (its own HTTP and operations ports) and log, all sharing
-//! one Redis key prefix, one audit table, one link secret and the one Slack emulator — each opens its own
-//! socket-mode connection to it, as replicas do to Slack, and the emulator hands envelopes to the open connections
-//! in turn. Start-up is awaited by polling `/readyz` and the emulator's connection count; the stop is SIGTERM.
+//! `jitgate run` as child processes, for the benchmarks that measure whole processes (the load program's replicas,
+//! the memory figures): the binary cargo builds beside the benchmark, started any number of times, each with its
+//! own config file (its own HTTP and operations ports) and log, all sharing one Redis key prefix, one audit table,
+//! one link secret and the one Slack emulator — each opens its own socket-mode connection to it, as replicas do to
+//! Slack, and the emulator hands envelopes to the open connections in turn. Start-up is awaited by polling
+//! `/readyz` and the emulator's connection count; the stop is SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,7 +33,7 @@ pub struct Shared<'a> {
 
 pub struct Replica {
     child: Child,
-    pid: u32,
+    pub pid: u32,
     config: PathBuf,
     pub log: PathBuf,
     pub operations_url: String,
