@@ -9,9 +9,10 @@
 //! - **acks under load**: 100 envelopes in flight, jitgate beside a bare socket-mode client with `TCP_NODELAY`.
 //!
 //! The floor is the longest chain of calls that must happen one after another, from the knobs (see
-//! `BENCHMARKS.md`, "Floors"). Two cache conditions for the card: **warm** (the on-call roster is in the Redis
-//! cache and every email → Slack id link is known) and **roster stale** (the roster cache is deleted, so PagerDuty
-//! is asked; links known). Approve → rows asks PagerDuty at every click whatever the cache holds.
+//! `BENCHMARKS.md`, "Floors"). Three cache conditions for the card: **warm** (the on-call roster is in the Redis
+//! cache and every email → Slack id link is known), **roster stale** (the roster cache is deleted, so PagerDuty
+//! is asked; links known) and **cold** (a replica's first request after it started: PagerDuty is asked and every
+//! on-call person looked up in Slack). Approve → rows asks PagerDuty at every click whatever the cache holds.
 //!
 //! Run with `scripts/with-services.sh cargo bench --bench latency`. Figures go to `BENCHMARKS.md`; nothing here
 //! asserts a time.
@@ -42,6 +43,8 @@ const AUDIT_APPEND: Duration = Duration::from_millis(2 * DYNAMODB.as_millis() as
 enum Condition {
     Warm,
     RosterStale,
+    /// A fresh replica's first request: no roster cached, no email → Slack id link known.
+    Cold,
 }
 
 impl Condition {
@@ -49,6 +52,7 @@ impl Condition {
         match self {
             Condition::Warm => "warm",
             Condition::RosterStale => "roster stale",
+            Condition::Cold => "cold: fresh replica",
         }
     }
 
@@ -61,6 +65,8 @@ impl Condition {
         let roster = match self {
             Condition::Warm => Duration::ZERO,
             Condition::RosterStale => PAGERDUTY,
+            // The on-call people's `users.lookupByEmail` calls run at once, after PagerDuty answered.
+            Condition::Cold => PAGERDUTY + SLACK,
         };
         AUDIT_APPEND.max(roster) + SLACK
     }
@@ -189,6 +195,29 @@ async fn run(real: bool) {
     summary("approve → rows (all)", to_rows, rows_floor(real));
     summary("click → ack (all)", to_ack, Duration::ZERO);
     h.shutdown().await;
+    if real {
+        cold_cards(&gate).await;
+    }
+}
+
+/// request → card on a replica that just started: each round starts a new one (its own key prefix, so no roster in
+/// Redis, and an empty email → Slack id link cache), plays one request and stops it. Production latencies only.
+async fn cold_cards(gate: &Gate) {
+    let mut to_card = Vec::new();
+    for round in 0..ROUNDS {
+        let h = Harness::start_with(Options {
+            per_user_limit: 1000,
+            aws_endpoint: Some(gate.endpoint.clone()),
+            ..Options::default()
+        })
+        .await;
+        h.slack.set_latency(SLACK);
+        h.pagerduty.set_latency(PAGERDUTY);
+        let (card, _, _) = one_round(&h, round).await;
+        to_card.push(card);
+        h.shutdown().await;
+    }
+    summary(&format!("request → card ({})", Condition::Cold.name()), to_card, Condition::Cold.card_floor(true));
 }
 
 /// Envelopes sent at once, and how many times, for the ack comparison.

@@ -591,8 +591,9 @@ pub fn reminder(request: &AccessRequest, approvers_now: &[SlackUserId]) -> Slack
 /// The fail-safe alert posted in the approval channel: something in the setup needs an operator now.
 pub fn security_alert(request: &AccessRequest, what: &FailureReason) -> SlackMessage {
     let advice = match what {
-        FailureReason::NotWhatWasRequested { .. } => {
-            "Operators: its record in Redis was changed or replayed by someone other than jitgate; check who can \
+        FailureReason::NotWhatWasRequested { .. } | FailureReason::ChangedWhileStarting { .. } => {
+            "Operators: its record in Redis was changed or replayed by someone other than jitgate, or rolled back \
+             by a Redis failover that lost its last writes; check whether Redis failed over just now, who can \
              write to Redis, and the audit trail of this request."
         }
         _ => {

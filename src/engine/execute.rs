@@ -43,7 +43,14 @@ impl Engine {
             if self.write(&approved, &running).await? {
                 break running;
             }
-            let current = self.load(&approved.id).await?.unwrap_or_else(|| approved.clone());
+            let Some(current) = self.load(&approved.id).await? else {
+                // The record is gone (deleted behind our back, or expired in Redis): nothing to write Failed to,
+                // but the trail still gets its ending.
+                let reason = FailureReason::ChangedWhileStarting { now: approved.state() };
+                warn!("the request's record disappeared while starting; not running it");
+                self.audit_failure(&approved.id, &reason).await;
+                return Ok(ExecuteResult::Failed { request: Box::new(approved), reason, alarm: false });
+            };
             // The card's reference is recorded once the card is posted, and an approver quick enough to click
             // before that lands moves the approved record on by its card alone: start from that record. A card is
             // recorded once, so one more attempt is enough; the bound only keeps a misbehaving writer from looping.
@@ -51,10 +58,19 @@ impl Engine {
                 approved = current;
                 continue;
             }
-            // Nobody else holds this request's ApprovedQuery, so this means the record was changed behind our back
-            // (an operator, a sweeper failing it): never run it then.
+            // Nobody else holds this request's ApprovedQuery, so the record was changed behind our back: never run
+            // it then. A record another writer ended (the sweeper failing a run that never started) keeps that
+            // writer's ending and audit entry. Nothing in jitgate moves an approved record anywhere else, so any
+            // other change was written to Redis from outside (an older sealed version put back): ended here,
+            // audited, and the operators alerted.
             let reason = FailureReason::ChangedWhileStarting { now: current.state() };
-            return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
+            warn!(now = current.state().as_str(), "the request changed while starting; not running it");
+            if current.state().is_final() {
+                return Ok(ExecuteResult::Failed { request: Box::new(current), reason, alarm: false });
+            }
+            error!(now = current.state().as_str(), "security: the approved record was changed outside jitgate");
+            let ended = self.fail(&current, &reason).await.unwrap_or(current);
+            return Ok(ExecuteResult::Failed { request: Box::new(ended), reason, alarm: true });
         };
         // Redis is not trusted with what runs: the operation must be the one the audit trail recorded as requested.
         // That check reads the audit table while AssumeRole is asked, not before it: the credentials are only
@@ -176,11 +192,16 @@ impl Engine {
             Ok(true) => {}
             Ok(false) | Err(_) => return None,
         }
-        let event = AuditEvent::failed(request.id.clone(), reason, messages::failure_reason(reason));
+        self.audit_failure(&request.id, reason).await;
+        Some(failed)
+    }
+
+    /// Appends the `failed` entry of request `id`. Best effort: a failure to audit is logged.
+    async fn audit_failure(&self, id: &RequestId, reason: &FailureReason) {
+        let event = AuditEvent::failed(id.clone(), reason, messages::failure_reason(reason));
         if let Err(err) = self.audit.append(event).await {
             warn!(error = %err, "could not audit the failure");
         }
-        Some(failed)
     }
 
     /// Ends a request that cannot go on (e.g. its card could not be posted) as Failed, audited.

@@ -425,6 +425,75 @@ async fn write_raw_record(
         .expect("write");
 }
 
+/// A record that changed between the approval and the start for another reason than its card (here: an older
+/// sealed version put back in Redis) is never run, its trail ends with a `failed` entry saying so, and the
+/// operators are alerted: nothing in jitgate moves an approved record back.
+#[tokio::test]
+async fn a_record_changed_while_starting_is_failed_and_audited_not_run() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let pending = raw_record(&world, &request.id).await;
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    write_raw_record(&world, &request.id, pending).await;
+
+    let result = engine.execute(*approved, *query).await.expect("execute");
+    let ExecuteResult::Failed { request: ended, reason, alarm } = result else { panic!("must not run: {result:?}") };
+    assert_eq!(reason, FailureReason::ChangedWhileStarting { now: RequestState::Pending });
+    assert!(alarm, "a record moved back from outside is a security alert");
+    assert_eq!(ended.state(), RequestState::Failed);
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);
+    let stored = engine.status(&request.id).await.expect("read").expect("the request exists");
+    assert_eq!(stored.state(), RequestState::Failed, "it cannot be approved again");
+}
+
+/// A record another writer ended between the approval and the start keeps that ending: not run, no second
+/// `failed` entry, no alert.
+#[tokio::test]
+async fn a_record_ended_by_another_writer_while_starting_keeps_that_ending() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    let sweeper = world.replica().await;
+    sweeper.abandon(&request.id, FailureReason::NeverStarted).await.expect("abandon").expect("the request exists");
+
+    let result = engine.execute(*approved, *query).await.expect("execute");
+    let ExecuteResult::Failed { reason, alarm, .. } = result else { panic!("must not run: {result:?}") };
+    assert_eq!(reason, FailureReason::ChangedWhileStarting { now: RequestState::Failed });
+    assert!(!alarm);
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);
+}
+
+/// A record that disappeared between the approval and the start is not run, and its trail still ends.
+#[tokio::test]
+async fn a_record_gone_while_starting_is_not_run_and_its_trail_ends() {
+    let world = World::new().await;
+    let engine = world.replica().await;
+    let request = alice_requests(&engine).await;
+    let ApproveResult::Approved { request: approved, query } =
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
+    else {
+        panic!("expected approval")
+    };
+    let client = redis::Client::open(support::redis_url()).expect("redis url");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = format!("{}:{{{}}}:request", world.prefix, request.id.as_str());
+    let () = redis::cmd("DEL").arg(&key).query_async(&mut redis).await.expect("delete");
+
+    let result = engine.execute(*approved, *query).await.expect("execute");
+    assert!(matches!(result, ExecuteResult::Failed { reason: FailureReason::ChangedWhileStarting { .. }, .. }));
+    assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);
+}
+
 #[tokio::test]
 async fn an_approval_counts_only_for_the_operation_its_card_showed() {
     let world = World::new().await;
