@@ -1,7 +1,8 @@
 //! Staged escalation: pending requests nobody decided on in time get their approvers widened to the next
 //! escalation level of the runbook's escalation policies, one level per `approval.escalate_after`, up to the
 //! runbook's `max_escalation_level`. Run by the sweeper; safe on every replica at once (each step is one
-//! compare-and-set, so a level is widened once), audited as `escalated`.
+//! compare-and-set, so a level is widened once), audited as `escalated`. The store's escalation index lists each
+//! escalating request at the time its next level is due, so the sweeper reads only those.
 //!
 //! Who may approve at the widened level is decided at click time, as always: [`Engine::may_decide`] asks the
 //! roster for the request's current level.
@@ -21,17 +22,31 @@ pub struct Widened {
 }
 
 impl Engine {
-    /// Widens every pending request whose next escalation level is due; returns those this call widened.
+    /// Widens every pending request whose next escalation level is due; returns those this call widened. Reads
+    /// only what the escalation index lists as due, so a sweep costs what is due, not what is pending.
     pub async fn escalate_due(&self, limit: usize) -> anyhow::Result<Vec<Widened>> {
         let now = self.clock.now();
-        // Every pending request: the index is ordered by deadline, and none is further out than a day.
-        let horizon = now + time::Duration::days(2);
         let mut widened = Vec::new();
-        for id in self.store.due_for_expiry(horizon, limit).await? {
-            let Some(current) = self.sweepable(&id).await? else { continue };
-            let Some(Escalated::Widened { next, level, at_max }) = request::escalate(&current, now) else { continue };
-            if !self.write(&current, &next).await? {
+        for id in self.store.due_for_escalation(now, limit).await? {
+            let Some(current) = self.sweepable(&id).await? else {
+                self.store.forget_escalation(&id).await?;
                 continue;
+            };
+            let Some(Escalated::Widened { next, level, at_max }) = request::escalate(&current, now) else {
+                match request::escalation_due_at(&current) {
+                    // Listed early (an id reused with a later window): kept until its level is due.
+                    Some(due) if now < due && now < current.expires_at => {}
+                    _ => self.store.forget_escalation(&id).await?,
+                }
+                continue;
+            };
+            if !self.write(&current, &next).await? {
+                // Changed meanwhile (an approval counted, another replica widened it): looked at again next pass.
+                continue;
+            }
+            match request::escalation_due_at(&next) {
+                Some(due) => self.store.list_for_escalation(&id, due).await?,
+                None => self.store.forget_escalation(&id).await?,
             }
             let max_level = next.policy.escalation.map(|e| e.max_level).unwrap_or(level);
             // Widening only lets more on-call people decide; the record already says so, and the click-time check

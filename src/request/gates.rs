@@ -107,6 +107,18 @@ pub fn escalation_level(request: &AccessRequest) -> u32 {
     request.escalated_to.unwrap_or(1)
 }
 
+/// When a pending request's next escalation level is due: `level × escalate_after` after it was made. `None` when
+/// it will not widen again (no escalation, already at the maximum, or no longer pending).
+pub fn escalation_due_at(request: &AccessRequest) -> Option<OffsetDateTime> {
+    let escalation = request.policy.escalation?;
+    let level = escalation_level(request);
+    if request.state() != RequestState::Pending || level >= escalation.max_level {
+        return None;
+    }
+    let after = time::Duration::try_from(escalation.after).ok()?;
+    Some(request.created_at + after * level)
+}
+
 /// What one escalation step did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Escalated {
@@ -120,18 +132,10 @@ pub enum Escalated {
 /// concurrent sweepers (through compare-and-set) widen each level once.
 pub fn escalate(request: &AccessRequest, now: OffsetDateTime) -> Option<Escalated> {
     let escalation = request.policy.escalation?;
-    if request.state() != RequestState::Pending || now >= request.expires_at {
+    if now >= request.expires_at || now < escalation_due_at(request)? {
         return None;
     }
-    let level = escalation_level(request);
-    if level >= escalation.max_level {
-        return None;
-    }
-    let after = time::Duration::try_from(escalation.after).ok()?;
-    if now < request.created_at + after * level {
-        return None;
-    }
-    let next_level = level + 1;
+    let next_level = escalation_level(request) + 1;
     let next = AccessRequest { escalated_to: Some(next_level), version: request.version + 1, ..request.clone() };
     Some(Escalated::Widened { next, level: next_level, at_max: next_level >= escalation.max_level })
 }

@@ -32,7 +32,10 @@ use crate::runbook::{ApprovalPolicy, Fingerprint, RenderedQuery};
 pub use approve::{ApproveOutcome, ApprovedQuery, MAX_ROSTER_AGE, approve};
 pub use break_glass::{BreakGlassRefusal, BreakGlassUse, Review, break_glass, may_break_glass, review, review_overdue};
 pub use failure::{AwsProblem, FailureReason};
-pub use gates::{Escalated, IncidentLookup, IncidentRef, IncidentRefusal, escalate, escalation_level, judge_incident};
+pub use gates::{
+    Escalated, IncidentLookup, IncidentRef, IncidentRefusal, escalate, escalation_due_at, escalation_level,
+    judge_incident,
+};
 pub use result::{ExecutionResult, Row, Value, WriteDiff};
 pub use roster::{OnCallEntry, Roster, RosterSource};
 

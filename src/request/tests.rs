@@ -452,3 +452,17 @@ fn escalation_widens_one_level_per_wait_up_to_the_maximum() {
     assert_eq!(escalate(&next, NOW + Duration::minutes(50)), None, "it stays at its maximum");
     assert_eq!(escalate(&pending(1), NOW + Duration::hours(1)), None, "no escalation configured");
 }
+
+#[test]
+fn the_next_escalation_is_due_one_wait_per_level_and_never_past_the_maximum() {
+    let mut req = pending(1);
+    assert_eq!(escalation_due_at(&req), None, "no escalation configured");
+    req.policy.escalation =
+        Some(crate::runbook::Escalation { after: std::time::Duration::from_secs(600), max_level: 3 });
+    req.expires_at = NOW + Duration::hours(1);
+    assert_eq!(escalation_due_at(&req), Some(NOW + Duration::minutes(10)));
+    let Some(Escalated::Widened { next, .. }) = escalate(&req, NOW + Duration::minutes(10)) else { panic!("due") };
+    assert_eq!(escalation_due_at(&next), Some(NOW + Duration::minutes(20)));
+    let Some(Escalated::Widened { next, .. }) = escalate(&next, NOW + Duration::minutes(20)) else { panic!("due") };
+    assert_eq!(escalation_due_at(&next), None, "at its maximum");
+}

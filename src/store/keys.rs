@@ -5,6 +5,8 @@
 //! <prefix>:{JIT-7Q2M4X}:request      hash: state, version, body (JSON of the AccessRequest)
 //! <prefix>:pending                   sorted set: request id → expires_at (ms); a hint for the sweeper
 //! <prefix>:remind                    sorted set: request id → half-way point (ms), until reminded; a hint too
+//! <prefix>:escalate                  sorted set: request id → when its next escalation level is due (ms), for
+//!                                    runbooks that escalate; a hint too
 //! <prefix>:running                   sorted set: request id → when it was approved or started (ms); a hint too
 //! <prefix>:envelope:{<envelope id>}  string "1", SET NX with a TTL: envelope de-duplication
 //! <prefix>:ratelimit:{U012AB3CD}     sorted set of admission times (ms) for one user's sliding window
@@ -61,6 +63,10 @@ impl Keys {
 
     pub(crate) fn reminder_index(&self) -> String {
         format!("{}:remind", self.prefix)
+    }
+
+    pub(crate) fn escalation_index(&self) -> String {
+        format!("{}:escalate", self.prefix)
     }
 
     pub(crate) fn running_index(&self) -> String {

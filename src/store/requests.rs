@@ -95,6 +95,10 @@ impl RequestStore {
             reminder.arg(self.keys.reminder_index()).arg("LT");
             reminder.arg(unix_ms(crate::request::reminder_due_at(request))).arg(request.id.as_str());
             let _: i64 = self.query(reminder).await?;
+            // And the escalation index, for runbooks that escalate: the sweeper reads only what is due to widen.
+            if let Some(due) = crate::request::escalation_due_at(request) {
+                self.list_for_escalation(&request.id, due).await?;
+            }
         }
         let mut invocation = CREATE.prepare_invoke();
         invocation
@@ -247,6 +251,41 @@ impl RequestStore {
     pub async fn forget_reminder(&self, id: &RequestId) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("ZREM");
         cmd.arg(self.keys.reminder_index()).arg(id.as_str());
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
+    /// Lists a request in the escalation index, due at `due`. `GT`: a listing only moves later (the next level),
+    /// so a sweeper that read the record before another widened it cannot move it back.
+    pub async fn list_for_escalation(&self, id: &RequestId, due: OffsetDateTime) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.escalation_index()).arg("GT").arg(unix_ms(due)).arg(id.as_str());
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
+    /// Up to `limit` requests whose next escalation level is due at `now`, earliest first. A hint: each is
+    /// re-checked.
+    pub async fn due_for_escalation(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<RequestId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.keys.escalation_index())
+            .arg("-inf")
+            .arg(unix_ms(now))
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let members: Vec<String> = self.query(cmd).await?;
+        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
+    }
+
+    /// Drops a request from the escalation index: at its deepest level, or no longer pending.
+    pub async fn forget_escalation(&self, id: &RequestId) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(self.keys.escalation_index()).arg(id.as_str());
         let _: i64 = self.query(cmd).await?;
         Ok(())
     }

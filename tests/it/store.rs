@@ -702,6 +702,33 @@ async fn no_hang<T>(operation: impl std::future::Future<Output = Result<T, Store
     tokio::time::timeout(NO_HANG, operation).await.expect("the store must fail fast, not hang, when Redis is down")
 }
 
+/// The sweeper reads the escalation index up to now: only requests of escalating runbooks whose next level is due
+/// are listed, each moved on a level at a time and never back.
+#[tokio::test]
+async fn only_requests_due_to_escalate_are_listed_for_it_one_level_at_a_time() {
+    let store = store().await;
+    let now = wall_clock_now();
+    let plain = pending_request(now, 1, Duration::from_secs(60 * 60));
+    let mut escalating = pending_request(now, 1, Duration::from_secs(60 * 60));
+    escalating.policy.escalation =
+        Some(jitgate::runbook::Escalation { after: Duration::from_secs(10 * 60), max_level: 3 });
+    for request in [&plain, &escalating] {
+        assert_eq!(store.create(request).await.expect("created"), Created::Inserted);
+    }
+    assert!(store.due_for_escalation(now, 10).await.expect("read").is_empty(), "nothing is due yet");
+    let level_two = now + time::Duration::minutes(10);
+    let due = store.due_for_escalation(level_two, 10).await.expect("read");
+    assert_eq!(due, std::slice::from_ref(&escalating.id), "a runbook without escalation is never listed");
+    // Widened to level 2: listed again at level 3's time, and never moved back to an earlier one.
+    store.list_for_escalation(&escalating.id, now + time::Duration::minutes(20)).await.expect("listed");
+    store.list_for_escalation(&escalating.id, level_two).await.expect("listed");
+    assert!(store.due_for_escalation(level_two, 10).await.expect("read").is_empty());
+    let level_three = now + time::Duration::minutes(20);
+    assert_eq!(store.due_for_escalation(level_three, 10).await.expect("read"), std::slice::from_ref(&escalating.id));
+    store.forget_escalation(&escalating.id).await.expect("forgotten");
+    assert!(store.due_for_escalation(now + time::Duration::hours(2), 10).await.expect("read").is_empty());
+}
+
 /// The sweeper reads the reminder index up to now: only requests past half their window are listed, however many
 /// are pending, and one reminded (or finished) is dropped from it. The pending count is one `ZCARD`.
 #[tokio::test]
