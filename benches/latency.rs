@@ -323,7 +323,10 @@ async fn sweep_cost() {
     for pending in [0, PENDING] {
         let now = jitgate::clock::Clock::now(&*h.clock);
         for _ in 0..pending {
-            let request = support::fixtures::pending_request(now, 1, Duration::from_secs(30 * 60));
+            // Escalating, so every index the sweeper reads (pending, reminders, escalation) lists all of them.
+            let mut request = support::fixtures::pending_request(now, 1, Duration::from_secs(30 * 60));
+            request.policy.escalation =
+                Some(jitgate::runbook::Escalation { after: Duration::from_secs(10 * 60), max_level: 2 });
             store.create(&request).await.expect("created");
         }
         let commands_before = redis_commands(&mut redis).await;
