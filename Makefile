@@ -15,8 +15,9 @@ self-contained:
 # The whole test suite, exactly as CI runs it: the dependency policy (deny.toml), formatting, lints, then every test against a private
 # Redis and local DynamoDB/STS server. `--tests --bench latency` rather than `--all-targets`: the same targets, except
 # that those with `test = false` (jitgate's thin main.rs, the test kit) get no test binary of their own to link; the
-# latency benchmark is built (so it keeps compiling) but not run. The load benchmark (benches/load/) is left out:
-# `cargo test` runs a `harness = false` target, and it plays a minute of load; clippy above keeps it compiling.
+# latency benchmark is built (so it keeps compiling) but not run. The load and memory benchmarks (benches/load/,
+# benches/memory.rs) are left out: `cargo test` runs a `harness = false` target, and they play a minute of load or
+# start a release `jitgate run`; clippy above keeps them compiling.
 test: deps self-contained
 	scripts/cargo-deny.sh
 	cargo fmt --all -- --check
