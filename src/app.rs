@@ -119,6 +119,11 @@ impl App {
         self.socket.sockets_opened_with_nodelay()
     }
 
+    /// [`Self::sockets_opened_with_nodelay`] once at least `count` WebSockets were opened.
+    pub async fn sockets_opened_at_least(&self, count: usize) -> (usize, usize) {
+        self.socket.sockets_opened_at_least(count).await
+    }
+
     /// Stops taking envelopes, lets taken work finish within `requests.shutdown_drain`, interrupts what is left,
     /// then stops the sweeper and the HTTP server (which answers `/readyz` with 503 meanwhile).
     pub async fn shutdown(self) -> ShutdownOutcome {

@@ -38,9 +38,42 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct SocketReport {
     /// Sockets opened so far.
-    pub opened: AtomicUsize,
+    opened: AtomicUsize,
     /// Of those, how many had `TCP_NODELAY` when read back from the socket after connecting.
-    pub nodelay: AtomicUsize,
+    nodelay: AtomicUsize,
+    /// Woken at every socket counted.
+    counted: tokio::sync::Notify,
+}
+
+impl SocketReport {
+    /// Counts one socket just opened.
+    fn record(&self, nodelay: bool) {
+        if nodelay {
+            self.nodelay.fetch_add(1, Ordering::Relaxed);
+        }
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.counted.notify_waiters();
+    }
+
+    /// Sockets opened so far, and how many of them had `TCP_NODELAY`.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.opened.load(Ordering::Relaxed), self.nodelay.load(Ordering::Relaxed))
+    }
+
+    /// [`Self::counts`] once at least `count` sockets were opened.
+    pub async fn opened_at_least(&self, count: usize) -> (usize, usize) {
+        loop {
+            // Registered before the counts are read, so a socket counted in between still wakes this.
+            let counted = self.counted.notified();
+            let mut counted = std::pin::pin!(counted);
+            counted.as_mut().enable();
+            let counts = self.counts();
+            if counts.0 >= count {
+                return counts;
+            }
+            counted.await;
+        }
+    }
 }
 
 /// slack-morphism's hyper connector, with [`Connections`] as its socket-mode clients manager.
@@ -301,15 +334,12 @@ impl Connection {
         let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), None, true)
             .await
             .map_err(|e| anyhow::anyhow!("connecting the WebSocket: {e}"))?;
-        self.report.opened.fetch_add(1, Ordering::Relaxed);
         let tcp = match socket.get_ref() {
             MaybeTlsStream::Plain(tcp) => Some(tcp),
             MaybeTlsStream::Rustls(tls) => Some(tls.get_ref().0),
             _ => None,
         };
-        if tcp.and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false) {
-            self.report.nodelay.fetch_add(1, Ordering::Relaxed);
-        }
+        self.report.record(tcp.and_then(|tcp| tcp.nodelay().ok()).unwrap_or(false));
         Ok(socket)
     }
 

@@ -96,7 +96,12 @@ impl SocketMode {
 
     /// WebSockets opened so far, and how many of them had `TCP_NODELAY` when read back from the socket.
     pub fn sockets_opened_with_nodelay(&self) -> (usize, usize) {
-        (self.sockets.opened.load(Ordering::Relaxed), self.sockets.nodelay.load(Ordering::Relaxed))
+        self.sockets.counts()
+    }
+
+    /// [`Self::sockets_opened_with_nodelay`] once at least `count` WebSockets were opened.
+    pub async fn sockets_opened_at_least(&self, count: usize) -> (usize, usize) {
+        self.sockets.opened_at_least(count).await
     }
 
     /// Connections Slack has greeted with `hello` so far, first ones and re-opened ones alike. slack-morphism

@@ -63,17 +63,9 @@ async fn a_cached_slack_id_does_not_let_someone_no_longer_on_call_approve() {
 }
 
 /// The bot's count of opened sockets once it reaches `count`: the emulator sees a connection open a moment before
-/// the bot's side of the handshake returns, so the count is waited for (bounded).
+/// the bot's side of the handshake returns, so the count is waited for (woken at each socket counted, bounded).
 async fn sockets_opened(h: &Harness, count: usize) -> (usize, usize) {
-    let wait = async {
-        loop {
-            let seen = h.apps[0].sockets_opened_with_nodelay();
-            if seen.0 >= count {
-                return seen;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    };
+    let wait = h.apps[0].sockets_opened_at_least(count);
     tokio::time::timeout(std::time::Duration::from_secs(10), wait).await.expect("the sockets were opened")
 }
 
