@@ -64,17 +64,11 @@ impl RequestStore {
 
     /// Break-glass runs whose review was due before `now`, oldest first.
     pub async fn reviews_overdue(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<RequestId>, StoreError> {
-        let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(self.keys.break_glass_unreviewed()).arg("-inf").arg(unix_ms(now)).arg("LIMIT").arg(0).arg(limit);
-        let ids: Vec<String> = self.query(cmd).await?;
-        Ok(ids.iter().filter_map(|id| RequestId::parse(id)).collect())
+        self.due_in(self.keys.break_glass_unreviewed(), now, limit).await
     }
 
     /// Forgets a break-glass run: reviewed, or alerted on.
     pub async fn forget_review(&self, id: &RequestId) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.keys.break_glass_unreviewed()).arg(id.as_str());
-        let _: i64 = self.query(cmd).await?;
-        Ok(())
+        self.forget_in(self.keys.break_glass_unreviewed(), id).await
     }
 }

@@ -220,39 +220,49 @@ impl RequestStore {
     /// loads each record, asks `request::expire` and writes with [`RequestStore::transition`], whose
     /// compare-and-set makes a stale or duplicate entry harmless.
     pub async fn due_for_expiry(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<RequestId>, StoreError> {
+        self.due_in(self.keys.pending_index(), now, limit).await
+    }
+
+    /// Up to `limit` request ids that the sorted set `index` scores at or before `up_to`, earliest first. Each of
+    /// the sweeper's indexes is read this way.
+    pub(super) async fn due_in(
+        &self,
+        index: String,
+        up_to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<RequestId>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(self.keys.pending_index()).arg("-inf").arg(unix_ms(now)).arg("BYSCORE").arg("LIMIT").arg(0).arg(limit);
+        cmd.arg(&index).arg("-inf").arg(unix_ms(up_to)).arg("BYSCORE").arg("LIMIT").arg(0).arg(limit);
         let members: Vec<String> = self.query(cmd).await?;
         let mut ids = Vec::with_capacity(members.len());
         for member in members {
             match RequestId::parse(&member) {
                 Some(id) => ids.push(id),
-                None => tracing::warn!(member = %member, "pending index holds something that is not a request id"),
+                None => tracing::warn!(index, member = %member, "an index holds something that is not a request id"),
             }
         }
         Ok(ids)
     }
 
+    /// Drops request `id` from the sorted set `index`.
+    pub(super) async fn forget_in(&self, index: String, id: &RequestId) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(index).arg(id.as_str());
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
     /// Up to `limit` requests whose reminder is due at `now`, earliest first. A hint: each is re-checked.
     pub async fn due_for_reminder(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<RequestId>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(self.keys.reminder_index()).arg("-inf").arg(unix_ms(now)).arg("BYSCORE").arg("LIMIT").arg(0).arg(limit);
-        let members: Vec<String> = self.query(cmd).await?;
-        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
+        self.due_in(self.keys.reminder_index(), now, limit).await
     }
 
     /// Drops a request from the reminder index: reminded, or no longer pending.
     pub async fn forget_reminder(&self, id: &RequestId) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.keys.reminder_index()).arg(id.as_str());
-        let _: i64 = self.query(cmd).await?;
-        Ok(())
+        self.forget_in(self.keys.reminder_index(), id).await
     }
 
     /// Lists a request in the escalation index, due at `due`. `GT`: a listing only moves later (the next level),
@@ -267,27 +277,12 @@ impl RequestStore {
     /// Up to `limit` requests whose next escalation level is due at `now`, earliest first. A hint: each is
     /// re-checked.
     pub async fn due_for_escalation(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<RequestId>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(self.keys.escalation_index())
-            .arg("-inf")
-            .arg(unix_ms(now))
-            .arg("BYSCORE")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
-        let members: Vec<String> = self.query(cmd).await?;
-        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
+        self.due_in(self.keys.escalation_index(), now, limit).await
     }
 
     /// Drops a request from the escalation index: at its deepest level, or no longer pending.
     pub async fn forget_escalation(&self, id: &RequestId) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.keys.escalation_index()).arg(id.as_str());
-        let _: i64 = self.query(cmd).await?;
-        Ok(())
+        self.forget_in(self.keys.escalation_index(), id).await
     }
 
     /// How many requests the pending index lists (a hint, as the index is): one `ZCARD`, whatever the count.
@@ -300,10 +295,7 @@ impl RequestStore {
     /// Drops a request from the pending index, for the sweeper when the record is gone (its key expired after the
     /// grace) or is no longer pending.
     pub async fn forget_pending(&self, id: &RequestId) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.keys.pending_index()).arg(id.as_str());
-        let _: i64 = self.query(cmd).await?;
-        Ok(())
+        self.forget_in(self.keys.pending_index(), id).await
     }
 
     /// Up to `limit` requests that entered Approved or Running at or before `started_before`, oldest first:
@@ -314,27 +306,12 @@ impl RequestStore {
         started_before: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<RequestId>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut cmd = redis::cmd("ZRANGE");
-        cmd.arg(self.keys.running_index())
-            .arg("-inf")
-            .arg(unix_ms(started_before))
-            .arg("BYSCORE")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit);
-        let members: Vec<String> = self.query(cmd).await?;
-        Ok(members.iter().filter_map(|m| RequestId::parse(m)).collect())
+        self.due_in(self.keys.running_index(), started_before, limit).await
     }
 
     /// Drops a request from the running index.
     pub async fn forget_running(&self, id: &RequestId) -> Result<(), StoreError> {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(self.keys.running_index()).arg(id.as_str());
-        let _: i64 = self.query(cmd).await?;
-        Ok(())
+        self.forget_in(self.keys.running_index(), id).await
     }
 
     /// The index is only a hint, so failing to clean it is logged and left to the sweeper.
