@@ -122,26 +122,13 @@ impl Jitgate {
         let log = dir.path().join("jitgate.log");
         let secret: [u8; 32] = rand::rng().random();
         let link_secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        let mut env: Vec<(String, String)> = vec![
-            ("SLACK_API_URL".into(), slack.api_base()),
-            ("SLACK_APP_TOKEN".into(), slack.app_token().into()),
-            ("SLACK_BOT_TOKEN".into(), slack.bot_token().into()),
-            ("PAGERDUTY_API_URL".into(), pagerduty.base_url()),
-            ("PAGERDUTY_API_TOKEN".into(), pagerduty.api_key().into()),
-            ("REDIS_URL".into(), services.redis_url.clone()),
-            ("AWS_ENDPOINT_URL".into(), services.aws_endpoint.clone()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            // The local server accepts any credentials; these only have to look like some.
-            ("AWS_ACCESS_KEY_ID".into(), "AKIAJITGATEDEMO00001".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "local-demo-secret".into()),
-            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-            // Empty profile files: nothing from the user's ~/.aws may send the demo to a real account.
-            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
-            ("JITGATE_LINK_SECRET".into(), link_secret),
-            // The log is a file: no terminal colour codes in it.
-            ("NO_COLOR".into(), "1".into()),
-        ];
+        let mut env = jitgate_emulators::world::jitgate_environment(
+            slack,
+            pagerduty,
+            &services.redis_url,
+            &services.aws_endpoint,
+            &link_secret,
+        );
         for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE"] {
             if let Ok(value) = std::env::var(name) {
                 env.push((name.into(), value));

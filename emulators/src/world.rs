@@ -134,3 +134,36 @@ pub fn add_incidents(pagerduty: &FakePagerDuty) {
         });
     }
 }
+
+/// The environment of a `jitgate run` child process that plays in this world: the emulators' URLs and tokens,
+/// `redis_url`, the local DynamoDB/STS server at `aws_endpoint`, and `link_secret` (the same on every replica that
+/// shares records in Redis, since it also keys their seals). Nothing from the caller's environment: add what it
+/// should inherit (`PATH`, `RUST_LOG`).
+pub fn jitgate_environment(
+    slack: &crate::slack::FakeSlack,
+    pagerduty: &FakePagerDuty,
+    redis_url: &str,
+    aws_endpoint: &str,
+    link_secret: &str,
+) -> Vec<(String, String)> {
+    vec![
+        ("SLACK_API_URL".into(), slack.api_base()),
+        ("SLACK_APP_TOKEN".into(), slack.app_token().into()),
+        ("SLACK_BOT_TOKEN".into(), slack.bot_token().into()),
+        ("PAGERDUTY_API_URL".into(), pagerduty.base_url()),
+        ("PAGERDUTY_API_TOKEN".into(), pagerduty.api_key().into()),
+        ("REDIS_URL".into(), redis_url.into()),
+        ("AWS_ENDPOINT_URL".into(), aws_endpoint.into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        // The local server accepts any credentials; these only have to look like some.
+        ("AWS_ACCESS_KEY_ID".into(), "AKIAJITGATELOCAL0001".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "local-secret".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        // Empty profile files: nothing from the user's ~/.aws may send the process to a real account.
+        ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ("JITGATE_LINK_SECRET".into(), link_secret.into()),
+        // Logs go to files: no terminal colour codes in them.
+        ("NO_COLOR".into(), "1".into()),
+    ]
+}

@@ -173,26 +173,13 @@ impl Fleet {
 }
 
 fn environment(shared: &Shared<'_>, slack: &FakeSlack, pagerduty: &FakePagerDuty) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("SLACK_API_URL".into(), slack.api_base()),
-        ("SLACK_APP_TOKEN".into(), slack.app_token().into()),
-        ("SLACK_BOT_TOKEN".into(), slack.bot_token().into()),
-        ("PAGERDUTY_API_URL".into(), pagerduty.base_url()),
-        ("PAGERDUTY_API_TOKEN".into(), pagerduty.api_key().into()),
-        ("REDIS_URL".into(), shared.redis_url.into()),
-        ("AWS_ENDPOINT_URL".into(), shared.aws_endpoint.into()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        // The local server accepts any credentials; these only have to look like some.
-        ("AWS_ACCESS_KEY_ID".into(), "AKIAJITGATELOAD00001".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "local-load-secret".into()),
-        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        // Nothing from the user's ~/.aws may send the load to a real account.
-        ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
-        // The same on every replica: it also keys the seals of the records they share in Redis.
-        ("JITGATE_LINK_SECRET".into(), shared.link_secret.into()),
-        ("NO_COLOR".into(), "1".into()),
-    ];
+    let mut env = jitgate_emulators::world::jitgate_environment(
+        slack,
+        pagerduty,
+        shared.redis_url,
+        shared.aws_endpoint,
+        shared.link_secret,
+    );
     for name in ["PATH", "RUST_LOG"] {
         if let Ok(value) = std::env::var(name) {
             env.push((name.into(), value));
