@@ -15,7 +15,7 @@ use jitgate::aws::value::MASK;
 use jitgate::clock::{ManualClock, SharedClock};
 use jitgate::engine::{ApproveResult, DecisionResult, Engine, EngineSettings, ExecuteResult, SubmitOutcome};
 use jitgate::ids::SlackUserId;
-use jitgate::request::{AccessRequest, FailureReason, Refusal, RequestState, Roster};
+use jitgate::request::{AccessRequest, ApprovedQuery, FailureReason, Refusal, RequestState, Roster};
 use jitgate::runbook::RunbookSet;
 use jitgate::seal::{SealPurpose, Sealer};
 use jitgate::store::{RateLimit, RequestStore, StoreSettings};
@@ -126,6 +126,16 @@ async fn alice_requests(engine: &Engine) -> AccessRequest {
     }
 }
 
+/// Bob, on call, approves the operation the card showed: the approved record and its query, ready to execute.
+async fn bob_approves(world: &World, engine: &Engine, request: &AccessRequest) -> (AccessRequest, ApprovedQuery) {
+    let result =
+        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.expect("approve");
+    let ApproveResult::Approved { request: approved, query } = result else {
+        panic!("expected approval, got {result:?}")
+    };
+    (*approved, *query)
+}
+
 #[tokio::test]
 async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
     let world = World::new().await;
@@ -133,13 +143,9 @@ async fn an_approved_request_runs_once_returns_masked_rows_and_is_audited() {
     let request = alice_requests(&engine).await;
     assert_eq!(request.state(), RequestState::Pending);
 
-    let result =
-        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.expect("approve");
-    let ApproveResult::Approved { request: approved, query } = result else {
-        panic!("expected approval, got {result:?}")
-    };
+    let (approved, query) = bob_approves(&world, &engine, &request).await;
     assert_eq!(approved.state(), RequestState::Approved);
-    let result = engine.execute(*approved, *query).await.expect("execute");
+    let result = engine.execute(approved, query).await.expect("execute");
     let ExecuteResult::Executed { request: done, result, audit } = result else {
         panic!("expected execution, got {result:?}")
     };
@@ -184,16 +190,12 @@ async fn a_card_recorded_after_a_quick_approval_does_not_stop_the_run() {
     let world = World::new().await;
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
-    let result =
-        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.expect("approve");
-    let ApproveResult::Approved { request: approved, query } = result else {
-        panic!("expected approval, got {result:?}")
-    };
+    let (approved, query) = bob_approves(&world, &engine, &request).await;
     let card = jitgate::request::CardRef { channel: "C0ONCALL".into(), ts: "1700000000.000100".into() };
     let recorded = engine.attach_card(&request.id, card).await.expect("attach").expect("the request exists");
     assert_eq!(recorded.state(), RequestState::Approved);
 
-    let result = engine.execute(*approved, *query).await.expect("execute");
+    let result = engine.execute(approved, query).await.expect("execute");
     let ExecuteResult::Executed { request: done, .. } = result else { panic!("expected execution, got {result:?}") };
     assert_eq!(done.state(), RequestState::Succeeded);
     assert!(done.card.is_some(), "the card recorded in between is kept");
@@ -355,12 +357,8 @@ async fn sts_failing_ends_the_request_as_failed_with_a_reason_and_runs_nothing()
     let closed = support::aws_config_for("http://127.0.0.1:9", "AKIAJITGATETESTS0001", "test-secret");
     let engine = world.replica_with(&closed, &support::redis_url()).await;
     let request = alice_requests(&engine).await;
-    let ApproveResult::Approved { request: approved, query } =
-        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
-    else {
-        panic!("expected approval")
-    };
-    let result = engine.execute(*approved, *query).await.unwrap();
+    let (approved, query) = bob_approves(&world, &engine, &request).await;
+    let result = engine.execute(approved, query).await.unwrap();
     let ExecuteResult::Failed { request: failed, reason, alarm: false } = result else { panic!("{result:?}") };
     assert_eq!(failed.state(), RequestState::Failed);
     assert!(!jitgate::messages::failure_reason(&reason).is_empty(), "{reason:?}");
@@ -434,14 +432,10 @@ async fn a_record_changed_while_starting_is_failed_and_audited_not_run() {
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
     let pending = raw_record(&world, &request.id).await;
-    let ApproveResult::Approved { request: approved, query } =
-        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
-    else {
-        panic!("expected approval")
-    };
+    let (approved, query) = bob_approves(&world, &engine, &request).await;
     write_raw_record(&world, &request.id, pending).await;
 
-    let result = engine.execute(*approved, *query).await.expect("execute");
+    let result = engine.execute(approved, query).await.expect("execute");
     let ExecuteResult::Failed { request: ended, reason, alarm } = result else { panic!("must not run: {result:?}") };
     assert_eq!(reason, FailureReason::ChangedWhileStarting { now: RequestState::Pending });
     assert!(alarm, "a record moved back from outside is a security alert");
@@ -458,15 +452,11 @@ async fn a_record_ended_by_another_writer_while_starting_keeps_that_ending() {
     let world = World::new().await;
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
-    let ApproveResult::Approved { request: approved, query } =
-        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
-    else {
-        panic!("expected approval")
-    };
+    let (approved, query) = bob_approves(&world, &engine, &request).await;
     let sweeper = world.replica().await;
     sweeper.abandon(&request.id, FailureReason::NeverStarted).await.expect("abandon").expect("the request exists");
 
-    let result = engine.execute(*approved, *query).await.expect("execute");
+    let result = engine.execute(approved, query).await.expect("execute");
     let ExecuteResult::Failed { reason, alarm, .. } = result else { panic!("must not run: {result:?}") };
     assert_eq!(reason, FailureReason::ChangedWhileStarting { now: RequestState::Failed });
     assert!(!alarm);
@@ -479,17 +469,13 @@ async fn a_record_gone_while_starting_is_not_run_and_its_trail_ends() {
     let world = World::new().await;
     let engine = world.replica().await;
     let request = alice_requests(&engine).await;
-    let ApproveResult::Approved { request: approved, query } =
-        engine.approve(&request.id, request.fingerprint.as_hex(), &bob(), &world.roster()).await.unwrap()
-    else {
-        panic!("expected approval")
-    };
+    let (approved, query) = bob_approves(&world, &engine, &request).await;
     let client = redis::Client::open(support::redis_url()).expect("redis url");
     let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
     let key = format!("{}:{{{}}}:request", world.prefix, request.id.as_str());
     let () = redis::cmd("DEL").arg(&key).query_async(&mut redis).await.expect("delete");
 
-    let result = engine.execute(*approved, *query).await.expect("execute");
+    let result = engine.execute(approved, query).await.expect("execute");
     assert!(matches!(result, ExecuteResult::Failed { reason: FailureReason::ChangedWhileStarting { .. }, .. }));
     assert_eq!(world.audit_kinds(&request).await, ["requested", "approved", "failed"]);
 }
