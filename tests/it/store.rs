@@ -545,8 +545,20 @@ async fn concurrent_requests_cannot_slip_past_the_limit_together() {
     let store = store().await;
     let limit = RateLimit { max: 5, window: Duration::from_secs(60) };
     let now = wall_clock_now();
-    let start = Arc::new(Barrier::new(20));
-    let attempts: Vec<_> = (0..20)
+    let admitted = admitted_of_racing(&store, 20, limit, now).await;
+    assert_eq!(admitted, 5, "all in the same millisecond, and still only `max` admitted");
+}
+
+/// Starts `attempts` admissions of UALICE's new requests at the same moment (a barrier); returns how many were
+/// admitted.
+pub(crate) async fn admitted_of_racing(
+    store: &RequestStore,
+    attempts: usize,
+    limit: RateLimit,
+    now: time::OffsetDateTime,
+) -> usize {
+    let start = Arc::new(Barrier::new(attempts));
+    let attempts: Vec<_> = (0..attempts)
         .map(|_| {
             let (store, start) = (store.clone(), start.clone());
             tokio::spawn(async move {
@@ -555,14 +567,13 @@ async fn concurrent_requests_cannot_slip_past_the_limit_together() {
             })
         })
         .collect();
-
     let mut admitted = 0;
     for attempt in attempts {
         if attempt.await.unwrap() == Admission::Admitted {
             admitted += 1;
         }
     }
-    assert_eq!(admitted, 5, "all in the same millisecond, and still only `max` admitted");
+    admitted
 }
 
 // ---- Redis unavailable ----------------------------------------------------------------------------------------
